@@ -1,0 +1,31 @@
+"""Exceptions that carry a one-line, actionable message for the user.
+
+The CLI prints ``str(error)`` of any :class:`FxcapError` on one line and exits non-zero; every other
+exception is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class FxcapError(Exception):
+    """Base class: a problem the user can fix; the message says what to do."""
+
+
+class CaptureError(FxcapError):
+    """A capture could not be made or a take failed its checks beyond the retry budget."""
+
+
+class DeviceNotFoundError(CaptureError):
+    """The requested audio device, profile or virtual device does not exist."""
+
+
+class SessionError(FxcapError):
+    """A session folder is missing, corrupt or of an unsupported schema version."""
+
+
+class DatasetError(FxcapError):
+    """A dataset folder or shard is missing, corrupt or inconsistent."""
+
+
+class ModelError(FxcapError):
+    """A model configuration, checkpoint or run folder is unusable."""
