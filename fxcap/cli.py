@@ -7,6 +7,7 @@ user can fix (:class:`fxcap.errors.FxcapError`) are printed as one line and exit
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -56,6 +57,163 @@ def devices() -> None:
         )
         table.add_row(profile.name, profile.kind, knobs)
     console.print(table)
+
+
+def _fail(message: str) -> None:
+    raise FxcapError(message)
+
+
+@app.command("signal")
+def signal_command(
+    out: Annotated[Path, typer.Option("--out", "-o", help="WAV file to write (float32); the layout JSON is written beside it.")] = Path("capture_signal.wav"),
+    rate: Annotated[int, typer.Option("--rate", "-r", help="Sample rate in Hz: 44100, 48000, 88200 or 96000.")] = 48000,
+    preset: Annotated[str, typer.Option(help="'default' (a few minutes) or 'short' (quick tests).")] = "default",
+    peak_dbfs: Annotated[Optional[float], typer.Option("--peak-dbfs", help="Peak level of the signal in dBFS.")] = None,
+    program: Annotated[Optional[Path], typer.Option("--signal", help="Your own program material (WAV) to wrap with sync markers.")] = None,
+) -> None:
+    """Write the capture test signal (to reamp it through a device from a DAW, for example)."""
+    from fxcap.capture.signal import SignalConfig, generate_signal, save_signal, wrap_program
+    from fxcap.io import read_wav
+
+    if program is not None:
+        audio, file_rate = read_wav(program)
+        signal = wrap_program(audio, file_rate, peak_dbfs=peak_dbfs)
+    else:
+        config = SignalConfig(sample_rate=rate, preset=preset)
+        if peak_dbfs is not None:
+            config.peak_dbfs = peak_dbfs
+        signal = generate_signal(config)
+    save_signal(signal, out)
+    table = Table(title=f"{out} ({signal.duration:.1f} s at {signal.sample_rate} Hz, version {signal.layout.version})")
+    for column in ("region", "kind", "start (s)", "end (s)"):
+        table.add_column(column)
+    for region in signal.layout.regions:
+        start, stop = region.seconds(signal.sample_rate)
+        table.add_row(region.name, region.kind, f"{start:.3f}", f"{stop:.3f}")
+    console.print(table)
+
+
+class _RecordProgress:
+    """Rich progress over takes, with one line per rejected attempt."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
+        self.task = self.progress.add_task("calibration", total=None)
+
+    def __call__(self, event: str, data: dict) -> None:
+        if event == "plan":
+            self.progress.update(self.task, total=data["total"], completed=data["done"])
+        elif event == "calibration":
+            cal = data["calibration"]
+            self.progress.console.print(
+                f"calibration: latency {cal.latency_samples:.2f} samples, rig gain {cal.gain_db:+.2f} dB, "
+                f"polarity {cal.polarity:+d}, drift {cal.drift_ppm:+.1f} ppm"
+            )
+        elif event == "take_start":
+            take = data["take"]
+            knobs = ", ".join(f"{k}={v}" for k, v in take.knobs.items())
+            self.progress.update(self.task, description=f"{take.take_id} {knobs}")
+        elif event == "attempt_rejected":
+            reasons = "; ".join(f"{c.name}: {c.message}" for c in data["failed"])
+            self.progress.console.print(f"[yellow]{data['take'].take_id} attempt {data['attempt']} rejected[/]: {reasons}")
+        elif event == "take_done":
+            self.progress.advance(self.task)
+
+
+def _print_session_summary(session) -> None:
+    from fxcap.capture.record import session_summary
+
+    rows = session_summary(session)
+    table = Table(title=f"{session.root}: {len(rows)} takes of {session.manifest.device.name} ({session.manifest.status})")
+    for column in ("take", "knobs", "latency (smp)", "gain (dB)", "drift (ppm)", "noise (dBFS)", "repeat ESR (dB)", "tries", "status"):
+        table.add_column(column, justify="right" if column not in ("take", "knobs", "status") else "left")
+    fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
+    for row in rows:
+        table.add_row(
+            row["take"] + (" (ref)" if row["reference"] else ""),
+            row["knobs"],
+            fmt(row["latency_samples"], ".2f"),
+            fmt(row["gain_db"], "+.2f"),
+            fmt(row["drift_ppm"], "+.1f"),
+            fmt(row["noise_floor_dbfs"], ".1f"),
+            fmt(row["repeatability_esr_db"], ".1f"),
+            str(row["attempts"]),
+            row["status"],
+        )
+    console.print(table)
+    for check in session.manifest.calibration.get("session_checks", []):
+        style = "green" if check["passed"] else ("yellow" if check["severity"] == "warning" else "red")
+        console.print(f"[{style}]{check['name']}[/]: {check['message']}")
+
+
+@app.command()
+def record(
+    device: Annotated[str, typer.Option("--device", "-d", help="Device profile: OD-3, LA-2A or a .toml file.")] = "OD-3",
+    knob: Annotated[Optional[list[str]], typer.Option("--knob", "-k", help="Knob to sweep; repeat for a grid.")] = None,
+    steps: Annotated[Optional[list[int]], typer.Option("--steps", "-n", help="Settings per swept knob (one value for all, or one per --knob).")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Fix an unswept knob, e.g. --set tone=5.")] = None,
+    plan: Annotated[str, typer.Option(help="'grid' (every combination) or 'lhs' (Latin hypercube of --takes settings).")] = "grid",
+    takes: Annotated[int, typer.Option(help="Number of settings for --plan lhs.")] = 16,
+    shuffle: Annotated[bool, typer.Option("--shuffle/--in-order", help="Record the settings in random order.")] = False,
+    reference_every: Annotated[int, typer.Option(help="Re-take the reference setting every N takes (0: never).")] = 0,
+    backend: Annotated[str, typer.Option("--backend", "-b", help="sim, sim:OD-3, soundcard[:NAME] or plugin:NAME.")] = "sim",
+    rate: Annotated[int, typer.Option("--rate", "-r", help="Sample rate in Hz.")] = 48000,
+    preset: Annotated[str, typer.Option(help="Capture signal: 'default' (a few minutes) or 'short'.")] = "default",
+    program: Annotated[Optional[Path], typer.Option("--signal", help="Your own program material (WAV) instead of the built-in.")] = None,
+    peak_dbfs: Annotated[Optional[float], typer.Option("--peak-dbfs", help="Peak level of the played signal (dBFS).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Session folder (default sessions/<device>-<time>).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the session in --out (default: the newest) where it stopped.")] = False,
+    max_attempts: Annotated[int, typer.Option(help="Tries per take before the run stops.")] = 3,
+    seed: Annotated[int, typer.Option(help="Seed for the virtual rig and random plans.")] = 0,
+) -> None:
+    """Record a device at swept knob settings into a session folder (aligned, checked takes)."""
+    from fxcap.capture.capture import CaptureRequest, run_capture
+    from fxcap.capture.plan import PlanConfig
+    from fxcap.capture.plan import parse_settings
+    from fxcap.capture.profiles import get_profile
+    from fxcap.capture.record import RecordConfig
+
+    knobs = list(knob or [])
+    step_list = list(steps or [11])
+    if len(step_list) not in (1, len(knobs)) and knobs:
+        _fail(f"give one --steps for all knobs or one per --knob ({len(knobs)}), not {len(step_list)}")
+    step_spec: int | dict[str, int] = step_list[0] if len(step_list) == 1 else dict(zip(knobs, step_list))
+    fixed = {}
+    if set_ and not backend.startswith("plugin"):
+        try:
+            fixed = parse_settings(list(set_), get_profile(device))
+        except ValueError as exc:
+            _fail(str(exc))
+    elif set_:
+        fixed = dict(item.split("=", 1) for item in set_)
+    request = CaptureRequest(
+        device=device,
+        backend=backend,
+        plan=PlanConfig(knobs=knobs, steps=step_spec, kind=plan, takes=takes, fixed=fixed, shuffle=shuffle, reference_every=reference_every, seed=seed),
+        sample_rate=rate,
+        preset=preset,
+        program=program,
+        peak_dbfs=peak_dbfs,
+        out=out,
+        resume=resume,
+        seed=seed,
+        record=RecordConfig(max_attempts=max_attempts),
+    )
+    progress = _RecordProgress()
+    with progress.progress:
+        session = run_capture(request, observer=progress)
+    _print_session_summary(session)
+    console.print(f"session written to [bold]{session.root}[/]")
 
 
 def main() -> None:
