@@ -35,8 +35,8 @@ MANIFEST_NAME = "session.json"
 
 
 def now_iso() -> str:
-    """Current UTC time, ISO 8601 with seconds."""
-    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+    """Current UTC time, ISO 8601 with microseconds (orders sessions created in the same second)."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat()
 
 
 @dataclass
