@@ -216,6 +216,110 @@ def record(
     console.print(f"session written to [bold]{session.root}[/]")
 
 
+CONDITIONS = ("concat", "film", "statichyper", "dynamichyper")
+
+
+@app.command()
+def train(
+    cond: Annotated[str, typer.Option("--cond", "-c", help="concat, film, statichyper, dynamichyper or all.")] = "dynamichyper",
+    cell: Annotated[str, typer.Option(help="Recurrent cell: gru or lstm.")] = "gru",
+    dataset: Annotated[Optional[Path], typer.Option("--dataset", help="Dataset folder (default: the newest under datasets/).")] = None,
+    runs_dir: Annotated[Path, typer.Option("--runs", help="Where run folders go.")] = Path("runs"),
+    preset: Annotated[str, typer.Option(help="'paper' (the paper's recipe), 'default' or 'quick' (minutes on a CPU).")] = "default",
+    epochs: Annotated[Optional[int], typer.Option(help="Max epochs (overrides the preset).")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Optimizer steps per epoch (overrides the preset).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Windows per step (overrides the preset).")] = None,
+    window: Annotated[Optional[int], typer.Option(help="BPTT window in samples (default: the dataset's).")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Adam learning rate.")] = None,
+    stft_weight: Annotated[Optional[float], typer.Option(help="Weight of the multi-resolution STFT loss.")] = None,
+    pre_emphasis: Annotated[bool, typer.Option("--pre-emphasis/--no-pre-emphasis", help="Loss on pre-emphasised signals.")] = True,
+    seed: Annotated[int, typer.Option(help="Seed for initialisation and window sampling.")] = 0,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue interrupted runs from their last epoch.")] = False,
+    evaluate: Annotated[bool, typer.Option("--evaluate/--no-evaluate", help="Score each run on the test split afterwards.")] = True,
+) -> None:
+    """Train one or all conditioning schemes on a dataset; one run folder per model."""
+    from fxcap.modeling.pipeline import TrainRequest, train_models
+
+    conds = list(CONDITIONS) if cond == "all" else [cond]
+    request = TrainRequest(
+        conds=conds, cell=cell, dataset=dataset, runs_dir=runs_dir, preset=preset, seed=seed, resume=resume, evaluate=evaluate,
+        overrides={k: v for k, v in dict(max_epochs=epochs, steps_per_epoch=steps, batch_size=batch_size, window=window, lr=lr, stft_weight=stft_weight).items() if v is not None} | {"pre_emphasis": pre_emphasis},
+    )
+    results = train_models(request, console=console)
+    _print_comparison(results.comparison)
+
+
+def _print_comparison(frame) -> None:
+    if frame is None:
+        return
+    table = Table(title="Test-split comparison (lower is better, * best)")
+    from fxcap.modeling.compare import to_markdown
+
+    lines = [line for line in to_markdown(frame).splitlines() if line.startswith("|")]
+    headers = [h.strip() for h in lines[0].strip("|").split("|")]
+    for header in headers:
+        table.add_column(header, justify="left" if header in ("run", "scheme", "cell") else "right")
+    for line in lines[2:]:
+        table.add_row(*[c.strip() for c in line.strip("|").split("|")])
+    console.print(table)
+
+
+@app.command("evaluate")
+def evaluate_command(
+    model: Annotated[list[Path], typer.Option("--model", "-m", help="Run folder(s) to score.")],
+    dataset: Annotated[Optional[Path], typer.Option("--dataset", help="Dataset (default: the one the run was trained on).")] = None,
+    checkpoint: Annotated[str, typer.Option(help="best or last.")] = "best",
+) -> None:
+    """Score trained runs on the test split (and held-out knob settings), per knob setting and averaged."""
+    from fxcap.modeling.evaluate import evaluate_run
+
+    for run in model:
+        summary = evaluate_run(run, dataset, checkpoint)
+        scores = summary["test"]
+        console.print(
+            f"{run}: ESR {scores['esr']:.4f} ({scores['esr_db']:.1f} dB), L1 {scores['l1']:.4f}, STFT {scores['mrstft']:.3f}, "
+            f"LUFS {scores['lufs_diff']:.2f}, CF {scores['crest_factor_diff_db']:.2f} dB, RMS {scores['rms_diff_db']:.2f} dB"
+        )
+        if "holdout" in summary:
+            console.print(f"  held-out knob settings: ESR {summary['holdout']['esr']:.4f} ({summary['holdout']['esr_db']:.1f} dB)")
+
+
+@app.command()
+def compare(
+    runs: Annotated[Optional[list[Path]], typer.Argument(help="Run folders (default: every evaluated run under --runs).")] = None,
+    runs_dir: Annotated[Path, typer.Option("--runs", help="Where to look for runs.")] = Path("runs"),
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for comparison.md/.csv (default: --runs).")] = None,
+    split: Annotated[str, typer.Option(help="test or holdout.")] = "test",
+) -> None:
+    """Print and write the table of all evaluated runs side by side, best per column marked."""
+    from fxcap.modeling.compare import compare_runs, find_runs
+
+    folders = list(runs) if runs else find_runs(runs_dir)
+    if not folders:
+        _fail(f"no evaluated runs under {runs_dir}/; train some with `fxcap train --cond all`")
+    frame = compare_runs(folders, out or runs_dir, split)
+    _print_comparison(frame)
+    console.print(f"written {(out or runs_dir) / 'comparison.md'} and comparison.csv")
+
+
+@app.command()
+def render(
+    model: Annotated[Path, typer.Option("--model", "-m", help="Run folder of a trained model.")],
+    in_path: Annotated[Path, typer.Option("--in", "-i", help="Dry input WAV at the model's sample rate.")],
+    out_path: Annotated[Path, typer.Option("--out", "-o", help="Output WAV (float32).")],
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Knob value, e.g. --set drive=7.")] = None,
+    automate: Annotated[Optional[list[str]], typer.Option("--automate", help="Knob envelope, e.g. drive:0:10 (ramp over the file).")] = None,
+    automation_csv: Annotated[Optional[Path], typer.Option("--automation", help="CSV with a time column (s) and one column per knob.")] = None,
+    checkpoint: Annotated[str, typer.Option(help="best or last.")] = "best",
+    block: Annotated[int, typer.Option(help="Samples per processing block.")] = 65536,
+) -> None:
+    """Process audio through a trained model at a knob setting or with knob automation."""
+    from fxcap.modeling.render import render_run
+
+    result = render_run(model, in_path, out_path, settings=list(set_ or []), automate=list(automate or []), automation_csv=automation_csv, checkpoint=checkpoint, block=block)
+    console.print(f"wrote {out_path}: {result['seconds']:.2f} s, peak {result['peak']:.3f}")
+
+
 def main() -> None:
     """Console-script entry point: run the app, turning user errors into one-line messages."""
     try:

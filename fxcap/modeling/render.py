@@ -151,3 +151,52 @@ def render_file(
 
     atomic_write(out_path, write)
     return {"samples": total, "seconds": total / sample_rate, "peak": peak}
+
+
+def render_run(
+    run_dir: str | Path,
+    in_path: str | Path,
+    out_path: str | Path,
+    settings: list[str] | None = None,
+    automate: list[str] | None = None,
+    automation_csv: str | Path | None = None,
+    checkpoint: str = "best",
+    block: int = DEFAULT_BLOCK,
+) -> dict[str, Any]:
+    """Render ``in_path`` through the model of ``run_dir`` (what ``fxcap render`` calls).
+
+    ``settings`` are ``NAME=VALUE`` strings; ``automate`` are envelopes (:func:`parse_envelope`);
+    ``automation_csv`` a CSV of envelopes (:func:`read_automation_csv`).
+    """
+    from fxcap.modeling.train import load_run
+
+    model, run_config = load_run(run_dir, checkpoint)
+    knobs = knobs_from_run(run_config)
+    by_name = {k.name: k for k in knobs}
+    constant: dict[str, Any] = {}
+    for item in settings or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ModelError(f"--set expects NAME=VALUE (e.g. drive=7), not {item!r}")
+        if name not in by_name:
+            raise ModelError(f"the model has no knob {name!r}; its knobs are {', '.join(by_name)}")
+        constant[name] = value if by_name[name].is_switch else _number(name, value)
+    try:
+        duration = sf.info(str(in_path)).duration
+    except (RuntimeError, sf.LibsndfileError) as exc:
+        raise ModelError(f"cannot read {in_path}: {exc}") from None
+    envelopes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    if automation_csv is not None:
+        envelopes.update(read_automation_csv(automation_csv))
+    for spec in automate or []:
+        name, envelope = parse_envelope(spec, duration)
+        envelopes[name] = envelope
+    schedule = KnobSchedule(constant=constant, envelopes=envelopes)
+    return render_file(model, knobs, int(run_config["dataset"]["sample_rate"]), in_path, out_path, schedule, block)
+
+
+def _number(name: str, text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ModelError(f"{name} must be a number, not {text!r}") from None
