@@ -177,9 +177,9 @@ def estimate_delay(
     delay = float(np.clip(delay, lo_i - 0.5, hi_i + 0.5))
     peak = polarity * _corr_at(cross, size, delay)[0]
     if weighting == "phat":
-        norm = (2.0 * np.count_nonzero(mask) - mask[0]) / size
-    else:
-        ref_energy = (2.0 * np.sum(np.abs(ref_spec[mask]) ** 2) - (np.abs(ref_spec[0]) ** 2 if mask[0] else 0)) / size
+        norm = 2.0 * np.count_nonzero(mask) / size
+    else:  # Parseval over the band (the mask never holds DC or Nyquist)
+        ref_energy = 2.0 * np.sum(np.abs(ref_spec[mask]) ** 2) / size
         start = int(round(delay))
         window = rec[max(start, 0) : max(start + k, 0)]
         norm = np.sqrt(ref_energy * max(float(np.sum(window * window)), 1e-30))
@@ -254,16 +254,15 @@ class _MarkerFit:
     timing: _Timing
     drift_corrected: bool
     residual_samples: float  # end-marker misalignment left after the final timing (samples)
-
-    @property
-    def found(self) -> bool:
-        return min(self.corr_start, self.corr_end) > 0.0
+    found: bool  # both markers found (correlation >= AlignConfig.min_marker_corr)
 
 
 def _marker_regions(layout: SignalLayout) -> tuple[Region, Region]:
     starts, ends = layout.of_kind("sync_start"), layout.of_kind("sync_end")
     if not starts or not ends:
-        raise CaptureError("signal layout has no sync_start/sync_end markers; regenerate the signal with `fxcap signal`")
+        raise CaptureError(
+            "signal layout has no sync_start/sync_end markers; regenerate the signal with `fxcap signal`"
+        )
     return starts[0], ends[0]
 
 
@@ -280,7 +279,7 @@ def _locate(
     config: AlignConfig,
     sample_rate: int,
 ) -> tuple[float, float, int]:
-    """Latency (samples) of ``template``, played at ``position``, in ``recorded``, searched in ``[lo, hi]``.
+    """Latency (samples) of ``template``, played at ``position``, in ``recorded``; searched in [lo, hi].
 
     Returns ``(latency, corr, polarity)``; reads zeros outside ``recorded``, so a recording that
     is too short gives a low correlation instead of an exception.
@@ -364,6 +363,7 @@ def _fit_markers(raw: RawTake, layout: SignalLayout, config: AlignConfig) -> _Ma
         timing=timing,
         drift_corrected=bool(corrected),
         residual_samples=float(residual),
+        found=bool(found_s and found_e),
     )
 
 
@@ -418,7 +418,7 @@ def _tone_gain(played: np.ndarray, aligned: np.ndarray, region: slice) -> float:
     return float(np.hypot(np.dot(r, p), np.dot(r, q)) / energy)
 
 
-def silence_slice(layout: SignalLayout, config: AlignConfig | None = None) -> list[slice]:
+def silence_slices(layout: SignalLayout, config: AlignConfig | None = None) -> list[slice]:
     """The parts of the silence regions used to measure a noise floor (tails skipped)."""
     config = config or AlignConfig()
     return [_interior(r, *config.silence_skip) for r in layout.of_kind("silence")]
@@ -426,7 +426,7 @@ def silence_slice(layout: SignalLayout, config: AlignConfig | None = None) -> li
 
 def noise_floor_dbfs(aligned: np.ndarray, layout: SignalLayout, config: AlignConfig | None = None) -> float:
     """RMS of ``aligned`` over the silence regions (dBFS); ``nan`` when the layout has none."""
-    parts = [aligned[s] for s in silence_slice(layout, config)]
+    parts = [aligned[s] for s in silence_slices(layout, config)]
     if not parts:
         return float("nan")
     return rms_dbfs(np.concatenate(parts))
@@ -498,7 +498,6 @@ def align_take(
     config = config or AlignConfig()
     _validate(raw, layout)
     fit = _fit_markers(raw, layout, config)
-    found = fit.corr_start >= config.min_marker_corr and fit.corr_end >= config.min_marker_corr
     take_latency = float(fit.timing.latency)
     if calibration is not None:
         latency, polarity, gain_db = calibration.latency_samples, calibration.polarity, calibration.gain_db
@@ -516,7 +515,7 @@ def align_take(
         marker_latency_start=float(fit.latency_start),
         marker_latency_end=float(fit.latency_end),
         extra={
-            "markers_found": bool(found),
+            "markers_found": fit.found,
             "marker_corr_start": float(fit.corr_start),
             "marker_corr_end": float(fit.corr_end),
             "take_polarity": int(fit.polarity),

@@ -244,3 +244,14 @@ def test_calibration_round_trips_through_json():
     cal = measure_calibration(make_take(None, drift_ppm=20.0, seed=1), layout)
     again = Calibration.from_dict(json.loads(json.dumps(cal.to_dict(), allow_nan=False)))
     assert again == cal
+
+
+def test_mains_hum_does_not_bias_latency_or_gain():
+    layout = make_signal().layout
+    raw = make_take(None, latency=123.37, gain_db=-4.3, seed=1)
+    t = np.arange(len(raw.recorded)) / FS
+    raw.recorded = (raw.recorded + db_to_amp(-40.0) * np.sin(2 * np.pi * 50.0 * t + 0.3)).astype(np.float32)
+    cal = measure_calibration(raw, layout)
+    assert abs(cal.latency_samples - 123.37) < 0.05
+    assert abs(cal.gain_db - -4.3) < 0.05
+    assert cal.noise_floor_dbfs == pytest.approx(-40.0 - 3.01 + 4.3, abs=0.5)  # the hum dominates the floor
