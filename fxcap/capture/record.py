@@ -98,7 +98,8 @@ def _record_take(
         observer("take_start", {"take": planned, "attempt": attempt})
         raw: RawTake = backend.play_record(signal.audio, planned.knobs)
         aligned, alignment = align_take(raw, signal.layout, calibration, config.align)
-        checks = check_take(raw, aligned, signal.layout, alignment, calibration, config.checks)
+        previous = [t.alignment for t in session.manifest.takes]
+        checks = check_take(raw, aligned, signal.layout, alignment, calibration, config.checks, previous)
         failed = _failures(checks)
         if not failed:
             record = TakeRecord(
@@ -145,7 +146,8 @@ def _run(session: Session, backend: Backend, signal: TestSignal, config: RecordC
         if planned.index in done:
             continue
         _record_take(session, backend, signal, planned, calibration, config, observe)
-    results = session_checks(session.manifest.takes, calibration, config.checks)
+    references = {t.take_id: session.take_output(t) for t in session.manifest.takes if t.is_reference}
+    results = session_checks(session.manifest.takes, references, signal.layout, config.checks)
     session.manifest.calibration["session_checks"] = [c.to_dict() for c in results]
     session.manifest.status = "complete"
     session.save()
