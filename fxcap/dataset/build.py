@@ -352,6 +352,179 @@ def _default_out(profile: DeviceProfile) -> Path:
     return Path("datasets") / slug
 
 
+@dataclass
+class _Plan:
+    """Everything decided before any byte is written: sessions, takes, segments, rows per split."""
+
+    config: BuildConfig
+    sessions: list[Session]
+    names: list[str]
+    profile: DeviceProfile
+    rate: int
+    plan: SplitPlan
+    knobs: list[KnobColumn]
+    holdout: list[str]
+    takes: list[_Take]
+    skipped: list[list[dict[str, str]]]
+    rows: dict[str, list[_Row]]
+    window: int
+
+    def columns(self, batch: list[_Row]) -> dict[str, pa.Array]:
+        backends = [str(s.manifest.backend.get("name", "unknown")) for s in self.sessions]
+        return _scalar_columns(batch, self.profile, self.knobs, backends, self.rate)
+
+    def schema(self, split: str) -> pa.Schema:
+        return row_schema(self.knobs, shard_metadata(
+            profile=self.profile, knobs=self.knobs, sample_rate=self.rate, signal_sha256=self.sessions[0].layout.sha256,
+            split=split, window=self.window, split_config=self.plan.config.to_dict(), holdout=self.holdout))
+
+
+def _make_plan(sessions: Sequence[str | Path | Session], config: BuildConfig) -> _Plan:
+    opened = _open_sessions(sessions)
+    _check_compatible(opened)
+    profile = opened[0].manifest.device
+    plan = plan_splits(opened[0].layout, config.split)
+    specs = [parse_holdout(text, profile) for text in config.holdout]
+    names = _session_names(opened)
+    takes, skipped = _select_takes(opened, names, profile, specs, config)
+    return _Plan(
+        config=config, sessions=opened, names=names, profile=profile, rate=opened[0].sample_rate, plan=plan,
+        knobs=knob_columns(profile), holdout=[s.text for s in specs], takes=takes, skipped=skipped,
+        rows=_plan_rows(takes, plan), window=int(config.window or default_window(profile)),
+    )
+
+
+def _write_audio(p: _Plan, tmp: Path, progress: Callable[[str], None] | None) -> dict[str, _SplitWriter]:
+    """Read every session's signal and every take's output once; write Parquet (and WAV) shards."""
+    writers = {split: _SplitWriter(tmp, split, rows, p.schema(split), p.config, p.columns) for split, rows in p.rows.items()}
+    by_take: dict[int, list[_Row]] = {}
+    for split_rows in p.rows.values():
+        for row in split_rows:
+            by_take.setdefault(id(row.take), []).append(row)
+    layout = p.sessions[0].layout
+    for index, session in enumerate(p.sessions):
+        session_takes = [t for t in p.takes if t.session_index == index]
+        if not session_takes:
+            continue
+        signal = session.input_audio()
+        if signal.ndim != 1 or len(signal) != layout.length:
+            raise DatasetError(f"session {p.names[index]}: signal.wav has {signal.shape} samples, its layout says {layout.length}")
+        if layout.sha256 and audio_sha256(signal) != layout.sha256:
+            raise DatasetError(f"session {p.names[index]}: signal.wav does not match its recorded sha256; the session is corrupt")
+        if p.config.write_wav:
+            for segment in p.plan.segments:
+                path = tmp / "wav" / _input_wav_path(p.names[index], segment)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                write_float_wav(path, signal[segment.start:segment.stop], p.rate)
+        for take in session_takes:
+            if progress is not None:
+                progress(f"{take.session_name}/{take.record.take_id}")
+            target = session.take_output(take.record)
+            if target.ndim != 1 or len(target) != len(signal):
+                raise DatasetError(
+                    f"session {take.session_name}, take {take.record.take_id}: output has {target.shape} samples, "
+                    f"the signal {len(signal)}; the session is corrupt (re-align or re-record the take)"
+                )
+            for row in by_take[id(take)]:
+                seg = row.segment
+                x, y = signal[seg.start:seg.stop], target[seg.start:seg.stop]
+                if not np.isfinite(y).all():
+                    raise DatasetError(
+                        f"session {take.session_name}, take {take.record.take_id}: output has NaN/Inf samples in "
+                        f"{seg.region} at {seg.start / p.rate:.3f} s; re-record the take"
+                    )
+                writers[row.split].add(row, x, y)
+                if p.config.write_wav:
+                    path = tmp / "wav" / _wav_paths(row)[1]
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    write_float_wav(path, y, p.rate)
+    for writer in writers.values():
+        writer.close()
+    return writers
+
+
+def _file_entries(p: _Plan, tmp: Path, writers: dict[str, _SplitWriter]) -> list[dict[str, Any]]:
+    """Every data file with its kind, split, rows, size and sha256, sorted by path."""
+    files: list[dict[str, Any]] = []
+    for split, writer in writers.items():
+        for path, shard_rows in zip(writer.paths, writer.shards):
+            files.append({"path": path, "kind": "parquet", "split": split, "rows": len(shard_rows)})
+    if p.config.write_wav:
+        files += _write_wav_index(tmp, [row for rows in p.rows.values() for row in rows], p.columns)
+    for entry in files:
+        entry["bytes"] = (tmp / entry["path"]).stat().st_size
+        entry["sha256"] = file_sha256(tmp / entry["path"])
+    if p.config.write_wav:
+        files += _wav_file_entries(tmp)
+    return sorted(files, key=lambda f: f["path"])
+
+
+def _manifest(p: _Plan, writers: dict[str, _SplitWriter], files: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ``dataset.json`` document (see :mod:`fxcap.dataset.manifest`)."""
+    splits = {}
+    for split, writer in writers.items():
+        rows = p.rows[split]
+        samples = sum(r.segment.num_samples for r in rows)
+        splits[split] = {"rows": len(rows), "samples": samples, "seconds": samples / p.rate,
+                         "takes": len({id(r.take) for r in rows}), "files": list(writer.paths)}
+    takes = p.takes
+    quality = {
+        "noise_floor_dbfs": _stats([t.noise_floor_dbfs for t in takes]),
+        "repeatability_esr": _stats([t.repeatability_esr for t in takes]),
+        "latency_samples": _stats([t.record.alignment.latency_samples for t in takes]),
+        "drift_ppm": _stats([t.record.alignment.drift_ppm for t in takes]),
+    }
+    first = p.sessions[0].manifest
+    return {
+        "format": DATASET_FORMAT,
+        "dataset_version": DATASET_VERSION,
+        "fxcap_version": __version__,
+        "name": p.config.name or p.profile.name,
+        "device": p.profile.to_dict(),
+        "sample_rate": p.rate,
+        "window": p.window,
+        "signal": {k: first.signal.get(k) for k in ("sha256", "version", "preset", "source", "length_samples")},
+        "knobs": [k.to_dict() for k in p.knobs],
+        "split_config": p.plan.config.to_dict(),
+        "holdout": p.holdout,
+        "plan": p.plan.to_dict(),
+        "sessions": [
+            {
+                "name": p.names[i],
+                "created_at": s.manifest.created_at,
+                "status": s.manifest.status,
+                "backend": s.manifest.backend,
+                "takes_used": [t.record.take_id for t in takes if t.session_index == i],
+                "takes_skipped": p.skipped[i],
+            }
+            for i, s in enumerate(p.sessions)
+        ],
+        "takes": [
+            {
+                "session": t.session_name,
+                "take_id": t.record.take_id,
+                "index": t.record.index,
+                "knobs": t.knobs_raw,
+                "knobs_normalized": t.knobs_norm,
+                "setting": describe_setting(p.profile, t.knobs_raw),
+                "held_out": t.held_out,
+                "is_reference": t.record.is_reference,
+                "latency_samples": float(t.record.alignment.latency_samples),
+                "gain_db": float(t.record.alignment.gain_db),
+                "drift_ppm": float(t.record.alignment.drift_ppm),
+                "noise_floor_dbfs": t.noise_floor_dbfs,
+                "repeatability_esr": t.repeatability_esr,
+            }
+            for t in takes
+        ],
+        "quality": {key: stats for key, stats in quality.items() if stats is not None},
+        "splits": splits,
+        "wav_index": "wav/index.csv" if p.config.write_wav else None,
+        "files": files,
+        "dataset_hash": dataset_hash(files),
+    }
+
+
 def build_dataset(
     sessions: Sequence[str | Path | Session],
     out: str | Path | None = None,
@@ -374,13 +547,8 @@ def build_dataset(
     Returns the new dataset's :class:`DatasetInfo`. Only takes that passed their checks are used;
     the others are listed (with the reason) in the manifest and the card.
     """
-    config = config or BuildConfig()
-    opened = _open_sessions(sessions)
-    _check_compatible(opened)
-    first = opened[0]
-    profile = first.manifest.device
-    rate = first.sample_rate
-    out = Path(out) if out is not None else _default_out(profile)
+    p = _make_plan(sessions, config or BuildConfig())
+    out = Path(out) if out is not None else _default_out(p.profile)
     if out.exists() and not out.is_dir():
         raise DatasetError(f"{out} is a file; choose a folder for --out")
     if out.exists() and any(out.iterdir()):
@@ -389,158 +557,15 @@ def build_dataset(
         if not overwrite:
             raise DatasetError(f"{out} already holds a dataset; pass --force to replace it or choose another --out")
 
-    layout = first.layout
-    plan = plan_splits(layout, config.split)
-    knobs = knob_columns(profile)
-    specs = [parse_holdout(text, profile) for text in config.holdout]
-    names = _session_names(opened)
-    backends = [str(s.manifest.backend.get("name", "unknown")) for s in opened]
-    takes, skipped = _select_takes(opened, names, profile, specs, config)
-    rows = _plan_rows(takes, plan)
-    window = int(config.window or default_window(profile))
-    split_config = plan.config.to_dict()
-    holdout_texts = [s.text for s in specs]
-
-    def columns(batch: list[_Row]) -> dict[str, pa.Array]:
-        return _scalar_columns(batch, profile, knobs, backends, rate)
-
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.building-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
     try:
-        writers = {
-            split: _SplitWriter(
-                tmp, split, split_rows,
-                row_schema(knobs, shard_metadata(profile=profile, knobs=knobs, sample_rate=rate, signal_sha256=layout.sha256,
-                                                 split=split, window=window, split_config=split_config, holdout=holdout_texts)),
-                config, columns,
-            )
-            for split, split_rows in rows.items()
-        }
-        by_take: dict[int, list[_Row]] = {}
-        for split_rows in rows.values():
-            for row in split_rows:
-                by_take.setdefault(id(row.take), []).append(row)
-        for session_index, session in enumerate(opened):
-            session_takes = [t for t in takes if t.session_index == session_index]
-            if not session_takes:
-                continue
-            signal = session.input_audio()
-            if signal.ndim != 1 or len(signal) != layout.length:
-                raise DatasetError(f"session {names[session_index]}: signal.wav has {signal.shape} samples, its layout says {layout.length}")
-            if layout.sha256 and audio_sha256(signal) != layout.sha256:
-                raise DatasetError(f"session {names[session_index]}: signal.wav does not match its recorded sha256; the session is corrupt")
-            if config.write_wav:
-                for segment in plan.segments:
-                    path = tmp / "wav" / _input_wav_path(names[session_index], segment)
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    write_float_wav(path, signal[segment.start:segment.stop], rate)
-            for take in session_takes:
-                if progress is not None:
-                    progress(f"{take.session_name}/{take.record.take_id}")
-                target = session.take_output(take.record)
-                if target.ndim != 1 or len(target) != len(signal):
-                    raise DatasetError(
-                        f"session {take.session_name}, take {take.record.take_id}: output has {target.shape} samples, "
-                        f"the signal {len(signal)}; the session is corrupt (re-align or re-record the take)"
-                    )
-                for row in by_take[id(take)]:
-                    seg = row.segment
-                    x, y = signal[seg.start:seg.stop], target[seg.start:seg.stop]
-                    if not np.isfinite(y).all():
-                        raise DatasetError(
-                            f"session {take.session_name}, take {take.record.take_id}: output has NaN/Inf samples in "
-                            f"{seg.region} at {seg.start / rate:.3f} s; re-record the take"
-                        )
-                    writers[row.split].add(row, x, y)
-                    if config.write_wav:
-                        (tmp / "wav" / _wav_paths(row)[1]).parent.mkdir(parents=True, exist_ok=True)
-                        write_float_wav(tmp / "wav" / _wav_paths(row)[1], y, rate)
-        for writer in writers.values():
-            writer.close()
-
-        files: list[dict[str, Any]] = []
-        split_info: dict[str, Any] = {}
-        for split, writer in writers.items():
-            split_rows = rows[split]
-            for path, shard_rows in zip(writer.paths, writer.shards):
-                files.append({"path": path, "kind": "parquet", "split": split, "rows": len(shard_rows)})
-            samples = sum(r.segment.num_samples for r in split_rows)
-            split_info[split] = {
-                "rows": len(split_rows),
-                "samples": samples,
-                "seconds": samples / rate,
-                "takes": len({id(r.take) for r in split_rows}),
-                "files": list(writer.paths),
-            }
-        if config.write_wav:
-            files += _write_wav_index(tmp, [row for split_rows in rows.values() for row in split_rows], columns)
-        for entry in files:
-            entry["bytes"] = (tmp / entry["path"]).stat().st_size
-            entry["sha256"] = file_sha256(tmp / entry["path"])
-        if config.write_wav:
-            files += _wav_file_entries(tmp)
-        files.sort(key=lambda f: f["path"])
-
-        manifest = {
-            "format": DATASET_FORMAT,
-            "dataset_version": DATASET_VERSION,
-            "fxcap_version": __version__,
-            "name": config.name or profile.name,
-            "device": profile.to_dict(),
-            "sample_rate": rate,
-            "window": window,
-            "signal": {k: first.manifest.signal.get(k) for k in ("sha256", "version", "preset", "source", "length_samples")},
-            "knobs": [k.to_dict() for k in knobs],
-            "split_config": split_config,
-            "holdout": holdout_texts,
-            "plan": plan.to_dict(),
-            "sessions": [
-                {
-                    "name": names[i],
-                    "created_at": s.manifest.created_at,
-                    "status": s.manifest.status,
-                    "backend": s.manifest.backend,
-                    "takes_used": [t.record.take_id for t in takes if t.session_index == i],
-                    "takes_skipped": skipped[i],
-                }
-                for i, s in enumerate(opened)
-            ],
-            "takes": [
-                {
-                    "session": t.session_name,
-                    "take_id": t.record.take_id,
-                    "index": t.record.index,
-                    "knobs": t.knobs_raw,
-                    "knobs_normalized": t.knobs_norm,
-                    "setting": describe_setting(profile, t.knobs_raw),
-                    "held_out": t.held_out,
-                    "is_reference": t.record.is_reference,
-                    "latency_samples": float(t.record.alignment.latency_samples),
-                    "gain_db": float(t.record.alignment.gain_db),
-                    "drift_ppm": float(t.record.alignment.drift_ppm),
-                    "noise_floor_dbfs": t.noise_floor_dbfs,
-                    "repeatability_esr": t.repeatability_esr,
-                }
-                for t in takes
-            ],
-            "quality": {
-                key: stats
-                for key, stats in (
-                    ("noise_floor_dbfs", _stats([t.noise_floor_dbfs for t in takes])),
-                    ("repeatability_esr", _stats([t.repeatability_esr for t in takes])),
-                    ("latency_samples", _stats([t.record.alignment.latency_samples for t in takes])),
-                    ("drift_ppm", _stats([t.record.alignment.drift_ppm for t in takes])),
-                )
-                if stats is not None
-            },
-            "splits": split_info,
-            "wav_index": "wav/index.csv" if config.write_wav else None,
-            "files": files,
-            "dataset_hash": dataset_hash(files),
-        }
+        writers = _write_audio(p, tmp, progress)
+        files = _file_entries(p, tmp, writers)
+        manifest = _manifest(p, writers, files)
         atomic_write_json(tmp / MANIFEST_NAME, manifest)
         atomic_write_text(tmp / CARD_NAME, render_card(manifest))
         _move_into_place(tmp, out)

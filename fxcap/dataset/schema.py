@@ -21,7 +21,7 @@ from typing import Any
 import pyarrow as pa
 
 from fxcap import __version__
-from fxcap.capture.profiles import DeviceProfile
+from fxcap.capture.profiles import DeviceProfile, Knob
 from fxcap.errors import DatasetError
 
 DATASET_FORMAT = "fxcap-dataset"
@@ -86,11 +86,14 @@ class KnobColumn:
     def is_switch(self) -> bool:
         return self.values is not None
 
+    def knob(self) -> Knob:
+        """The profile :class:`~fxcap.capture.profiles.Knob` this column stores."""
+        default = self.values[0] if self.values is not None else self.minimum
+        return Knob(self.name, self.minimum, self.maximum, default, taper=self.taper, unit=self.unit, values=self.values)
+
     def normalize(self, raw: Any) -> float:
-        """Raw panel value -> [-1, 1] (the same law as :meth:`fxcap.capture.profiles.Knob.normalize`)."""
-        if self.values is not None:
-            return -1.0 + 2.0 * self.values.index(str(raw)) / (len(self.values) - 1)
-        return -1.0 + 2.0 * (float(raw) - self.minimum) / (self.maximum - self.minimum)
+        """Raw panel value -> [-1, 1] (:meth:`Knob.normalize`); ``ValueError`` when out of range."""
+        return self.knob().normalize(raw)
 
     def range_text(self) -> str:
         if self.values is not None:

@@ -193,8 +193,7 @@ class _Validator:
             for knob in knobs:
                 raw, norm = facts[knob.raw_column], facts[knob.column]
                 try:
-                    expected = knob.normalize(raw)
-                    valid = knob.is_switch or knob.minimum - 1e-9 <= raw <= knob.maximum + 1e-9
+                    expected, valid = knob.normalize(raw), True
                 except (ValueError, TypeError):
                     expected, valid = float("nan"), False
                 if not valid:

@@ -137,3 +137,10 @@ def test_problem_text_names_file_and_row(copy):
     _rewrite(shard, lambda t: _set_row(t, 0, num_samples=5))
     text = [str(p) for p in _errors(copy) if p.check == "lengths"][0]
     assert text.startswith(f"error: {shard.relative_to(copy).as_posix()} row 0: input has")
+
+
+def test_out_of_range_raw_knob_is_named(copy):
+    shard = load_dataset_info(copy).shard_files("test")[0]
+    _rewrite(shard, lambda t: _set_row(t, 2, knob_tone_raw=12.0))
+    problems = [p for p in _errors(copy) if p.check == "knobs"]
+    assert [(p.row, "outside 0 .. 10" in p.message) for p in problems] == [(2, True)]
