@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 from scipy.signal import lfilter
@@ -283,14 +283,3 @@ def make_dummy_session(
     session.save()
     return session
 
-
-def dummy_session_details(session: Session) -> dict[str, Any]:
-    """Plain facts of a dummy session, handy in assertions: sample rate, length, trainable samples, takes."""
-    layout = session.layout
-    return {
-        "sample_rate": session.sample_rate,
-        "length": layout.length,
-        "trainable_samples": sum(r.length for r in layout.regions if r.trainable),
-        "takes": [t.take_id for t in session.takes],
-        "passed": [t.take_id for t in session.takes if t.passed],
-    }
