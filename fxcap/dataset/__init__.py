@@ -1,0 +1,59 @@
+"""Dataset tooling: capture sessions -> Parquet/WAV shards with leakage-free splits -> fast torch loaders.
+
+Build::
+
+    from fxcap.dataset import BuildConfig, SplitConfig, build_dataset
+    info = build_dataset(["sessions/od3-2024"], "datasets/od-3", BuildConfig(holdout=("drive=5",)))
+
+Check::
+
+    from fxcap.dataset import load_dataset_info, validate
+    print(load_dataset_info("datasets/od-3").describe())
+    for problem in validate("datasets/od-3"):
+        print(problem)
+
+Load::
+
+    from fxcap.dataset import make_dataloader, SequenceDataset
+    for x, y, knobs in make_dataloader("datasets/od-3", "train", window=2048, batch_size=16):
+        ...  # (B, T), (B, T), (B, K) float32, knobs normalized to [-1, 1]
+
+Synthetic sessions for tests live in :mod:`fxcap.dataset.testing`.
+"""
+
+from fxcap.dataset.build import BuildConfig, build_dataset
+from fxcap.dataset.cache import SplitCache, open_split_cache
+from fxcap.dataset.holdout import HoldoutSpec, parse_holdout
+from fxcap.dataset.loader import SequenceDataset, WindowBatchSampler, WindowDataset, make_dataloader
+from fxcap.dataset.manifest import DatasetInfo, SplitInfo, info, load_dataset_info
+from fxcap.dataset.schema import DATASET_VERSION, METADATA_KEY
+from fxcap.dataset.splits import ALL_SPLITS, HOLDOUT_SPLIT, SPLITS, Segment, SplitConfig, SplitPlan, plan_splits
+from fxcap.dataset.validate import Problem, validate
+
+__all__ = [
+    "ALL_SPLITS",
+    "BuildConfig",
+    "DATASET_VERSION",
+    "DatasetInfo",
+    "HOLDOUT_SPLIT",
+    "HoldoutSpec",
+    "METADATA_KEY",
+    "Problem",
+    "SPLITS",
+    "Segment",
+    "SequenceDataset",
+    "SplitCache",
+    "SplitConfig",
+    "SplitInfo",
+    "SplitPlan",
+    "WindowBatchSampler",
+    "WindowDataset",
+    "build_dataset",
+    "info",
+    "load_dataset_info",
+    "make_dataloader",
+    "open_split_cache",
+    "parse_holdout",
+    "plan_splits",
+    "validate",
+]
