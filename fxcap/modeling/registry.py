@@ -27,6 +27,7 @@ from typing import Any, Callable, TypeVar
 import torch
 
 from fxcap.errors import ModelError
+from fxcap.modeling.base import ConditionedRNN
 from fxcap.modeling.config import ModelConfig
 
 __all__ = ["ModelConfig", "build_model", "register_model", "registered_models"]
@@ -65,7 +66,7 @@ def registered_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def build_model(config: ModelConfig | dict[str, Any]) -> torch.nn.Module:
+def build_model(config: ModelConfig | dict[str, Any]) -> ConditionedRNN:
     """Build the model described by ``config`` (a :class:`ModelConfig` or its ``to_dict()``).
 
     With ``config.seed`` set, initialisation is deterministic and torch's global RNG is left untouched.

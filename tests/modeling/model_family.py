@@ -135,12 +135,14 @@ class ModelFamilyTests:
 
     @pytest.mark.parametrize("cell", CELLS)
     def test_gradients_reach_every_parameter(self, cell):
-        model = self.make(cell)
         x, knobs, y = tiny_batch(4, 16)
-        pred, _ = model(x, knobs)
-        (pred - y).square().mean().backward()
-        for name, p in model.named_parameters():
-            assert p.grad is not None and torch.count_nonzero(p.grad) > 0, name
+        for knob_input in (knobs, random_knob_sequence(4, 16)):  # constant and automated knobs
+            model = self.make(cell)
+            pred, _ = model(x, knob_input)
+            (pred - y).square().mean().backward()
+            for name, p in model.named_parameters():
+                assert p.grad is not None and torch.count_nonzero(p.grad) > 0, name
+                assert torch.isfinite(p.grad).all(), name
 
     @pytest.mark.parametrize("cell", CELLS)
     def test_overfits_a_tiny_batch(self, cell):
