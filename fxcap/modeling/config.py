@@ -1,0 +1,117 @@
+"""Model configuration: one dataclass describes every conditioned RNN fxcap can build.
+
+The defaults reproduce the paper's models (hidden size 32, one layer, ``Linear(32, 1)`` output, no
+skip connection); see ``shared/reference/hyperrnn-notes.md`` and :mod:`fxcap.modeling.registry`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from fxcap.errors import ModelError
+
+CONDS: tuple[str, ...] = ("concat", "film", "statichyper", "dynamichyper")
+"""Conditioning schemes, in the paper's order."""
+
+CELLS: tuple[str, ...] = ("gru", "lstm")
+"""Recurrent cell types."""
+
+ACTIVATIONS: tuple[str, ...] = ("tanh", "relu", "elu", "gelu")
+"""Activations allowed in the conditioning MLPs (FiLM and StaticHyper)."""
+
+DEFAULT_DYNAMIC_NZ = {"gru": 12, "lstm": 6}
+"""The paper's n_z per gate of the DynamicHyper projection (reproduces its parameter counts)."""
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to build one model with :func:`fxcap.modeling.registry.build_model`.
+
+    Attributes:
+        cond: conditioning scheme, one of :data:`CONDS`.
+        cell: recurrent cell, ``"gru"`` or ``"lstm"``.
+        num_knobs: number of knob values K the model reads (take it from the dataset).
+        hidden_size: H, the main cell's hidden size (paper: 32).
+        film_hidden: hidden sizes of the FiLM MLP ``K -> 32 -> 32`` (paper: (32, 32)).
+        static_hidden: hidden sizes of the StaticHyper MLP ``K -> 8 -> 8`` (paper: (8, 8)).
+        mlp_activation: activation after every MLP layer of FiLM and StaticHyper. ``tanh`` (the
+            default) keeps the generated modulations a smooth, bounded function of the knobs, which
+            helps at knob settings held out from training.
+        dynamic_hidden: hidden size of the DynamicHyper's hyper cell (paper: 40; released code: 8).
+        dynamic_nz: n_z per gate of the DynamicHyper projection; ``None`` means the paper's value
+            for the cell (12 for GRU, 6 for LSTM; released code: 8). Read it through :attr:`nz`.
+        seed: seed of the weight initialisation (``None``: use torch's global RNG as it stands).
+    """
+
+    cond: str = "concat"
+    cell: str = "gru"
+    num_knobs: int = 2
+    hidden_size: int = 32
+    film_hidden: tuple[int, ...] = (32, 32)
+    static_hidden: tuple[int, ...] = (8, 8)
+    mlp_activation: str = "tanh"
+    dynamic_hidden: int = 40
+    dynamic_nz: int | None = None
+    seed: int | None = 0
+
+    def __post_init__(self) -> None:
+        self.cond = str(self.cond).lower()
+        self.cell = str(self.cell).lower()
+        self.film_hidden = tuple(int(v) for v in self.film_hidden)
+        self.static_hidden = tuple(int(v) for v in self.static_hidden)
+        if self.cond not in CONDS:
+            from fxcap.modeling.registry import registered_models  # late: the registry imports this module
+
+            if self.cond not in registered_models():
+                raise ModelError(
+                    f"unknown conditioning scheme {self.cond!r}; choose one of {', '.join(registered_models())}"
+                )
+        if self.cell not in CELLS:
+            raise ModelError(f"unknown cell {self.cell!r}; choose one of {', '.join(CELLS)}")
+        if self.mlp_activation not in ACTIVATIONS:
+            raise ModelError(
+                f"unknown mlp_activation {self.mlp_activation!r}; choose one of {', '.join(ACTIVATIONS)}"
+            )
+        for name in ("num_knobs", "hidden_size", "dynamic_hidden"):
+            if int(getattr(self, name)) < 1:
+                raise ModelError(f"model config: {name} must be a positive integer, got {getattr(self, name)!r}")
+            setattr(self, name, int(getattr(self, name)))
+        if self.dynamic_nz is not None:
+            if int(self.dynamic_nz) < 1:
+                raise ModelError(f"model config: dynamic_nz must be a positive integer or null, got {self.dynamic_nz!r}")
+            self.dynamic_nz = int(self.dynamic_nz)
+        for name in ("film_hidden", "static_hidden"):
+            sizes = getattr(self, name)
+            if not sizes or min(sizes) < 1:
+                raise ModelError(f"model config: {name} must be a non-empty list of positive sizes, got {list(sizes)}")
+
+    @property
+    def nz(self) -> int:
+        """The DynamicHyper n_z per gate actually used (``dynamic_nz`` or the cell's default)."""
+        return self.dynamic_nz if self.dynamic_nz is not None else DEFAULT_DYNAMIC_NZ[self.cell]
+
+    @property
+    def gates(self) -> int:
+        """Number of gates G of the cell (GRU 3, LSTM 4)."""
+        return 3 if self.cell == "gru" else 4
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (tuples become lists); :meth:`from_dict` reads it back."""
+        data = asdict(self)
+        data["film_hidden"] = list(self.film_hidden)
+        data["static_hidden"] = list(self.static_hidden)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+        """Inverse of :meth:`to_dict`; unknown fields raise :class:`ModelError`."""
+        if not isinstance(data, dict):
+            raise ModelError(f"a model config must be a JSON object, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ModelError(
+                f"model config has unknown field(s) {', '.join(unknown)}; known fields: {', '.join(sorted(known))}"
+            )
+        return cls(**data)

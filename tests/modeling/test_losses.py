@@ -1,0 +1,88 @@
+"""Training losses: pre-emphasis, L1, ESR, (multi-resolution) STFT, the combined loss."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.signal import lfilter
+
+from fxcap.errors import ModelError
+from fxcap.modeling.losses import (
+    CombinedLoss,
+    ESRLoss,
+    L1Loss,
+    MultiResolutionSTFTLoss,
+    PreEmphasis,
+    STFTLoss,
+)
+
+
+def noise(shape, seed=0):
+    return torch.from_numpy(np.random.default_rng(seed).standard_normal(shape)).float()
+
+
+@pytest.mark.parametrize("kind, b, a", [("hp", [1, -1], [1, -0.995]), ("fir", [1, -0.95], [1])])
+def test_pre_emphasis_equals_the_iir_filter(kind, b, a):
+    x = noise((3, 4000))
+    expected = lfilter(b, a, x.double().numpy(), axis=-1)
+    assert np.allclose(PreEmphasis(kind)(x).numpy(), expected, atol=2e-5)
+    y3 = PreEmphasis(kind)(x[..., None])  # (B, T, 1) keeps its shape
+    assert y3.shape == (3, 4000, 1) and torch.allclose(y3[..., 0], PreEmphasis(kind)(x))
+
+
+def test_pre_emphasis_removes_dc_and_passes_highs():
+    t = torch.arange(48000) / 48000
+    pe = PreEmphasis()
+    assert pe(torch.ones(1, 48000))[0, -1].abs() < 1e-3  # DC decays
+    tone = torch.sin(2 * math.pi * 5000 * t)[None]
+    ratio = pe(tone)[0, 24000:].pow(2).mean().sqrt() / tone[0, 24000:].pow(2).mean().sqrt()
+    assert ratio == pytest.approx(1.0, abs=0.01)
+
+
+def test_l1_and_esr_values():
+    target = torch.tensor([[1.0, -1.0, 2.0, 0.0]])
+    pred = torch.tensor([[1.5, -1.0, 1.0, 0.5]])
+    assert float(L1Loss()(pred, target)) == pytest.approx((0.5 + 0 + 1 + 0.5) / 4)
+    assert float(ESRLoss()(pred, target)) == pytest.approx((0.25 + 1 + 0.25) / 6, rel=1e-6)
+    with pytest.raises(ModelError, match="shapes differ"):
+        L1Loss()(pred, target[:, :3])
+
+
+def test_stft_loss_is_zero_for_identical_and_known_for_a_gain():
+    x = noise((2, 4096))
+    loss = MultiResolutionSTFTLoss()
+    assert float(loss(x, x)) == pytest.approx(0.0, abs=1e-6)
+    # pred = target / 2: spectral convergence 0.5, log magnitude |log 2| at every bin
+    assert float(loss(0.5 * x, x)) == pytest.approx(0.5 + math.log(2), rel=1e-3)
+    only_log = STFTLoss(512, w_sc=0.0)
+    assert float(only_log(0.5 * x, x)) == pytest.approx(math.log(2), rel=1e-3)
+
+
+def test_short_signals_skip_large_resolutions():
+    pred, target = noise((2, 300), 1), noise((2, 300), 2)
+    got = MultiResolutionSTFTLoss()(pred, target)
+    expected = (STFTLoss(128)(pred, target) + STFTLoss(32)(pred, target)) / 2
+    assert torch.allclose(got, expected)
+    with pytest.raises(ModelError, match="shorter than the smallest STFT size"):
+        MultiResolutionSTFTLoss()(pred[:, :20], target[:, :20])
+
+
+def test_combined_loss_is_l1_plus_weighted_stft_on_pre_emphasised_signals():
+    pred, target = noise((2, 2048), 3), noise((2, 2048), 4)
+    pe = PreEmphasis()
+    expected = L1Loss()(pe(pred), pe(target)) + 0.1 * MultiResolutionSTFTLoss()(pe(pred), pe(target))
+    assert torch.allclose(CombinedLoss()(pred, target), expected)
+    plain = CombinedLoss(l1_weight=2.0, stft_weight=0.0, pre_emphasis=False)
+    assert torch.allclose(plain(pred, target), 2 * L1Loss()(pred, target))
+    fir = CombinedLoss(pre_emphasis_kind="fir")
+    assert not torch.allclose(fir(pred, target), CombinedLoss()(pred, target))
+
+
+def test_combined_loss_trains_a_model_output_shape():
+    pred = noise((2, 1024, 1), 5).requires_grad_()
+    loss = CombinedLoss()(pred, noise((2, 1024, 1), 6))
+    loss.backward()
+    assert pred.grad is not None and torch.isfinite(pred.grad).all() and pred.grad.abs().sum() > 0

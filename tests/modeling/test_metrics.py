@@ -1,0 +1,137 @@
+"""Evaluation metrics on signals with hand-computed values."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from fxcap.errors import ModelError
+from fxcap.modeling import metrics as M
+
+SR = 48000
+DB6 = 20 * math.log10(2)  # 6.0206 dB
+
+
+def tone_and_noise(seconds=1.0, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SR)) / SR
+    return 0.3 * np.sin(2 * math.pi * 440 * t) + 0.05 * rng.standard_normal(t.size)
+
+
+def clicks_on_a_tone(smear: bool = False, tone_gain: float = 1.0):
+    """A 220 Hz tone plus decaying noise bursts every 200 ms; ``smear`` spreads each burst over 20 ms
+    (same energy)."""
+    rng = np.random.default_rng(1)
+    n = SR
+    clicks = np.zeros(n)
+    for start in range(4800, n, 9600):
+        clicks[start : start + 48] = rng.standard_normal(48) * np.exp(-np.arange(48) / 10)
+    if smear:
+        window = np.hanning(960)
+        spread = np.convolve(clicks, window, mode="same")
+        clicks = spread * np.sqrt(np.sum(clicks**2) / np.sum(spread**2))
+    tone = 0.2 * np.sin(2 * math.pi * 220 * np.arange(n) / SR)
+    return tone_gain * tone + clicks, tone
+
+
+def test_level_change_of_6_db():
+    y = tone_and_noise()
+    pred = 0.5 * y
+    assert M.rms_diff_db(pred, y) == pytest.approx(DB6, abs=1e-9)
+    assert M.crest_factor_diff_db(pred, y) == pytest.approx(0.0, abs=1e-9)
+    assert M.lufs_diff(pred, y, SR) == pytest.approx(DB6, abs=1e-6)
+    assert M.esr(pred, y) == pytest.approx(0.25)
+    assert M.esr_db(pred, y) == pytest.approx(-DB6, abs=1e-9)
+    assert M.l1(pred, y) == pytest.approx(0.5 * np.mean(np.abs(y)))
+
+
+def test_known_rms_and_crest_factor_of_a_sine():
+    t = np.arange(SR) / SR
+    sine = np.sin(2 * math.pi * 100 * t)
+    assert M.rms_db(sine) == pytest.approx(-10 * math.log10(2), abs=1e-6)  # -3.01 dBFS
+    assert M.crest_factor_db(sine) == pytest.approx(10 * math.log10(2), abs=1e-6)  # sqrt(2) -> 3.01 dB
+    square = np.sign(sine + 1e-12)
+    assert M.crest_factor_diff_db(sine, square) == pytest.approx(10 * math.log10(2), abs=1e-6)
+
+
+def test_known_esr():
+    y = np.array([1.0, 2.0, -2.0, 1.0])
+    pred = np.array([1.0, 1.0, -2.0, 2.0])  # error energy 2, signal energy 10
+    assert M.esr(pred, y) == pytest.approx(0.2)
+    assert M.esr_db(pred, y) == pytest.approx(10 * math.log10(0.2))
+    assert M.esr_db(y, y) == -120.0
+
+
+def test_lufs_matches_pyloudnorm_and_handles_short_and_silent_signals():
+    import pyloudnorm
+
+    y = tone_and_noise(1.0)
+    assert M.lufs(y, SR) == pytest.approx(pyloudnorm.Meter(SR).integrated_loudness(y))
+    short = y[:4000]  # 83 ms, shorter than one 400 ms block: measured as one block
+    assert np.isfinite(M.lufs(short, SR))
+    assert M.lufs_diff(0.5 * short, short, SR) == pytest.approx(DB6, abs=1e-6)
+    assert M.lufs(y[:19199], SR) == pytest.approx(M.lufs(y[:19200], SR), abs=0.05)  # no jump at 0.4 s
+    assert M.lufs(np.zeros(SR), SR) == M.LUFS_FLOOR
+    assert M.lufs_diff(np.zeros(100), np.zeros(100), SR) == 0.0
+
+
+def test_silence_gives_finite_levels():
+    assert M.rms_db(np.zeros(10)) == -200.0 and M.crest_factor_db(np.zeros(10)) == 0.0
+
+
+def test_mrstft_metric_values():
+    y = tone_and_noise(0.5)
+    assert M.mrstft(y, y) == pytest.approx(0.0, abs=1e-9)
+    assert M.mrstft(0.5 * y, y) == pytest.approx(0.5 + math.log(2), rel=1e-4)
+    assert M.stft_2048(0.5 * y, y) == pytest.approx(0.5 + math.log(2), rel=1e-4)
+    assert math.isnan(M.stft_2048(y[:1000], y[:1000]))
+
+
+def test_transient_error():
+    y, _ = clicks_on_a_tone()
+    smeared, _ = clicks_on_a_tone(smear=True)
+    assert M.transient_error(y, y, SR) == 0.0
+    # a tone-level error with the same error energy as the smeared clicks
+    error_energy = np.sum((smeared - y) ** 2)
+    _, tone = clicks_on_a_tone()
+    louder_tone, _ = clicks_on_a_tone(tone_gain=1 + math.sqrt(error_energy / np.sum(tone**2)))
+    assert M.esr(louder_tone, y) == pytest.approx(M.esr(smeared, y))
+    smeared_error = M.transient_error(smeared, y, SR)
+    tone_error = M.transient_error(louder_tone, y, SR)
+    assert smeared_error > 0.5
+    assert smeared_error > 10 * tone_error  # it measures attacks, not steady tones
+
+
+def test_percussive_part_separates_clicks_from_a_tone():
+    y, tone = clicks_on_a_tone()
+    clicks = y - tone
+    part = M.percussive_part(y, SR)
+    assert part.shape == y.shape
+    assert np.sum((part - clicks) ** 2) < 0.1 * np.sum(clicks**2)  # mostly the clicks...
+    assert np.sum(M.percussive_part(tone, SR) ** 2) < 0.005 * np.sum(tone**2)  # ...and hardly any tone
+
+
+def test_score_all_has_every_metric_and_accepts_tensors():
+    y = tone_and_noise(0.25)
+    scores = M.score_all(torch.from_numpy(0.5 * y).float(), y.astype(np.float32), SR)
+    assert set(scores) == {
+        "l1", "esr", "esr_db", "mrstft", "stft_2048", "lufs_diff", "crest_factor_diff_db", "rms_diff_db", "transient"
+    }
+    assert scores["rms_diff_db"] == pytest.approx(DB6, abs=1e-5)
+    assert all(isinstance(v, float) for v in scores.values())
+    same = M.score_all(y, y, SR)
+    assert all(same[k] == 0.0 for k in ("l1", "esr", "lufs_diff", "crest_factor_diff_db", "rms_diff_db", "transient"))
+
+
+def test_bad_inputs():
+    with pytest.raises(ModelError, match="lengths differ"):
+        M.l1(np.zeros(10), np.zeros(11))
+    with pytest.raises(ModelError, match="mono"):
+        M.l1(np.zeros((2, 10)), np.zeros((2, 10)))
+    with pytest.raises(ModelError, match="NaN"):
+        M.esr(np.full(4, np.nan), np.zeros(4))
+    with pytest.raises(ModelError, match="at least 32 samples"):
+        M.score_all(np.zeros(10), np.zeros(10), SR)
