@@ -81,6 +81,7 @@ class KnobColumn:
     values: tuple[str, ...] | None
     taper: str
     unit: str
+    default: Any = None
 
     @property
     def is_switch(self) -> bool:
@@ -88,7 +89,7 @@ class KnobColumn:
 
     def knob(self) -> Knob:
         """The profile :class:`~fxcap.capture.profiles.Knob` this column stores."""
-        default = self.values[0] if self.values is not None else self.minimum
+        default = self.default if self.default is not None else (self.values[0] if self.values is not None else self.minimum)
         return Knob(self.name, self.minimum, self.maximum, default, taper=self.taper, unit=self.unit, values=self.values)
 
     def normalize(self, raw: Any) -> float:
@@ -128,6 +129,7 @@ def knob_columns(profile: DeviceProfile) -> list[KnobColumn]:
                 values=knob.values,
                 taper=knob.taper,
                 unit=knob.unit,
+                default=knob.default,
             )
         )
     names = [c.column for c in columns]

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fxcap.dataset import iter_segments, load_dataset_info
+from fxcap.dataset import SequenceDataset, load_dataset_info
 from fxcap.errors import ModelError
 from fxcap.io import atomic_write_json, atomic_write_text
 from fxcap.modeling.compute import compute_cost
@@ -33,13 +33,20 @@ def _predict(model: torch.nn.Module, x: np.ndarray, knobs: np.ndarray) -> np.nda
 
 
 def score_split(model: torch.nn.Module, dataset_dir: str | Path, split: str, sample_rate: int) -> list[dict[str, Any]]:
-    """Rows of metrics, one per knob setting of ``split`` (empty if the split has no segments)."""
+    """Rows of metrics, one per knob setting of ``split`` (empty if the dataset has no such split)."""
+    info = load_dataset_info(dataset_dir)
+    if split not in info.splits or not info.splits[split].files:
+        return []
+    segments = SequenceDataset(dataset_dir, split)
     groups: dict[tuple, dict[str, Any]] = {}
-    for segment in iter_segments(dataset_dir, split):
-        key = tuple(np.round(segment.knobs, 6).tolist())
-        group = groups.setdefault(key, {"knobs_raw": segment.knobs_raw, "pred": [], "target": []})
-        group["pred"].append(_predict(model, segment.input, segment.knobs))
-        group["target"].append(segment.target)
+    for index in range(len(segments)):
+        x, y, knobs = segments[index]
+        facts = segments.row(index)
+        key = tuple(np.round(knobs.numpy(), 6).tolist())
+        raw = {k.name: facts.get(k.raw_column) for k in info.knobs}
+        group = groups.setdefault(key, {"knobs_raw": raw, "pred": [], "target": []})
+        group["pred"].append(_predict(model, x.numpy(), knobs.numpy()))
+        group["target"].append(y.numpy())
     rows = []
     for key in sorted(groups):
         group = groups[key]

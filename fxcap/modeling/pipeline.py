@@ -8,7 +8,8 @@ from typing import Any
 
 import pandas as pd
 
-from fxcap.dataset import load_dataset_info, newest_dataset
+from fxcap.dataset import load_dataset_info
+from fxcap.errors import ModelError
 from fxcap.modeling.compare import compare_runs
 from fxcap.modeling.evaluate import evaluate_run
 from fxcap.modeling.registry import ModelConfig
@@ -50,6 +51,14 @@ class TrainResults:
     comparison: pd.DataFrame | None
 
 
+def newest_dataset(base: str | Path = "datasets") -> Path:
+    """The most recently built dataset folder under ``base`` (by its ``dataset.json`` time)."""
+    found = sorted(Path(base).glob("*/dataset.json"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise ModelError(f"no dataset under {base}/; build one with `fxcap build-dataset` or pass --dataset")
+    return found[-1].parent
+
+
 def run_name(cond: str, cell: str, seed: int) -> str:
     """Run folder name, e.g. ``dynamichyper-gru-s0``."""
     return f"{cond}-{cell}-s{seed}"
@@ -57,8 +66,6 @@ def run_name(cond: str, cell: str, seed: int) -> str:
 
 def train_models(request: TrainRequest, console: Any | None = None) -> TrainResults:
     """Train (or resume) every scheme of ``request``, then evaluate and compare them."""
-    from fxcap.errors import ModelError
-
     if request.preset not in PRESETS:
         raise ModelError(f"unknown preset {request.preset!r}; use one of {', '.join(PRESETS)}")
     dataset = Path(request.dataset) if request.dataset else newest_dataset(request.datasets_dir)

@@ -173,6 +173,7 @@ def train(
                     "hash": info.dataset_hash,
                     "device": info.device,
                     "knob_names": list(info.knob_names),
+                    "knobs": [k.knob().to_dict() for k in info.knobs],
                     "sample_rate": info.sample_rate,
                     "window": window,
                 },
@@ -192,7 +193,7 @@ def train(
             batch_size=config.batch_size,
             shuffle=True,
             seed=config.seed * 100003 + epoch,
-            num_batches=config.steps_per_epoch,
+            num_windows=config.steps_per_epoch * config.batch_size if config.steps_per_epoch else None,
         )
         model.train()
         total, steps = 0.0, 0
@@ -204,10 +205,10 @@ def train(
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
-            total += float(loss)
+            total += loss.item()
             steps += 1
             if on_step is not None:
-                on_step(steps, n_steps, float(loss))
+                on_step(steps, n_steps, loss.item())
         if steps == 0:
             raise ModelError("the training split gave no windows; use a shorter --window or a longer capture")
         valid = _evaluate_loss(model, valid_loader, loss_fn, config.valid_windows)
