@@ -1,0 +1,53 @@
+"""The train / evaluate / compare / render commands on a tiny synthetic dataset."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from typer.testing import CliRunner
+
+import fxcap
+from fxcap.cli import app
+from fxcap.dataset import BuildConfig, SplitConfig, build_dataset
+from fxcap.dataset.testing import make_dummy_session
+
+runner = CliRunner()
+
+
+def test_train_all_compare_and_render(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    session = make_dummy_session(tmp_path / "sessions" / "s", knob_grid={"drive": [0, 10]}, sample_rate=44100, seconds=2.0)
+    build_dataset([session.root], tmp_path / "datasets" / "od3", BuildConfig(split=SplitConfig(segment_seconds=0.25), write_wav=False))
+    args = ["train", "--cond", "all", "--preset", "quick", "--epochs", "1", "--steps", "2", "--batch-size", "2", "--window", "256"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    for cond in ("concat", "film", "statichyper", "dynamichyper"):
+        assert (tmp_path / "runs" / "od3" / f"{cond}-gru-s0" / "evaluation.json").is_file()
+    assert "dynamichyper" in result.output and "ESR" in result.output
+
+    result = runner.invoke(app, ["compare", "--runs", "runs"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "runs" / "comparison.md").is_file()
+
+    sf.write(tmp_path / "dry.wav", np.zeros(4410, dtype=np.float32), 44100, subtype="FLOAT")
+    run = "runs/od3/concat-gru-s0"
+    result = runner.invoke(app, ["render", "--model", run, "--in", "dry.wav", "--out", "wet.wav", "--set", "drive=7"])
+    assert result.exit_code == 0, result.output
+    assert sf.info(str(tmp_path / "wet.wav")).frames == 4410
+
+    result = runner.invoke(app, ["evaluate", "--model", run])
+    assert result.exit_code == 0 and "ESR" in result.output
+
+
+def test_user_errors_are_one_line_with_exit_1(tmp_path):
+    """The console script turns FxcapError into one red line and status 1 (no traceback)."""
+    code = "import sys; sys.argv=['fxcap','render','--model','nowhere','--in','a.wav','--out','b.wav']; from fxcap.cli import main; main()"
+    env = {**os.environ, "PYTHONPATH": str(Path(fxcap.__file__).parents[1])}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert proc.returncode == 1
+    assert "not a training run" in proc.stderr and "Traceback" not in proc.stderr
+    proc = subprocess.run([sys.executable, "-c", code.replace("'render'", "'render','--bogus'")], cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert proc.returncode == 2  # usage error
