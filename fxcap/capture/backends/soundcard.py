@@ -102,9 +102,14 @@ def _supported_rates(sd: Any, index: int, inputs: int, outputs: int, rates: Sequ
     return tuple(supported)
 
 
-def list_interfaces(rates: Sequence[int] = STANDARD_RATES) -> list[InterfaceInfo]:
-    """Every PortAudio device with its channels and which of ``rates`` (Hz) it supports."""
+def list_interfaces(rates: Sequence[int] = STANDARD_RATES, refresh: bool = True) -> list[InterfaceInfo]:
+    """Every PortAudio device with its channels and which of ``rates`` (Hz) it supports.
+
+    ``refresh`` rescans first (see :func:`refresh_devices`; no stream may be open).
+    """
     sd = _sounddevice()
+    if refresh:
+        refresh_devices()
     hostapis = sd.query_hostapis()
     result = []
     for index, device in enumerate(sd.query_devices()):
@@ -147,7 +152,7 @@ def find_interface(spec: str | int | None) -> InterfaceInfo:
     index; ``None``: the first full-duplex one). PortAudio rescans once before giving up."""
     sd = _sounddevice()
     for attempt in range(2):
-        interfaces = list_interfaces(rates=())
+        interfaces = list_interfaces(rates=(), refresh=False)
         found = _match_interface(interfaces, spec)
         if found is not None:
             rates = _supported_rates(sd, found.index, found.max_input_channels, found.max_output_channels, STANDARD_RATES)
@@ -167,7 +172,7 @@ class SoundcardConfig:
         interface: interface name (or a unique part of it) or PortAudio index; ``None``: the first
             full-duplex interface.
         output_channels: 1-based outputs that play the signal (e.g. ``(1,)``: out 1 -> device; or
-            ``(1, 2)`` with out 2 patched to the loopback input).
+            ``(1, 2)`` with out 2 patched to the loopback input); ``"1,2"`` is accepted too.
         input_channel: 1-based input the device's output is connected to.
         loopback_channel: optional 1-based input recording a cable from an output straight back
             (``RawTake.loopback``).
@@ -192,7 +197,13 @@ class SoundcardConfig:
     stall_seconds: float = 5.0
 
     def __post_init__(self) -> None:
-        self.output_channels = tuple(int(c) for c in self.output_channels)
+        channels: Any = self.output_channels
+        if isinstance(channels, (int, str)):  # 2 or "1,2" from a command line
+            channels = str(channels).replace(" ", "").split(",")
+        try:
+            self.output_channels = tuple(int(c) for c in channels)
+        except ValueError:
+            raise FxcapError(f"output channels must be numbers like 1 or 1,2, not {self.output_channels!r}") from None
         if not self.output_channels or min(self.output_channels) < 1:
             raise FxcapError(f"output channels are numbered from 1, not {list(self.output_channels)}")
         if self.input_channel < 1 or (self.loopback_channel is not None and self.loopback_channel < 1):
@@ -460,7 +471,7 @@ class SoundcardBackend(Backend):
     def _current_interface(self) -> InterfaceInfo:
         """The interface again, by name: indices change when devices (or JACK clients) come and go."""
         for attempt in range(2):
-            found = _match_interface(list_interfaces(rates=()), self.interface.name)
+            found = _match_interface(list_interfaces(rates=(), refresh=False), self.interface.name)
             if found is not None:
                 return found
             if attempt == 0:

@@ -110,7 +110,7 @@ def fake_devices(monkeypatch):
         if samplerate not in info.supported_rates:
             raise sd.PortAudioError("Invalid sample rate", -9997)
 
-    monkeypatch.setattr(soundcard, "list_interfaces", lambda rates=(): INTERFACES)
+    monkeypatch.setattr(soundcard, "list_interfaces", lambda rates=(), refresh=True: INTERFACES)
     monkeypatch.setattr(soundcard, "refresh_devices", lambda: None)
     monkeypatch.setattr(sd, "check_input_settings", check)
     monkeypatch.setattr(sd, "check_output_settings", check)
@@ -130,7 +130,7 @@ def test_recording_is_the_device_return_delayed_by_the_round_trip_with_a_tail():
     # a 3-input interface: out 1 -> device -> in 2, out 2 -> loopback cable -> in 3
     interfaces = INTERFACES + [InterfaceInfo(2, "Three in", "ALSA", 3, 2, 48000.0, (48000,))]
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(soundcard, "list_interfaces", lambda rates=(): interfaces)
+        mp.setattr(soundcard, "list_interfaces", lambda rates=(), refresh=True: interfaces)
         mp.setattr(sd, "check_input_settings", lambda **kw: None)
         mp.setattr(sd, "check_output_settings", lambda **kw: None)
         backend = make(rig, interface="Three in", output_channels=(1, 2), input_channel=2, loopback_channel=3, tail_seconds=0.01)
@@ -224,3 +224,22 @@ def test_bad_signal_and_config_are_rejected():
         SoundcardConfig(output_channels=(0,))
     with pytest.raises(Exception, match="must differ"):
         SoundcardConfig(input_channel=2, loopback_channel=2)
+
+
+def test_output_channels_from_a_command_line_string():
+    assert SoundcardConfig(output_channels="1, 2").output_channels == (1, 2)
+    assert SoundcardConfig(output_channels=3).output_channels == (3,)
+    with pytest.raises(Exception, match="numbers like"):
+        SoundcardConfig(output_channels="left")
+
+
+def test_from_spec_builds_what_the_backend_factory_asks_for():
+    backend = SoundcardBackend.from_spec("scarlett", device="LA-2A", sample_rate=44100, output_channels="1,2", tail_seconds=1)
+    assert backend.profile.name == "LA-2A" and backend.interface.index == 1
+    assert backend.config.output_channels == (1, 2) and backend.sample_rate == 44100
+    assert isinstance(backend.knob_setter, ManualKnobSetter)
+    assert backend.describe()["interface"].startswith("Scarlett")
+    with pytest.raises(Exception, match="unknown sound-card option"):
+        SoundcardBackend.from_spec("scarlett", device="OD-3", sample_rate=48000, channels=3)
+    with pytest.raises(DeviceNotFoundError, match="MIDI"):
+        SoundcardBackend.from_spec("scarlett", device="OD-3", sample_rate=48000, midi_port="no such port 1234")
