@@ -61,15 +61,20 @@ jack_stop() {
         return 0
     fi
     pid="$(cat "$PIDFILE")"
-    if kill -0 "$pid" 2>/dev/null; then
-        kill "$pid"
-        for _ in $(seq 50); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
-    fi
     rm -f "$PIDFILE"
+    # Only a jackd we started: a stale pid file may name an unrelated process by now.
+    if ! kill -0 "$pid" 2>/dev/null || [ "$(ps -p "$pid" -o comm= 2>/dev/null)" != "jackd" ]; then
+        echo "jack.sh: jackd (pid $pid) is not running any more"
+        return 0
+    fi
+    kill "$pid"
+    for _ in $(seq 50); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -9 "$pid"
+    fi
     echo "jack.sh: jackd stopped"
 }
 
