@@ -408,6 +408,9 @@ class SoundcardBackend(Backend):
         played = np.asarray(signal, dtype=np.float32)
         if played.ndim != 1 or len(played) == 0:
             raise CaptureError(f"the signal must be mono and non-empty, not of shape {played.shape}")
+        peak = float(np.max(np.abs(played)))
+        if not peak <= 1.0:  # also catches NaN
+            raise CaptureError(f"the signal peaks at {peak:.3g} (above 0 dBFS) and would clip the interface's output; lower its level")
         config, rate = self.config, self.sample_rate
         tail = int(round(config.tail_seconds * rate))
         length = len(played) + tail

@@ -220,6 +220,8 @@ def test_bad_signal_and_config_are_rejected():
     backend = make(FakeRig())
     with pytest.raises(CaptureError, match="mono"):
         backend.play_record(np.zeros((2, 100), np.float32), {})
+    with pytest.raises(CaptureError, match="clip"):
+        backend.play_record(np.full(100, 1.5, np.float32), {})
     with pytest.raises(Exception, match="numbered from 1"):
         SoundcardConfig(output_channels=(0,))
     with pytest.raises(Exception, match="must differ"):

@@ -171,7 +171,7 @@ def lag_of(recorded: np.ndarray, reference: np.ndarray) -> tuple[int, float]:
     return peak, float(0.5 * (left - right) / (left - 2 * centre + right))
 
 
-def take_clean(backend: SoundcardBackend, run, attempts: int = 3):
+def take_clean(backend: SoundcardBackend, run, attempts: int = 5):
     """Re-take on stream events, as the record engine does (a loaded CI machine may xrun)."""
     for _ in range(attempts):
         take = run()
@@ -261,9 +261,9 @@ def test_forced_xrun_is_reported_as_an_event(pedal, midi, server, where):
     stall_at = int(0.1 * rate) + rate // 2  # half a second into the signal (after the pre-roll)
     backend = make_backend(pedal, midi, server, stream_factory=stream_hook(stall_at, action))
     take = backend.play_record(test_signal(rate, body_seconds=0.5), {})
-    assert take.events, "an xrun went unnoticed"
-    first = int(take.events[0].rsplit(" ", 1)[1])
-    assert rate // 2 - period <= first <= rate // 2 + 64 * period  # flagged near where it happened
+    positions = [int(event.rsplit(" ", 1)[1]) for event in take.events]
+    # flagged where it happened (a loaded machine may add spontaneous xruns elsewhere)
+    assert any(rate // 2 - period <= p <= rate // 2 + 64 * period for p in positions), f"xrun unnoticed: {take.events}"
 
 
 def test_disconnected_device_records_silence_while_the_loopback_keeps_playing(pedal, midi, server):
@@ -297,3 +297,16 @@ def test_wrong_rate_and_unknown_interface_are_clear_errors(pedal, midi, server):
         SoundcardBackend(PROFILE, SoundcardConfig(interface=pedal.name, sample_rate=other), knob_setter=MidiKnobSetter(midi))
     with pytest.raises(DeviceNotFoundError, match=f"no audio interface matches 'no-such-pedal'.*{pedal.name}.*--backend sim"):
         SoundcardBackend(PROFILE, SoundcardConfig(interface="no-such-pedal", sample_rate=server.samplerate))
+
+
+def test_pedal_command_line_errors_are_one_line_and_leave_no_client(pedal, server):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(HERE)]))
+    command = [sys.executable, "-m", "fxcap.capture.jack_pedal", "--profile", "OD-3"]
+    taken = subprocess.run(command + ["--processor", "pedal_effects:build", "--name", pedal.name],
+                           capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
+    assert taken.returncode == 1 and f"a JACK client called {pedal.name!r} exists already" in taken.stderr
+    name = f"fxcap-bad-{os.getpid()}"
+    bad = subprocess.run(command + ["--processor", "pedal_effects:nothing", "--name", name],
+                         capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
+    assert bad.returncode == 1 and "cannot load processor 'pedal_effects:nothing'" in bad.stderr
+    assert not server.get_ports(f"{name}:.*")
