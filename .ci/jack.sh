@@ -22,7 +22,7 @@ as_root() {
 
 jack_install() {
     if command -v jackd >/dev/null 2>&1 && command -v jack_wait >/dev/null 2>&1 \
-        && ldconfig -p | grep -q libportaudio.so.2; then
+        && ldconfig -p | grep libportaudio.so.2 >/dev/null; then
         echo "jack.sh: jackd and PortAudio already installed"
         return 0
     fi
