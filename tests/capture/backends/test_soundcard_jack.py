@@ -42,6 +42,8 @@ def _no_jack_server() -> str | None:
 
 
 _reason = _no_jack_server()
+if _reason and os.environ.get("FXCAP_REQUIRE_JACK") == "1":
+    raise RuntimeError(f"FXCAP_REQUIRE_JACK=1 (CI) but {_reason}")
 if _reason:
     pytest.skip(_reason, allow_module_level=True)
 
