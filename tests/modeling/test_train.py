@@ -121,3 +121,17 @@ def test_evaluate_compare_and_render(dataset, tmp_path):
         render_run(tmp_path / "concat", tmp_path / "dry48.wav", tmp_path / "x.wav")
     with pytest.raises(ModelError, match="no knob 'fuzz'"):
         render_run(tmp_path / "concat", tmp_path / "dry.wav", tmp_path / "x.wav", settings=["fuzz=1"])
+
+
+def test_batched_scoring_equals_one_segment_at_a_time(dataset, tmp_path):
+    from fxcap.modeling.evaluate import score_split
+
+    train(dataset, _config("dynamichyper"), tmp_path / "run", TrainConfig(**{**TINY.to_dict(), "max_epochs": 1}))
+    model, _ = load_run(tmp_path / "run")
+    one = score_split(model, dataset, "test", 44100, batch=1)
+    many = score_split(model, dataset, "test", 44100, batch=64)
+    assert len(one) == len(many) == 2
+    for a, b in zip(one, many):
+        assert a.keys() == b.keys()
+        for key in ("l1", "esr", "rms_diff_db"):
+            assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-7)
