@@ -374,6 +374,30 @@ def dataset_validate_command(path: Annotated[Path, typer.Argument(help="Dataset 
         raise typer.Exit(1)
 
 
+# -- export ----------------------------------------------------------------------------------------
+
+
+@app.command("export")
+def export_command(
+    model: Annotated[Path, typer.Option("--model", "-m", help="Run folder of a trained model.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="File to write (.onnx / .json), or a folder (no suffix) for <run>.onnx / <run>.json.")],
+    format_: Annotated[str, typer.Option("--format", "-f", help="onnx (every scheme, streaming graph with state) or rtneural (Concat GRU/LSTM, JSON for AIDA-X / Proteus-style plugins).")] = "onnx",
+    checkpoint: Annotated[str, typer.Option(help="best or last.")] = "best",
+    seconds: Annotated[float, typer.Option(help="Length of the self-test audio in seconds.")] = 3.0,
+) -> None:
+    """Export a trained model to ONNX or RTNeural JSON; the written file is self-tested against PyTorch."""
+    from fxcap.modeling.export import export_run
+
+    report = export_run(model, out, format_, checkpoint=checkpoint, seconds=seconds)
+    console.print(
+        f"wrote {report['path']} ({report['bytes']} bytes, {report['format']}); self-test on {report['seconds']:.2f} s of audio "
+        f"with knob automation: max abs error {report['max_abs_error']:.2e} (limit {report['tolerance']:g}) - passed",
+        markup=False, highlight=False,
+    )
+    for note in report.get("notes", []):
+        console.print(f"note: {note}", markup=False, highlight=False)
+
+
 def main() -> None:
     """Console-script entry point: user errors become one red line and exit status 1.
 

@@ -1,0 +1,341 @@
+"""Export to ONNX and RTNeural JSON: round trips with the self-test, refusals, broken run folders, CLI."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from fxcap.cli import app
+from fxcap.errors import ModelError
+from fxcap.modeling.export import FORMATS, ExportMeta, SelfTestConfig, export_model, export_run, formats_for
+from fxcap.modeling.export import rtneural as rt
+from fxcap.modeling.export.common import compare_outputs, knob_automation, plucked_guitar
+from fxcap.modeling.testing import make_dummy_run
+from fxcap.modeling.train import load_run
+
+torch.set_num_threads(1)
+
+RATE = 16000
+SECONDS = 0.25  # 4000 samples: every exported graph runs in well under a second
+HAS_ONNX = importlib.util.find_spec("onnx") is not None and importlib.util.find_spec("onnxruntime") is not None
+needs_onnx = pytest.mark.skipif(not HAS_ONNX, reason="onnx/onnxruntime not installed (pip install 'fxcap[export]')")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Dummy run folders, made on first use: ``runs(cond, cell)``."""
+    base = tmp_path_factory.mktemp("runs")
+    made: dict[tuple[str, str], Path] = {}
+
+    def get(cond: str, cell: str = "gru") -> Path:
+        if (cond, cell) not in made:
+            made[(cond, cell)] = make_dummy_run(base / f"{cond}-{cell}", cond=cond, cell=cell, num_knobs=2, sample_rate=RATE)
+        return made[(cond, cell)]
+
+    return get
+
+
+def _export(run: Path, out: Path, fmt: str) -> dict:
+    return export_run(run, out, fmt, seconds=SECONDS)
+
+
+# -- ONNX ------------------------------------------------------------------------------------------
+
+
+@needs_onnx
+@pytest.mark.parametrize(
+    "cond, cell, graph",
+    [("concat", "gru", "block"), ("concat", "lstm", "block"), ("film", "gru", "scan"),
+     ("statichyper", "gru", "scan"), ("dynamichyper", "gru", "scan")],
+)
+def test_onnx_round_trip(runs, tmp_path, cond, cell, graph):
+    from fxcap.modeling.export.onnx import open_session, read_metadata
+
+    run = runs(cond, cell)
+    out = tmp_path / "model.onnx"
+    report = _export(run, out, "onnx")
+    assert report["max_abs_error"] < 1e-4 and report["graph"] == graph
+    assert report["samples"] == int(SECONDS * RATE) and report["seconds"] == pytest.approx(SECONDS)
+    assert report["bytes"] == out.stat().st_size and report["path"] == str(out)
+    assert report["output_peak"] > 1e-3  # the comparison was not between two silent signals
+    assert not list(tmp_path.glob(".*.tmp"))
+
+    model, _ = load_run(run)
+    meta = read_metadata(out)
+    assert meta["knob_names"] == ["drive", "tone"] and meta["sample_rate"] == RATE
+    assert meta["knobs"][0]["minimum"] == 0.0 and meta["knobs"][0]["maximum"] == 10.0
+    assert meta["state_layout"] == [[name, width] for name, width in model.state_layout]
+    assert meta["scheme"] == cond and meta["cell"] == cell and meta["graph"] == graph
+
+    # The graph takes a batch of two streams with their own knob sequences and a non-zero state.
+    session = open_session(out)
+    assert [i.name for i in session.get_inputs()] == ["audio", "knobs", "state"]
+    assert [o.name for o in session.get_outputs()] == ["audio_out", "state_out"]
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(2, 300, generator=g) - 0.5
+    knobs = torch.rand(2, 300, 2, generator=g) * 2 - 1
+    state = torch.randn(2, model.state_size, generator=g) * 0.3
+    with torch.no_grad():
+        y, new_state = model(x, knobs, state)
+    y_onnx, state_onnx = session.run(None, {"audio": x.numpy(), "knobs": knobs.numpy(), "state": state.numpy()})
+    np.testing.assert_allclose(y_onnx, y.numpy(), atol=1e-5)
+    np.testing.assert_allclose(state_onnx, new_state.numpy(), atol=1e-5)
+
+
+@needs_onnx
+def test_onnx_scan_graph_also_serves_concat_and_block_is_refused_for_loops(runs, tmp_path):
+    from fxcap.modeling.export.onnx import choose_graph, export_onnx
+
+    model, run_config = load_run(runs("concat", "lstm"))
+    meta = ExportMeta.from_run(model, run_config)
+    report = export_onnx(model, meta, tmp_path / "scan.onnx", SelfTestConfig(seconds=0.1), graph="scan")
+    assert report["graph"] == "scan" and report["max_abs_error"] < 1e-4
+
+    film, _ = load_run(runs("film"))
+    with pytest.raises(ModelError, match="film scheme exports as graph 'scan'"):
+        choose_graph(film, "block")
+    with pytest.raises(ModelError, match="unknown ONNX graph kind"):
+        choose_graph(film, "loop")
+
+
+@needs_onnx
+def test_onnx_self_test_failure_is_loud_and_writes_nothing(runs, tmp_path, monkeypatch):
+    from fxcap.modeling.export import onnx as onnx_export
+
+    real = onnx_export.stream_onnx
+    monkeypatch.setattr(onnx_export, "stream_onnx", lambda *args, **kw: real(*args, **kw) * 1.001)
+    out = tmp_path / "bad.onnx"
+    with pytest.raises(ModelError, match=r"ONNX self-test failed: max abs error .* exceeds 0.0001"):
+        _export(runs("film"), out, "onnx")
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+# -- RTNeural JSON ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_rtneural_round_trip(runs, tmp_path, cell):
+    run = runs("concat", cell)
+    out = tmp_path / "model.json"
+    report = _export(run, out, "rtneural")
+    assert report["max_abs_error"] < 1e-4 and report["format"] == "rtneural"
+    assert report["inputs"] == ["audio", "drive", "tone"] and report["aidax_compatible"]
+    assert report["bytes"] == out.stat().st_size
+
+    doc = json.loads(out.read_text())
+    gates = 3 if cell == "gru" else 4
+    assert doc["in_shape"] == [None, None, 3] and doc["in_skip"] == 0
+    layer, dense = doc["layers"]
+    assert layer["type"] == cell and layer["shape"] == [None, None, 32] and layer["activation"] == ""
+    assert np.shape(layer["weights"][0]) == (3, gates * 32) and np.shape(layer["weights"][1]) == (32, gates * 32)
+    assert np.shape(layer["weights"][2]) == ((2, 96) if cell == "gru" else (128,))
+    assert dense["type"] == "dense" and np.shape(dense["weights"][0]) == (32, 1) and np.shape(dense["weights"][1]) == (1,)
+    assert doc["metadata"]["sample_rate"] == RATE and doc["metadata"]["knob_names"] == ["drive", "tone"]
+
+    # The shortest-decimal numbers read back as exactly the model's float32 weights.
+    model, _ = load_run(run)
+    w_ih = model.rnn.weight_ih_l0.detach().numpy()
+    expected = w_ih[rt._gru_order(32)].T if cell == "gru" else w_ih.T
+    np.testing.assert_array_equal(np.asarray(layer["weights"][0], dtype=np.float32), expected)
+    np.testing.assert_array_equal(np.asarray(dense["weights"][0], dtype=np.float32), model.output.weight.detach().numpy().T)
+
+
+def test_rtneural_gru_gate_order_is_keras(runs):
+    """Keras orders GRU gates z, r, h; keeping PyTorch's r, z, n would give a different model."""
+    model, run_config = load_run(runs("concat", "gru"))
+    doc = rt.to_rtneural(model, ExportMeta.from_run(model, run_config))
+    audio = plucked_guitar(RATE, 0.1, seed=2)
+    inputs = np.column_stack([audio, knob_automation(len(audio), 2)])
+    with torch.no_grad():
+        reference = model(torch.from_numpy(inputs[:, 0])[None], torch.from_numpy(inputs[:, 1:])[None])[0][0].numpy()
+    good = rt.RTNeuralModel.from_dict(doc).process(inputs)
+    assert np.max(np.abs(good - reference)) < 1e-5
+
+    hidden = 32
+    swap = np.concatenate([np.arange(hidden, 2 * hidden), np.arange(hidden), np.arange(2 * hidden, 3 * hidden)])
+    layer = doc["layers"][0]
+    layer["weights"] = [np.asarray(layer["weights"][0])[:, swap].tolist(), np.asarray(layer["weights"][1])[:, swap].tolist(),
+                        np.asarray(layer["weights"][2])[:, swap].tolist()]
+    wrong = rt.RTNeuralModel.from_dict(doc).process(inputs)
+    assert np.max(np.abs(wrong - reference)) > 1e-2
+
+
+def test_rtneural_self_test_catches_a_wrong_conversion(runs, tmp_path, monkeypatch):
+    monkeypatch.setattr(rt, "_gru_order", lambda hidden: np.arange(3 * hidden))  # PyTorch order left in place
+    out = tmp_path / "bad.json"
+    with pytest.raises(ModelError, match=r"RTNeural JSON self-test failed: max abs error"):
+        _export(runs("concat", "gru"), out, "rtneural")
+    assert not out.exists()
+
+
+def test_rtneural_reader_rejects_malformed_files(tmp_path):
+    good = {"in_shape": [None, None, 2], "layers": [
+        {"type": "gru", "activation": "", "shape": [None, None, 4], "weights": [np.zeros((2, 12)).tolist(), np.zeros((4, 12)).tolist(), np.zeros((2, 12)).tolist()]},
+        {"type": "dense", "activation": "", "shape": [None, None, 1], "weights": [np.zeros((4, 1)).tolist(), [0.5]]}]}
+    assert np.allclose(rt.RTNeuralModel.from_dict(good).process(np.zeros((5, 2))), 0.5)
+
+    bad_shape = json.loads(json.dumps(good))
+    bad_shape["layers"][0]["weights"][1] = np.zeros((4, 9)).tolist()
+    with pytest.raises(ModelError, match=r"layer 0: weights\[1\] has shape \(4, 9\), expected \(4, 12\)"):
+        rt.RTNeuralModel.from_dict(bad_shape)
+    bad_type = json.loads(json.dumps(good))
+    bad_type["layers"][0]["type"] = "conv1d"
+    with pytest.raises(ModelError, match="unsupported layer type 'conv1d'"):
+        rt.RTNeuralModel.from_dict(bad_type)
+    with pytest.raises(ModelError, match="needs a non-empty 'layers' list"):
+        rt.RTNeuralModel.from_dict({"in_shape": [None, None, 1], "layers": []})
+    path = tmp_path / "broken.json"
+    path.write_text('{"in_shape": [null, null, 1], "layers": [')
+    with pytest.raises(ModelError, match="is not valid JSON"):
+        rt.RTNeuralModel.from_file(path)
+    with pytest.raises(ModelError, match=r"takes \(3, 2\) inputs"):
+        rt.RTNeuralModel.from_dict(good).process(np.zeros((3, 3)))
+
+
+# -- refusals and broken runs ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cond", ["film", "statichyper", "dynamichyper"])
+def test_rtneural_refuses_schemes_it_cannot_express(runs, tmp_path, cond):
+    out = tmp_path / "model.json"
+    with pytest.raises(ModelError, match=rf"the {cond} scheme cannot be exported as rtneural \(RTNeural JSON holds .*\); export it as onnx instead \(--format onnx\)"):
+        _export(runs(cond), out, "rtneural")
+    assert not out.exists()
+    model, _ = load_run(runs(cond))
+    assert formats_for(model) == ["onnx"]
+
+
+def test_format_table_and_unknown_format(runs, tmp_path):
+    model, _ = load_run(runs("concat"))
+    assert formats_for(model) == ["onnx", "rtneural"] and set(FORMATS) == {"onnx", "rtneural"}
+    with pytest.raises(ModelError, match="unknown export format 'nam'; choose one of onnx, rtneural"):
+        _export(runs("concat"), tmp_path / "m.nam", "nam")
+    with pytest.raises(ModelError, match="checkpoint must be 'best' or 'last'"):
+        export_run(runs("concat"), tmp_path / "m.json", "rtneural", checkpoint="final")
+
+
+def test_export_into_a_folder_names_the_file_after_the_run(runs, tmp_path):
+    report = _export(runs("concat", "lstm"), tmp_path, "rtneural")
+    assert Path(report["path"]) == tmp_path / "concat-lstm.json" and (tmp_path / "concat-lstm.json").is_file()
+    report = _export(runs("concat", "lstm"), tmp_path / "exports", "rtneural")  # no suffix: a new folder
+    assert Path(report["path"]) == tmp_path / "exports" / "concat-lstm.json"
+
+
+def test_corrupted_run_folders_give_clear_errors(runs, tmp_path):
+    import shutil
+
+    def copy(name: str) -> Path:
+        return Path(shutil.copytree(runs("concat"), tmp_path / name))
+
+    with pytest.raises(ModelError, match="is not a training run"):
+        _export(tmp_path, tmp_path / "m.json", "rtneural")
+    run = copy("bad-config")
+    (run / "config.json").write_text('{"model": {"cond": "concat",')
+    with pytest.raises(ModelError, match="config.json is corrupt"):
+        _export(run, tmp_path / "m.json", "rtneural")
+    run = copy("no-weights")
+    (run / "best.safetensors").unlink()
+    with pytest.raises(ModelError, match=r"best.safetensors does not exist"):
+        _export(run, tmp_path / "m.json", "rtneural")
+    run = copy("truncated")
+    data = (run / "best.safetensors").read_bytes()
+    (run / "best.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelError, match="is corrupt"):
+        _export(run, tmp_path / "m.json", "rtneural")
+    run = copy("no-rate")
+    config = json.loads((run / "config.json").read_text())
+    del config["dataset"]["sample_rate"]
+    (run / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelError, match="lacks a valid dataset.sample_rate"):
+        _export(run, tmp_path / "m.json", "rtneural")
+    run = copy("wrong-knobs")
+    config = json.loads((run / "config.json").read_text())
+    config["dataset"]["knob_names"] = ["drive"]
+    (run / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelError, match="must list the model's 2 knob name"):
+        _export(run, tmp_path / "m.json", "rtneural")
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_runs_without_knob_ranges_export_names_only(runs, tmp_path):
+    import shutil
+
+    run = Path(shutil.copytree(runs("concat"), tmp_path / "plain"))
+    config = json.loads((run / "config.json").read_text())
+    del config["dataset"]["knobs"]  # what train.py writes today: names only
+    (run / "config.json").write_text(json.dumps(config))
+    _export(run, tmp_path / "m.json", "rtneural")
+    assert json.loads((tmp_path / "m.json").read_text())["metadata"]["knobs"] == [{"name": "drive"}, {"name": "tone"}]
+
+
+# -- helpers -------------------------------------------------------------------------------------------
+
+
+def test_self_test_signals():
+    audio = plucked_guitar(RATE, 1.0, seed=4)
+    assert audio.dtype == np.float32 and len(audio) == RATE
+    assert np.max(np.abs(audio)) == pytest.approx(0.8, rel=1e-6)
+    assert np.sqrt(np.mean(audio ** 2)) > 0.02  # notes, not a lone click
+    np.testing.assert_array_equal(audio, plucked_guitar(RATE, 1.0, seed=4))
+    knobs = knob_automation(4000, 2, block=32)
+    assert knobs.shape == (4000, 2) and knobs.min() >= -1 and knobs.max() <= 1
+    assert knobs.max() - knobs.min() > 1.8  # sweeps (nearly) the whole range
+    changes = np.flatnonzero(np.any(np.diff(knobs, axis=0) != 0, axis=1)) + 1
+    assert len(changes) > 50 and np.all(changes % 32 == 0)  # held within each 32-sample block
+
+
+def test_compare_outputs_reports_the_worst_sample():
+    reference = np.zeros(1000)
+    exported = reference.copy()
+    exported[500] = 2e-4
+    with pytest.raises(ModelError, match=r"max abs error 0.0002 .* \(at sample 500, 0.031 s\)"):
+        compare_outputs(reference, exported, 1e-4, RATE, "X")
+    exported[500] = np.nan
+    with pytest.raises(ModelError, match="not finite from sample 500"):
+        compare_outputs(reference, exported, 1e-4, RATE, "X")
+    assert compare_outputs(reference, reference + 5e-5, 1e-4, RATE, "X") == pytest.approx(5e-5)
+
+
+def test_export_model_takes_a_model_directly(tmp_path):
+    from fxcap.modeling.registry import ModelConfig, build_model
+
+    model = build_model(ModelConfig(cond="concat", cell="gru", num_knobs=1, hidden_size=8))
+    meta = ExportMeta.from_run(model, {"dataset": {"sample_rate": 8000, "knob_names": ["gain"]}})
+    report = export_model(model, meta, tmp_path / "m.json", "rtneural", SelfTestConfig(seconds=0.1))
+    assert report["max_abs_error"] < 1e-4 and report["inputs"] == ["audio", "gain"]
+    assert report["aidax_compatible"]
+    with pytest.raises(ModelError, match="positive length"):
+        SelfTestConfig(seconds=0)
+    with torch.no_grad():
+        model.output.bias.fill_(float("nan"))
+    with pytest.raises(ModelError, match="output.bias holds NaN or Inf"):
+        export_model(model, meta, tmp_path / "nan.json", "rtneural")
+
+
+def test_plugin_notes_flag_sizes_aidax_does_not_load():
+    from fxcap.modeling.registry import ModelConfig, build_model
+
+    model = build_model(ModelConfig(cond="concat", num_knobs=3, hidden_size=24))
+    notes = rt.plugin_notes(model)
+    assert len(notes) == 2 and "hidden sizes" in notes[0] and "at most 2 knobs" in notes[1]
+
+
+# -- CLI -------------------------------------------------------------------------------------------------
+
+
+def test_cli_export(runs, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "od3.json"
+    result = runner.invoke(app, ["export", "--model", str(runs("concat")), "--format", "rtneural", "--out", str(out), "--seconds", "0.2"])
+    assert result.exit_code == 0, result.output
+    assert "max abs error" in result.output and "passed" in result.output and out.is_file()
+
+    result = runner.invoke(app, ["export", "--model", str(runs("film")), "--format", "rtneural", "--out", str(tmp_path / "f.json")])
+    assert result.exit_code == 1 and isinstance(result.exception, ModelError)
+    assert "export it as onnx instead" in str(result.exception)
