@@ -1,5 +1,4 @@
 import numpy as np
-import pytest
 
 from fxcap.capture.virtual import LA2ACompressor
 
