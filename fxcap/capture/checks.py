@@ -61,6 +61,8 @@ class CheckConfig:
         active_dbfs: played level above which signal is expected (dropout search).
         dropout_run: this many identical consecutive samples (zeros or held) is a dropout.
         discontinuity_ratio: prediction-residual spike over the local level that counts as a click.
+        digital_silence_dbfs: a noise floor below this is digital silence (plugins, digital
+            devices): runs of exact zeros then count as dropouts only where the signal is active.
         noise_floor_max_dbfs: noisier than this fails ``noise_floor``.
         repeatability_max_db: ESR between the validation copies worse than this fails.
         latency_tolerance_samples: largest change of the marker latency between takes.
@@ -83,6 +85,7 @@ class CheckConfig:
     active_dbfs: float = -50.0
     dropout_run: int = 16
     discontinuity_ratio: float = 20.0
+    digital_silence_dbfs: float = -140.0
     noise_floor_max_dbfs: float = -50.0
     repeatability_max_db: float = -20.0
     latency_tolerance_samples: float = 2.0
@@ -268,12 +271,30 @@ def _block_level(x: np.ndarray, block: int, span: int) -> np.ndarray:
     return median_filter(level, span, mode="nearest")
 
 
+def _neighbour_peaks(mag: np.ndarray, block: int, reach: int) -> np.ndarray:
+    """Per block: the largest ``mag`` in the blocks 2..``reach`` away on either side (not itself or
+    its direct neighbours). Edges that recur (a hard-clipped wave's corners) have peers there; a click
+    does not."""
+    count = len(mag) // block
+    peaks = mag[: count * block].reshape(count, block).max(axis=1)
+    left = np.concatenate([np.zeros(2), peaks[:-2]]) if count > 2 else np.zeros(count)
+    right = np.concatenate([peaks[2:], np.zeros(2)]) if count > 2 else np.zeros(count)
+    width = max(1, reach - 1)
+    # maximum over blocks i-reach..i-2 (left) and i+2..i+reach (right)
+    left_max = maximum_filter1d(left, width, origin=(width - 1) // 2, mode="constant")
+    right_max = maximum_filter1d(right, width, origin=-(width // 2), mode="constant")
+    return np.maximum(left_max, right_max)
+
+
 def _spike_ratio(residual: np.ndarray, signal: np.ndarray, floor: float, relative_db: float = -60.0,
-                 block: int = 64, span: int = 9) -> np.ndarray:
+                 block: int = 64, span: int = 9, reach: int = 0) -> np.ndarray:
     """``|residual|`` over a robust local level of the residual.
 
     The level is never below ``floor`` (the noise floor) nor ``relative_db`` under the local level
-    of ``signal``: prediction errors far below the music itself are not audible clicks.
+    of ``signal``: prediction errors far below the music itself are not audible clicks. With
+    ``reach`` > 0 blocks, it is also never below half the largest residual peak of the surrounding
+    blocks (:func:`_neighbour_peaks`): the sharp corners a distortion pedal makes recur with the
+    waveform, whereas a click is a lone spike.
     """
     mag = np.abs(residual)
     count = len(mag) // block
@@ -281,6 +302,8 @@ def _spike_ratio(residual: np.ndarray, signal: np.ndarray, floor: float, relativ
         return np.zeros_like(mag)
     level = np.maximum(_block_level(residual, block, span), floor)
     level = np.maximum(level, db_to_amp(relative_db) * _block_level(signal, block, span))
+    if reach > 0:
+        level = np.maximum(level, 0.5 * _neighbour_peaks(mag, block, reach))
     per_sample = np.repeat(level, block)
     per_sample = np.concatenate([per_sample, np.full(len(mag) - len(per_sample), level[-1])])
     return mag / per_sample
@@ -301,7 +324,10 @@ def _check_dropouts(raw: RawTake, aligned: np.ndarray, layout: SignalLayout, ali
             continue  # flat tops are output clipping
         pos = np.round(_raw_to_signal(np.arange(start, start + length), layout, alignment)).astype(np.int64)
         pos = pos[(pos >= 0) & (pos < len(active))]
-        if pos.size and active[pos].mean() >= 0.5:
+        # Exact zeros from a rig that otherwise has a noise floor are a dropout even where the
+        # signal is quiet: analogue noise never holds at 0.0.
+        noisy_rig = floor_db is not None and floor_db > config.digital_silence_dbfs and rec[start] == 0.0
+        if pos.size and (noisy_rig or active[pos].mean() >= 0.5):
             what = "zeros" if rec[start] == 0 else f"held at {rec[start]:.4f}"
             return _result("dropouts", False, pos[0] / fs, "s", None,
                            f"dropout at {pos[0] / fs:.2f} s ({length} samples {what}): {advice}")
@@ -311,7 +337,8 @@ def _check_dropouts(raw: RawTake, aligned: np.ndarray, layout: SignalLayout, ali
     # 2) isolated discontinuities: prediction-residual spikes the played signal does not explain
     aligned64 = np.asarray(aligned, dtype=np.float64)
     floor = 3.0 * db_to_amp(floor_db) if floor_db is not None else 0.0
-    ratio = _spike_ratio(lpc_residual(aligned64), aligned64, max(floor, 1e-9))
+    reach = max(3, int(0.04 * fs) // 64)  # peers within about 40 ms
+    ratio = _spike_ratio(lpc_residual(aligned64), aligned64, max(floor, 1e-9), reach=reach)
     own = _spike_ratio(lpc_residual(played), played, 1e-9) > 5.0
     shift = int(round(alignment.extra.get("latency_offset", 0.0)))
     guard = max(1, int(0.005 * fs))

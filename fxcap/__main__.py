@@ -1,0 +1,5 @@
+"""``python -m fxcap`` runs the command line."""
+
+from fxcap.cli import main
+
+main()
