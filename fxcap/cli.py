@@ -135,12 +135,12 @@ def _print_session_summary(session) -> None:
 
     rows = session_summary(session)
     table = Table(title=f"{session.root}: {len(rows)} takes of {session.manifest.device.name} ({session.manifest.status})")
-    for column in ("take", "knobs", "latency (smp)", "gain (dB)", "drift (ppm)", "noise (dBFS)", "repeat ESR (dB)", "tries", "status"):
-        table.add_column(column, justify="right" if column not in ("take", "knobs", "status") else "left")
+    for column in ("take", "knobs", "latency\n(smp)", "gain\n(dB)", "drift\n(ppm)", "noise\n(dBFS)", "repeat\nESR (dB)", "tries", "ok"):
+        table.add_column(column, justify="left" if column in ("take", "knobs") else "right", no_wrap=column in ("take", "knobs"))
     fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
     for row in rows:
         table.add_row(
-            row["take"] + (" (ref)" if row["reference"] else ""),
+            row["take"].removeprefix("take-") + (" ref" if row["reference"] else ""),
             row["knobs"],
             fmt(row["latency_samples"], ".2f"),
             fmt(row["gain_db"], "+.2f"),

@@ -223,16 +223,20 @@ def resume_session(
 
 
 def session_summary(session: Session) -> list[dict[str, Any]]:
-    """One row per take: knobs, latency (samples), gain (dB), drift (ppm), noise floor (dBFS),
-    repeatability ESR (dB), attempts and status — what the CLI prints at the end."""
+    """One row per take: the knobs that vary across the session, latency (samples), gain (dB),
+    drift (ppm), noise floor (dBFS), repeatability ESR (dB), attempts and status — what the CLI
+    prints at the end."""
+    takes = session.manifest.takes
+    varying = [name for name in session.manifest.device.knob_names if len({str(t.knobs.get(name)) for t in takes}) > 1]
     rows = []
-    for take in session.manifest.takes:
+    for take in takes:
         noise = take.check("noise_floor")
         repeat = take.check("repeatability")
+        shown = {k: take.knobs[k] for k in varying} if varying else take.knobs
         rows.append(
             {
                 "take": take.take_id,
-                "knobs": _describe_knobs(take.knobs),
+                "knobs": _describe_knobs(shown),
                 "reference": take.is_reference,
                 "latency_samples": take.alignment.latency_samples,
                 "gain_db": take.alignment.gain_db,
