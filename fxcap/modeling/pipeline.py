@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
 
 from fxcap.dataset import load_dataset_info
 from fxcap.errors import ModelError
@@ -71,6 +72,8 @@ def train_models(request: TrainRequest, console: Any | None = None) -> TrainResu
     dataset = Path(request.dataset) if request.dataset else newest_dataset(request.datasets_dir)
     info = load_dataset_info(dataset)
     config = replace(PRESETS[request.preset], seed=request.seed, **request.overrides)
+    if config.threads:
+        torch.set_num_threads(config.threads)
     runs_root = Path(request.runs_dir) / dataset.name
     runs = []
     for cond in request.conds:

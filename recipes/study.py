@@ -1,0 +1,121 @@
+"""The steps every capture study shares: capture -> dataset -> train all schemes -> compare -> report.
+
+``recipes/od3.py`` and ``recipes/la2a.py`` describe their study with a :class:`Study` and call
+:func:`run_study`; each step is one library call, so this file is the whole story.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fxcap.capture.capture import CaptureRequest, run_capture
+from fxcap.capture.plan import PlanConfig
+from fxcap.capture.record import session_summary
+from fxcap.dataset import BuildConfig, build_dataset
+from fxcap.modeling.compare import compare_runs, to_markdown
+from fxcap.modeling.pipeline import TrainRequest, train_models
+
+CONDITIONS = ["concat", "film", "statichyper", "dynamichyper"]
+
+
+@dataclass
+class Study:
+    """One study: which device, which knobs, which windows, held-out settings, how long to train.
+
+    ``quick`` picks the short capture signal and the quick training preset (minutes on a CPU);
+    otherwise the default signal and the paper's training recipe.
+    """
+
+    device: str
+    knobs: list[str]
+    steps: int
+    window: int
+    out: Path
+    quick: bool = True
+    holdout: tuple[str, ...] = ()
+    fixed: dict[str, Any] = field(default_factory=dict)
+    cells: list[str] = field(default_factory=lambda: ["gru"])
+    seed: int = 0
+    sample_rate: int = 48000
+    sessions: list[Path] | None = None  # use these sessions instead of capturing
+
+
+def capture(study: Study):
+    """Record the knob grid on the virtual device (resuming an interrupted capture in the same folder)."""
+    session_dir = study.out / "session"
+    request = CaptureRequest(
+        device=study.device,
+        backend="sim",
+        plan=PlanConfig(knobs=study.knobs, steps=study.steps, fixed=study.fixed, shuffle=True, seed=study.seed),
+        sample_rate=study.sample_rate,
+        preset="short" if study.quick else "default",
+        out=session_dir,
+        resume=(session_dir / "session.json").exists(),
+        seed=study.seed,
+    )
+    return run_capture(request)
+
+
+def run_study(study: Study, console: Any | None = None) -> dict[str, Any]:
+    """Run every step; returns timings, the comparison tables and where everything was written."""
+    timings: dict[str, float] = {}
+    say = console.print if console is not None else (lambda *a, **k: None)
+
+    start = time.perf_counter()
+    if study.sessions:
+        session_roots = list(study.sessions)
+    else:
+        session = capture(study)
+        session_roots = [session.root]
+        rows = session_summary(session)
+        say(f"captured {len(rows)} takes of {study.device} into {session.root}")
+        for row in rows:
+            say(
+                f"  {row['take']}  {row['knobs']:<28} latency {row['latency_samples']:.2f} smp  gain {row['gain_db']:+.2f} dB  "
+                f"noise {row['noise_floor_dbfs']:.1f} dBFS  repeatability {row['repeatability_esr_db']:.1f} dB  {row['status']}"
+            )
+    timings["capture_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    config = BuildConfig(window=study.window, holdout=study.holdout, write_wav=False)
+    info = build_dataset(session_roots, study.out / "dataset", config, overwrite=True)
+    timings["dataset_s"] = time.perf_counter() - start
+    say(info.describe(), markup=False)
+
+    start = time.perf_counter()
+    runs = []
+    for cell in study.cells:
+        request = TrainRequest(
+            conds=CONDITIONS, cell=cell, dataset=info.path, runs_dir=study.out / "runs",
+            preset="quick" if study.quick else "paper", seed=study.seed, resume=True,
+        )
+        runs.extend(train_models(request, console=console).runs)
+    timings["train_evaluate_s"] = time.perf_counter() - start
+
+    result: dict[str, Any] = {"sessions": session_roots, "dataset": info.path, "runs": runs, "timings": timings}
+    result["test"] = compare_runs(runs, study.out, split="test")
+    if study.holdout:
+        result["holdout"] = compare_runs(runs, study.out / "holdout", split="holdout")
+    try:
+        from fxcap.report import build_report
+    except ImportError:  # the report needs matplotlib (pip install 'fxcap[report]')
+        return result
+    start = time.perf_counter()
+    result["report"] = build_report(study.out / "report", session=session_roots[0], dataset=info.path, runs=runs)
+    timings["report_s"] = time.perf_counter() - start
+    return result
+
+
+def print_result(result: dict[str, Any], console: Any) -> None:
+    """The comparison tables and timings, as the recipes print them at the end."""
+    console.print("\nTest split (a stretch of input never heard in training):", markup=False)
+    console.print(to_markdown(result["test"]), markup=False)
+    if "holdout" in result:
+        console.print("Held-out knob settings (never heard in training):", markup=False)
+        console.print(to_markdown(result["holdout"]), markup=False)
+    console.print("timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in result["timings"].items()), markup=False)
+    if "report" in result:
+        console.print(f"report: {result['report']}", markup=False)
