@@ -380,8 +380,8 @@ def dataset_validate_command(path: Annotated[Path, typer.Argument(help="Dataset 
 @app.command("report")
 def report_command(
     session: Annotated[Optional[Path], typer.Option("--session", "-s", help="Session folder (default: the newest under --sessions-dir).")] = None,
-    dataset: Annotated[Optional[Path], typer.Option("--dataset", "-d", help="Dataset folder (default: the newest under --datasets-dir).")] = None,
-    run: Annotated[Optional[list[Path]], typer.Option("--run", "-m", help="Run folder; repeat for several (default: the evaluated runs under --runs).")] = None,
+    dataset: Annotated[Optional[Path], typer.Option("--dataset", "-d", help="Dataset folder (default: the newest under --datasets-dir built from the session).")] = None,
+    run: Annotated[Optional[list[Path]], typer.Option("--run", "--model", "-m", help="Run folder; repeat for several (default: the evaluated runs under --runs).")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Report folder (default: reports/<session or dataset name>).")] = None,
     at: Annotated[Optional[list[str]], typer.Option("--at", help="Setting for spectrograms and audio, e.g. --at drive=10 or --at drive=5,tone=3 (repeatable).")] = None,
     audio_seconds: Annotated[float, typer.Option(help="Length of the audio excerpts (s).")] = 3.0,

@@ -64,6 +64,12 @@ class ReportConfig:
     checkpoint: str = "best"
     title: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.checkpoint not in ("best", "last"):
+            raise ReportError(f"checkpoint must be best or last, not {self.checkpoint!r}")
+        if not 20 <= int(self.dpi) <= 600:
+            raise ReportError(f"dpi must be between 20 and 600, not {self.dpi}")
+
 
 @dataclass
 class ReportInputs:
@@ -230,7 +236,7 @@ def _summary_section(session: Session | None, dataset: DatasetInfo | None, runs:
     else:
         facts.append(("runs", "none given"))
     facts.append(("generated", f"{_dt.datetime.now().astimezone().isoformat(timespec='seconds')} by fxcap {__version__}"))
-    return H.Section("summary", "Summary", H.table(["", ""], facts, text_columns=2, css="facts"))
+    return H.Section("summary", "Summary", H.table(None, facts, text_columns=2, css="facts"))
 
 
 def _quality_section(rows: Sequence[TakeQuality] | None, png: bytes | None) -> H.Section:
@@ -328,8 +334,8 @@ def _audio_section(listening: Listening | None, points: Sequence[SettingPoint], 
     if scale < 1.0:
         lead += f" Every clip is turned down by {-20 * math.log10(scale):.1f} dB (the loudest peaks at {20 * math.log10(peak):+.1f} dBFS) so none clips; their relative levels are kept."
     body = H.paragraph(lead, "lead")
+    body += '<div class="dry">' + H.audio_player(H.wav_bytes(listening.dry * scale, rate), "dry input") + "</div>"
     body += '<div class="players">'
-    body += '<div class="card"><h3>dry input</h3>' + H.audio_player(H.wav_bytes(listening.dry * scale, rate), "dry") + "</div>"
     for point in listening.points:
         body += f'<div class="card"><h3>{H.esc(_point_label(points[point], swept))}</h3>'
         if point in listening.device:
@@ -371,7 +377,7 @@ def _comparison_tables(runs: Sequence[ReportRun]) -> tuple[str, dict[str, list[d
             frame = comparison_table([r.run_dir for r in evaluated], split)
         except ModelError:
             continue
-        best = best_values(frame)
+        best = best_values(frame) if len(frame) > 1 else {}  # nothing to compare with a single run
         rows = []
         for _, row in frame.iterrows():
             rows.append([H.Cell(format_cell(key, row[key]), "best" if is_best(key, row[key], best) else "")
@@ -382,7 +388,7 @@ def _comparison_tables(runs: Sequence[ReportRun]) -> tuple[str, dict[str, list[d
     if not body:
         return H.missing("The evaluated runs have no test scores; evaluate them again with `fxcap evaluate`."), {}
     lead = H.paragraph("Mean metrics over the knob settings of each split (lower is better); the best value of each column "
-                       "is highlighted. Compute: GFLOP per second of audio, and MFLOP per knob change for hypernetworks.", "lead")
+                       "is highlighted when there are several runs. Compute: GFLOP per second of audio, and MFLOP per knob change for hypernetworks.", "lead")
     not_evaluated = [r.label for r in runs if not r.evaluated]
     tail = H.paragraph(f"Not evaluated, so not in the table: {', '.join(not_evaluated)}.") if not_evaluated else ""
     return lead + body + tail, data

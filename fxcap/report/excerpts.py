@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fxcap.capture.layout import TRAINABLE_KINDS, Region, SignalLayout
+from fxcap.errors import ReportError
 
 
 @dataclass(frozen=True)
@@ -42,9 +43,9 @@ class ExcerptConfig:
     def __post_init__(self) -> None:
         for name in ("tone_seconds", "analysis_seconds", "chunk_seconds", "audio_seconds"):
             if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive, not {getattr(self, name)}")
+                raise ReportError(f"{name} must be a positive number of seconds, not {getattr(self, name)}")
         if self.preroll_seconds < 0:
-            raise ValueError(f"preroll_seconds must not be negative, not {self.preroll_seconds}")
+            raise ReportError(f"preroll_seconds must not be negative, not {self.preroll_seconds}")
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,8 @@ DEFAULT_DPI = 100
 """Dots per inch of every figure (a 11-inch-wide figure is 1100 pixels wide)."""
 
 DEVICE_COLOR = "black"
+MIN_SPAN_DB = 2.0
+"""Smallest y range (dB) of a knob-response panel."""
 SPECTROGRAM_FRAMES = 300
 """Most time frames per spectrogram panel (the hop grows for long excerpts; keeps figures light)."""
 
@@ -146,6 +148,10 @@ def knob_response_figure(
                 ax.plot(x, y, linestyle=linestyle, marker=marker, color=color, linewidth=width,
                         markersize=6 if label == "device" else 4, label=label, zorder=3 if label == "device" else 2)
                 drawn = True
+        low, high = ax.get_ylim()
+        if drawn and high - low < MIN_SPAN_DB:  # keep a 0.01 dB wobble from looking like a trend
+            centre = 0.5 * (low + high)
+            ax.set_ylim(centre - MIN_SPAN_DB / 2, centre + MIN_SPAN_DB / 2)
         floor = response.dry.get(key) if key == "thd_db" else None
         if floor is not None and drawn:
             low, high = ax.get_ylim()
@@ -169,7 +175,7 @@ def knob_response_figure(
     for ax in axes[0]:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(label, handle)
-    ncol = min(len(handles), 5) or 1
+    ncol = min(len(handles), 6) or 1
     rows = -(-len(handles) // ncol)
     bottom = (0.07 + 0.055 * rows) if handles else 0.0
     if handles:

@@ -46,6 +46,7 @@ table.facts td { text-align: left; white-space: normal; }
 .players { display: grid; grid-template-columns: repeat(auto-fill, minmax(360px, 1fr)); gap: 14px; }
 .card { border: 1px solid var(--line); border-radius: 6px; padding: 10px 12px; }
 .card h3 { margin: 0 0 8px; font-size: 15px; }
+.dry { max-width: 560px; margin-bottom: 12px; }
 .clip { display: grid; grid-template-columns: 150px 1fr; align-items: center; gap: 8px; margin: 4px 0; }
 .clip span { font-size: 13px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 .clip audio { width: 100%; height: 32px; }
@@ -78,8 +79,9 @@ class Cell:
     classes: str = ""
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], text_columns: int = 1, css: str = "") -> str:
-    """An HTML table; the first ``text_columns`` columns are left-aligned. Cells may be :class:`Cell`."""
+def table(headers: Sequence[str] | None, rows: Iterable[Sequence[Any]], text_columns: int = 1, css: str = "") -> str:
+    """An HTML table (no header row when ``headers`` is None); the first ``text_columns`` columns are
+    left-aligned. Cells may be :class:`Cell`."""
 
     def cell(tag: str, value: Any, index: int) -> str:
         classes = ["text"] if index < text_columns else []
@@ -89,10 +91,10 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], text_columns: i
         attr = f' class="{" ".join(classes)}"' if classes else ""
         return f"<{tag}{attr}>{esc(value)}</{tag}>"
 
-    head = "".join(cell("th", h, i) for i, h in enumerate(headers))
+    head = "<thead><tr>" + "".join(cell("th", h, i) for i, h in enumerate(headers)) + "</tr></thead>" if headers is not None else ""
     body = "\n".join("<tr>" + "".join(cell("td", v, i) for i, v in enumerate(row)) + "</tr>" for row in rows)
     klass = f' class="{css}"' if css else ""
-    return f'<div class="scroll"><table{klass}><thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table></div>'
+    return f'<div class="scroll"><table{klass}>{head}<tbody>\n{body}\n</tbody></table></div>'
 
 
 def figure(png: bytes, alt: str, caption: str = "") -> str:

@@ -21,10 +21,10 @@ from fxcap.errors import ModelError
 from fxcap.modeling.render import knobs_from_run
 from fxcap.modeling.train import load_run
 
-RENDER_BLOCK = 32768
+RENDER_BLOCK = 8192
 """Samples per forward call when rendering (hidden state carried across blocks; bounds memory)."""
 
-RENDER_BATCH = 16
+RENDER_BATCH = 64
 """Knob settings rendered together in one batch."""
 
 

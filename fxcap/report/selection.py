@@ -78,7 +78,10 @@ def setting_points(session: Session) -> tuple[list[SettingPoint], list[str]]:
         notes.append(f"takes that failed their checks are left out of the knob response and audio: {', '.join(failed)}")
     points: dict[tuple, SettingPoint] = {}
     for take in usable:
-        knobs = profile.complete(take.knobs)
+        try:
+            knobs = profile.complete(take.knobs)
+        except ValueError as exc:
+            raise ReportError(f"session {session.root}, take {take.take_id}: {exc}; the manifest does not fit its device profile") from None
         key = tuple(knobs[k.name] for k in profile.knobs)
         points.setdefault(key, SettingPoint(knobs=knobs)).take_ids.append(take.take_id)
     return list(points.values()), notes

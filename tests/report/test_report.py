@@ -25,7 +25,7 @@ from fxcap.capture.session import Session
 from fxcap.cli import app
 from fxcap.dataset import BuildConfig, SplitConfig, build_dataset
 from fxcap.dataset.testing import make_dummy_session
-from fxcap.errors import ReportError
+from fxcap.errors import ModelError, ReportError
 from fxcap.modeling.evaluate import evaluate_run
 from fxcap.modeling.registry import ModelConfig
 from fxcap.modeling.train import TrainConfig, load_run, train
@@ -210,6 +210,15 @@ def test_nothing_to_report_is_a_clear_error(tmp_path):
         build_report(tmp_path / "out")
     with pytest.raises(ReportError, match="nothing to report"):
         resolve_inputs(sessions_dir=tmp_path / "s", datasets_dir=tmp_path / "d", runs_dir=tmp_path / "r")
+
+
+def test_bad_options_are_clear_errors(workspace):
+    with pytest.raises(ReportError, match="audio_seconds must be a positive"):
+        ExcerptConfig(audio_seconds=0)
+    with pytest.raises(ReportError, match="best or last"):
+        ReportConfig(checkpoint="newest")
+    with pytest.raises(ModelError, match="not a training run"):
+        build_report(workspace / "reports" / "bad", runs=[workspace / "sessions"])
 
 
 def test_unknown_setting_names_the_captured_values(workspace):
