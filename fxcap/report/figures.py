@@ -234,9 +234,10 @@ def spectrogram_figure(
             if r == len(rows) - 1:
                 ax.set_xlabel("s")
             ax.tick_params(labelsize=8)
-    fig.tight_layout(rect=(0, 0, 0.94, 1))
+    right = 1.0 - 1.1 / fig.get_figwidth()  # leave 1.1 inch for the colour bar and its labels
+    fig.tight_layout(rect=(0, 0, right, 1))
     if mesh is not None:
-        cax = fig.add_axes((0.955, 0.15, 0.012, 0.7))
+        cax = fig.add_axes((right + 0.15 / fig.get_figwidth(), 0.15, 0.15 / fig.get_figwidth(), 0.7))
         fig.colorbar(mesh, cax=cax, label="dBFS")
     return _png(fig, dpi)
 
