@@ -29,3 +29,7 @@ class DatasetError(FxcapError):
 
 class ModelError(FxcapError):
     """A model configuration, checkpoint or run folder is unusable."""
+
+
+class ReportError(FxcapError):
+    """A report cannot be made from what was given (nothing to report, an unknown knob setting)."""

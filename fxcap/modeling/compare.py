@@ -65,27 +65,51 @@ def comparison_table(runs: list[str | Path], split: str = "test") -> pd.DataFram
     return pd.DataFrame(rows)
 
 
-def to_markdown(frame: pd.DataFrame) -> str:
-    """A Markdown table; the best (lowest) value of every numeric column is marked with ``*``."""
-    headers = ["run", "scheme", "cell", "params", "GFLOP/s", "hyper MFLOP/change"] + [label for _, label in COLUMNS]
-    keys = ["run", "scheme", "cell", "params", "gflops_per_s", "hyper_mflops_per_change"] + [key for key, _ in COLUMNS]
+TABLE_COLUMNS = [
+    ("run", "run"),
+    ("scheme", "scheme"),
+    ("cell", "cell"),
+    ("params", "params"),
+    ("gflops_per_s", "GFLOP/s"),
+    ("hyper_mflops_per_change", "hyper MFLOP/change"),
+] + COLUMNS
+"""``(key, label)`` of every column of the comparison table, in display order."""
+
+TEXT_COLUMNS = ("run", "scheme", "cell")
+"""Columns that are labels, not figures (never marked best)."""
+
+
+def best_values(frame: pd.DataFrame) -> dict[str, float]:
+    """The best (lowest) value of every numeric column of a :func:`comparison_table` frame."""
     best = {}
-    for key in keys[3:]:
+    for key, _ in TABLE_COLUMNS:
+        if key in TEXT_COLUMNS or key not in frame:
+            continue
         values = pd.to_numeric(frame[key], errors="coerce")
         if values.notna().any():
-            best[key] = values.min()
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+            best[key] = float(values.min())
+    return best
+
+
+def format_cell(key: str, value: Any) -> str:
+    """How a table cell reads: parameters as integers, other figures to 4 significant digits, ``-`` if missing."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and pd.notna(value):
+        return f"{int(value)}" if key == "params" else f"{value:.4g}"
+    return "-" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
+
+
+def is_best(key: str, value: Any, best: dict[str, float]) -> bool:
+    """Whether ``value`` is the best of its column (see :func:`best_values`)."""
+    return (key in best and isinstance(value, (int, float)) and not isinstance(value, bool) and pd.notna(value)
+            and float(value) == best[key])
+
+
+def to_markdown(frame: pd.DataFrame) -> str:
+    """A Markdown table; the best (lowest) value of every numeric column is marked with ``*``."""
+    best = best_values(frame)
+    lines = ["| " + " | ".join(label for _, label in TABLE_COLUMNS) + " |", "|" + "---|" * len(TABLE_COLUMNS)]
     for _, row in frame.iterrows():
-        cells = []
-        for key in keys:
-            value = row[key]
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and pd.notna(value):
-                text = f"{int(value)}" if key == "params" else f"{value:.4g}"
-                if key in best and value == best[key]:
-                    text += "*"
-            else:
-                text = "-" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
-            cells.append(text)
+        cells = [format_cell(key, row[key]) + ("*" if is_best(key, row[key], best) else "") for key, _ in TABLE_COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n\n`*` best in column (lower is better).\n"
 
