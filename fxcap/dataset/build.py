@@ -379,6 +379,17 @@ class _Plan:
             split=split, window=self.window, split_config=self.plan.config.to_dict(), holdout=self.holdout))
 
 
+def conditioning_knobs(knobs: Sequence[KnobColumn], takes: Sequence[_Take]) -> list[str]:
+    """The knobs whose value varies across the dataset's takes: the models' conditioning inputs.
+
+    A knob held at one value in every take carries no information a model could learn (the
+    paper's OD-3 models see DRIVE and TONE, not the fixed LEVEL); its raw and normalized columns
+    are still written to every shard. If no knob varies, all knobs are kept.
+    """
+    varying = [k.name for k in knobs if len({str(t.knobs_raw.get(k.name)) for t in takes}) > 1]
+    return varying or [k.name for k in knobs]
+
+
 def _make_plan(sessions: Sequence[str | Path | Session], config: BuildConfig) -> _Plan:
     opened = _open_sessions(sessions)
     _check_compatible(opened)
@@ -485,6 +496,7 @@ def _manifest(p: _Plan, writers: dict[str, _SplitWriter], files: list[dict[str, 
         "window": p.window,
         "signal": {k: first.signal.get(k) for k in ("sha256", "version", "preset", "source", "length_samples")},
         "knobs": [k.to_dict() for k in p.knobs],
+        "conditioning_knobs": conditioning_knobs(p.knobs, p.takes),
         "split_config": p.plan.config.to_dict(),
         "holdout": p.holdout,
         "plan": p.plan.to_dict(),

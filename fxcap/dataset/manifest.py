@@ -72,6 +72,7 @@ class DatasetInfo:
     device: str
     device_kind: str
     knobs: list[KnobColumn]
+    """The conditioning knobs (those that vary across the takes), in the loader's ``knobs`` order."""
     sample_rate: int
     window: int
     dataset_hash: str
@@ -82,6 +83,8 @@ class DatasetInfo:
     takes_skipped: int
     quality: dict[str, dict[str, float]]
     manifest: dict[str, Any]
+    all_knobs: list[KnobColumn] = field(default_factory=list)
+    """Every knob of the device profile (each has raw and normalized columns in the shards)."""
 
     @property
     def knob_names(self) -> list[str]:
@@ -102,7 +105,8 @@ class DatasetInfo:
         lines = [
             f"dataset   {self.name}  ({self.path})",
             f"device    {self.device} ({self.device_kind}), {self.sample_rate} Hz, window {self.window} samples",
-            "knobs     " + ", ".join(f"{k.name} [{k.range_text()}]" for k in self.knobs),
+            "knobs     " + ", ".join(f"{k.name} [{k.range_text()}]" for k in self.knobs)
+            + "".join(f"; {k.name} fixed" for k in self.all_knobs if k.name not in self.knob_names),
             f"sessions  {', '.join(self.sessions)}; takes used {self.takes_used}, skipped {self.takes_skipped}",
         ]
         if self.holdout:
@@ -116,6 +120,12 @@ class DatasetInfo:
             lines.append(f"{key:<21} min {stats['min']:.4g}  median {stats['median']:.4g}  max {stats['max']:.4g}")
         lines.append(f"hash      {self.dataset_hash}")
         return "\n".join(lines)
+
+
+def _conditioning(data: dict[str, Any]) -> list[KnobColumn]:
+    knobs = [KnobColumn.from_dict(k) for k in data["knobs"]]
+    names = data.get("conditioning_knobs")
+    return [k for k in knobs if k.name in names] if names else knobs
 
 
 def _split_order(name: str) -> tuple[int, str]:
@@ -162,7 +172,8 @@ def load_dataset_info(dataset_dir: str | Path) -> DatasetInfo:
             name=str(data["name"]),
             device=str(data["device"]["name"]),
             device_kind=str(data["device"].get("kind", "effect")),
-            knobs=[KnobColumn.from_dict(k) for k in data["knobs"]],
+            knobs=_conditioning(data),
+            all_knobs=[KnobColumn.from_dict(k) for k in data["knobs"]],
             sample_rate=int(data["sample_rate"]),
             window=int(data["window"]),
             dataset_hash=str(data["dataset_hash"]),

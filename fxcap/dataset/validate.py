@@ -279,9 +279,10 @@ class _Validator:
                 if split not in have:
                     self.add("coverage", f"take {take['session']}/{take['take_id']} ({take['setting']}) has no rows in the {split} split")
         train = settings_by_split.get("train", set())
+        conditioning = manifest.get("conditioning_knobs") or [k.name for k in knobs]
         for i, knob in enumerate(knobs):
             values = {s[i] for s in train}
-            if len(values) == 1:
+            if len(values) == 1 and knob.name in conditioning:
                 self.add("coverage", f"knob {knob.name} has one value only ({next(iter(values))}) in train: a model cannot "
                          "learn its effect", severity="warning")
         for split, info in manifest["splits"].items():

@@ -40,12 +40,14 @@ def test_round_trip_loader_returns_the_aligned_audio_and_knob_values(built, dumm
             assert knobs.dtype == x.dtype == y.dtype
             seen += 1
     assert seen == sum(s.rows for s in info.splits.values())
+    # the loader conditions on the knobs that vary; a fixed knob is in the shards but not an input
+    assert info.knob_names == ["tone", "drive"] and [k.name for k in info.all_knobs] == ["level", "tone", "drive"]
 
     loader = make_dataloader(built, "train", window=512, batch_size=8, shuffle=True, seed=3)
     dataset = loader.dataset
     for keys in list(loader.sampler)[:3]:
         x, y, knobs = dataset[keys]
-        assert x.shape == y.shape == (8, 512) and knobs.shape == (8, 3)
+        assert x.shape == y.shape == (8, 512) and knobs.shape == (8, len(info.knob_names))
         for b, (row, offset) in enumerate(keys):
             facts = dataset.rows[row]
             a = facts["start_sample"] + offset
@@ -218,9 +220,9 @@ def test_existing_output_needs_force_and_the_old_dataset_survives_a_failed_build
 def test_info_describes_the_dataset(built):
     info = load_dataset_info(built)
     assert list(info.splits) == ["train", "valid", "test"]
-    assert info.knob_columns == ["knob_level", "knob_tone", "knob_drive"]
+    assert info.knob_columns == ["knob_tone", "knob_drive"]  # level never changes in the dummy grid
     text = info.describe()
-    assert "OD-3" in text and "drive [0 .. 10]" in text and info.dataset_hash in text
+    assert "OD-3" in text and "drive [0 .. 10]" in text and "level fixed" in text and info.dataset_hash in text
     assert info.quality["noise_floor_dbfs"]["max"] < -80
     assert info.splits["train"].seconds == pytest.approx(info.splits["train"].samples / 48000)
     with pytest.raises(DatasetError, match="not an fxcap dataset"):

@@ -17,10 +17,10 @@ def _batches(loader):
 def test_batches_have_the_documented_shapes_and_types(built):
     loader = make_dataloader(built, "train", window=1024, batch_size=4)
     x, y, knobs = next(iter(loader))
-    assert x.shape == y.shape == (4, 1024) and knobs.shape == (4, 3)
+    assert x.shape == y.shape == (4, 1024) and knobs.shape == (4, 2)  # the two knobs the dummy grid sweeps
     assert x.dtype == y.dtype == knobs.dtype == torch.float32
     assert float(knobs.abs().max()) <= 1.0
-    assert loader.dataset.knob_names == ["level", "tone", "drive"]
+    assert loader.dataset.knob_names == ["tone", "drive"]
     assert loader.dataset.window == 1024
     assert make_dataloader(built, "train").dataset.window == load_dataset_info(built).window == 2048
 

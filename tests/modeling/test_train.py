@@ -30,7 +30,7 @@ def dataset(tmp_path_factory):
 
 
 def _config(cond="concat"):
-    return ModelConfig(cond=cond, cell="gru", num_knobs=3)
+    return ModelConfig(cond=cond, cell="gru", num_knobs=1)  # only drive varies: the one conditioning knob
 
 
 def test_run_folder_contents_and_safe_checkpoints(dataset, tmp_path):
@@ -39,7 +39,7 @@ def test_run_folder_contents_and_safe_checkpoints(dataset, tmp_path):
     for name in ("config.json", "metrics.csv", "metrics.json", "best.safetensors", "last.safetensors", "state.pt"):
         assert (tmp_path / "run" / name).is_file(), name
     config = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert config["dataset"]["hash"] and config["parameters"] == 3585 + 96  # the paper's 2-knob Concat GRU plus one more input column (3 x 32)
+    assert config["dataset"]["hash"] and config["parameters"] == 3489  # the paper's Concat GRU with one knob
     torch.load(tmp_path / "run" / "state.pt", weights_only=True)  # loads without executing code
     model, _ = load_run(tmp_path / "run")
     assert sum(p.numel() for p in model.parameters()) == config["parameters"]
@@ -108,7 +108,7 @@ def test_evaluate_compare_and_render(dataset, tmp_path):
     wet, rate = sf.read(tmp_path / "wet.wav", dtype="float32")
     assert rate == 44100 and len(wet) == len(dry) and info["samples"] == len(dry)
     model, _ = load_run(tmp_path / "concat")
-    knobs = torch.tensor([[0.0, 0.0, 0.4]])  # level, tone at default (5 -> 0), drive 7 -> 0.4
+    knobs = torch.tensor([[0.4]])  # drive 7 -> 0.4 (level and tone are fixed in this dataset)
     with torch.no_grad():
         one_shot, _ = model(torch.from_numpy(dry)[None], knobs)
     np.testing.assert_allclose(wet, one_shot[0].numpy().reshape(-1), atol=1e-5)

@@ -48,7 +48,7 @@ def workspace(tmp_path_factory) -> Path:
     build_dataset([session.root], root / "datasets" / "od3", BuildConfig(split=SplitConfig(segment_seconds=0.25), write_wav=False))
     for cond in ("concat", "film"):
         run = root / "runs" / "od3" / f"{cond}-gru-s0"
-        train(root / "datasets" / "od3", ModelConfig(cond=cond, num_knobs=3), run,
+        train(root / "datasets" / "od3", ModelConfig(cond=cond, num_knobs=1), run,
               TrainConfig(window=512, batch_size=4, steps_per_epoch=2, max_epochs=1, threads=1, valid_windows=4))
         evaluate_run(run)
     return root
@@ -158,7 +158,7 @@ def test_model_knob_response_matches_a_direct_forward_pass(full, workspace):
     for run in _runs(workspace):
         model, _ = load_run(run)
         for drive, measured in zip(DRIVES, response["models"][run.name]):
-            knobs = torch.tensor([[0.0, 0.0, drive / 5.0 - 1.0]])  # level 5, tone 5 -> 0; drive 0..10 -> -1..1
+            knobs = torch.tensor([[drive / 5.0 - 1.0]])  # drive is the only conditioning knob: 0..10 -> -1..1
             with torch.no_grad():
                 y, _ = model(torch.from_numpy(x[tone["preroll_start"] : tone["stop"]])[None], knobs)
             y = y[0, tone["start"] - tone["preroll_start"] :].numpy()
