@@ -126,6 +126,22 @@ class _RecordProgress:
         elif event == "attempt_rejected":
             reasons = "; ".join(f"{c.name}: {c.message}" for c in data["failed"])
             self.progress.console.print(f"[yellow]{data['take'].take_id} attempt {data['attempt']} rejected[/]: {reasons}")
+        elif event == "take_rejected":
+            reasons = "; ".join(f"{c.name}: {c.message}" for c in data["failed"])
+            self.progress.console.print(f"[yellow]{data['file']} rejected, skipped[/]: {reasons}", highlight=False)
+            self.progress.advance(self.task)
+        elif event == "probe_warning":
+            for warning in data["warnings"]:
+                self.progress.console.print(f"[yellow]{data['take'].take_id} probe warning[/]: {warning}", highlight=False)
+        elif event == "reference_drift":
+            style = "green" if data["ok"] else "yellow"
+            self.progress.console.print(
+                f"[{style}]{data['take'].take_id} reference re-take[/]: ESR {data['esr_db']:.1f} dB against {data['reference']}"
+                + ("" if data["ok"] else " - the device drifted (warm-up, battery) or a knob moved"),
+                highlight=False,
+            )
+        elif event == "stopped":
+            self.progress.console.print(f"[red]stopped[/]: {data['error']}", highlight=False)
         elif event == "take_done":
             self.progress.advance(self.task)
 
@@ -213,6 +229,31 @@ def record(
     with progress.progress:
         session = run_capture(request, observer=progress)
     _print_session_summary(session)
+    console.print(f"session written to [bold]{session.root}[/]")
+
+
+@app.command("import")
+def import_command(
+    recordings: Annotated[Optional[list[Path]], typer.Argument(help="Recordings of the signal through the device, one per knob setting (default: the files of --knobs).")] = None,
+    signal: Annotated[Path, typer.Option("--signal", "-s", help="The test signal written by `fxcap signal` (its .json layout beside it).")] = Path("capture_signal.wav"),
+    device: Annotated[str, typer.Option("--device", "-d", help="Device profile: OD-3, LA-2A or a .toml file.")] = "OD-3",
+    knobs: Annotated[Optional[Path], typer.Option("--knobs", "-k", help="CSV with a 'file' column and one column per knob (else: knob values from the file names, e.g. drive=6_tone=5.wav).")] = None,
+    bypass: Annotated[Optional[Path], typer.Option("--bypass", help="The signal recorded with the device bypassed: rig latency and gain.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Session folder (default sessions/<device>-<time>).")] = None,
+    channel: Annotated[Optional[int], typer.Option("--channel", help="Channel (from 1) of multichannel files that holds the device.")] = None,
+    resample: Annotated[bool, typer.Option("--resample", help="Convert files at another sample rate to the signal's.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Stop at the first file that fails a check (default: skip it).")] = False,
+) -> None:
+    """Import DAW recordings of the test signal (reamped through a device) as an aligned, checked session."""
+    from fxcap.capture.importer import ImportConfig, import_recordings
+
+    progress = _RecordProgress()
+    with progress.progress:
+        session = import_recordings(signal, list(recordings or []), knobs, device=device, out=out, bypass=bypass,
+                                    config=ImportConfig(channel=channel, resample=resample, strict=strict), observer=progress)
+    _print_session_summary(session)
+    for note in session.manifest.notes:
+        console.print(f"note: {note}", markup=False, highlight=False)
     console.print(f"session written to [bold]{session.root}[/]")
 
 
