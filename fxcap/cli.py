@@ -257,6 +257,26 @@ def import_command(
     console.print(f"session written to [bold]{session.root}[/]")
 
 
+@app.command("import-signaltrain")
+def import_signaltrain_command(
+    root: Annotated[Path, typer.Argument(help="Folder with input_<id>_.wav and target_<id>_LA2A_<...>__<switch>__<peak>.wav files (any depth).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the sessions (one per input file).")] = Path("sessions/signaltrain"),
+    ids: Annotated[Optional[list[str]], typer.Option("--id", help="Import only this input id (repeatable).")] = None,
+    max_seconds: Annotated[Optional[float], typer.Option(help="Keep only the first seconds of every pair (quick experiments).")] = None,
+) -> None:
+    """Import a SignalTrain-style LA-2A dry/wet dataset as sessions (build them with --mixed-signals)."""
+    from fxcap.capture.signaltrain import SignalTrainConfig, import_signaltrain
+
+    sessions = import_signaltrain(root, out, SignalTrainConfig(ids=ids, max_seconds=max_seconds),
+                                  progress=lambda item: err_console.print(f"  {item}", highlight=False))
+    takes = sum(len(s.takes) for s in sessions)
+    for session in sessions:
+        for note in session.manifest.notes:
+            console.print(f"note: {session.root.name}: {note}", markup=False, highlight=False)
+    console.print(f"{len(sessions)} sessions, {takes} takes written under {out}; next: "
+                  f"fxcap build-dataset {out}/* --mixed-signals", markup=False, highlight=False)
+
+
 CONDITIONS = ("concat", "film", "statichyper", "dynamichyper")
 
 
@@ -377,6 +397,7 @@ def build_dataset_command(
     wav: Annotated[bool, typer.Option("--wav/--no-wav", help="Also write the WAV shards.")] = True,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing dataset at --out.")] = False,
     sessions_dir: Annotated[Path, typer.Option(help="Where to look for the newest session.")] = Path("sessions"),
+    mixed_signals: Annotated[bool, typer.Option("--mixed-signals", help="Combine sessions that played different signals (e.g. imported dry/wet files); each is split along time on its own.")] = False,
 ) -> None:
     """Turn capture sessions into Parquet + WAV shards with leakage-free splits and a dataset card."""
     from fxcap.capture.session import newest_session
@@ -387,6 +408,7 @@ def build_dataset_command(
         holdout=tuple(holdout or ()),
         window=window,
         write_wav=wav,
+        mixed_signals=mixed_signals,
     )
     info = build_dataset(list(sessions) if sessions else [newest_session(sessions_dir)], out, config, overwrite=force,
                          progress=lambda take: err_console.print(f"  {take}", highlight=False))

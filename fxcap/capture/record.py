@@ -136,9 +136,10 @@ def store_calibration(
 
 
 def keep_take(
-    session: Session, planned: PlannedTake, result: TakeResult, attempts: int = 1, started: str = ""
+    session: Session, planned: PlannedTake, result: TakeResult, attempts: int = 1, started: str = "", keep_raw: bool = True
 ) -> TakeRecord:
-    """List a take that passed its checks in the session and write its raw and aligned audio."""
+    """List a take that passed its checks in the session and write its raw and aligned audio
+    (``keep_raw=False``: a pre-aligned take, whose raw file is its output file)."""
     record = TakeRecord(
         take_id=planned.take_id,
         index=planned.index,
@@ -147,7 +148,7 @@ def keep_take(
         alignment=result.alignment,
         checks=result.checks,
         output_file=f"takes/{planned.take_id}/output.wav",
-        raw_file=f"takes/{planned.take_id}/raw.wav",
+        raw_file=f"takes/{planned.take_id}/raw.wav" if keep_raw else f"takes/{planned.take_id}/output.wav",
         is_reference=planned.is_reference,
         attempts=attempts,
         started_at=started or now_iso(),
