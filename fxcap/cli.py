@@ -41,21 +41,41 @@ def _root(
     """fxcap: record a device, build a dataset, train and compare conditioned RNN models."""
 
 
-@app.command()
-def devices() -> None:
-    """List built-in device profiles and virtual devices."""
-    from fxcap.capture.profiles import BUILTIN_PROFILES
+def _knob_summary(profile) -> str:
+    return ", ".join(
+        f"{k.name} ({'/'.join(k.values)})" if k.is_switch else f"{k.name} {k.minimum:g}-{k.maximum:g}" for k in profile.knobs
+    )
 
-    table = Table(title="Device profiles")
-    table.add_column("profile")
-    table.add_column("kind")
-    table.add_column("knobs")
-    for profile in BUILTIN_PROFILES.values():
-        knobs = ", ".join(
-            f"{k.name} ({'/'.join(k.values)})" if k.is_switch else f"{k.name} {k.minimum:g}-{k.maximum:g}"
-            for k in profile.knobs
-        )
-        table.add_row(profile.name, profile.kind, knobs)
+
+@app.command()
+def devices(
+    sound_cards: Annotated[bool, typer.Option("--sound-cards/--no-sound-cards", help="Also scan the audio interfaces (PortAudio).")] = True,
+) -> None:
+    """List device profiles, virtual devices, pedalboard built-in effects and sound cards."""
+    from fxcap.capture.devices import list_devices
+
+    listing = list_devices(sound_cards=sound_cards)
+    table = Table(title="Device profiles (--device)")
+    for column in ("profile", "kind", "virtual (--backend sim)", "knobs"):
+        table.add_column(column)
+    for profile in listing.profiles:
+        table.add_row(profile.name, profile.kind, "yes" if profile.name in listing.virtual else "-", _knob_summary(profile))
+    console.print(table)
+    if listing.plugins:
+        console.print("pedalboard built-in effects (--backend plugin:NAME): " + ", ".join(listing.plugins), highlight=False)
+    else:
+        console.print(f"pedalboard built-in effects: none ({listing.plugins_note})", highlight=False)
+    if not sound_cards:
+        return
+    if not listing.interfaces:
+        console.print(f"sound cards: none ({listing.interfaces_note})", highlight=False)
+        return
+    table = Table(title="Sound cards (--backend soundcard:NAME)")
+    for column in ("#", "name", "host API", "in", "out", "rates (Hz)"):
+        table.add_column(column, justify="right" if column in ("#", "in", "out") else "left")
+    for i in listing.interfaces:
+        table.add_row(str(i.index), i.name, i.hostapi, str(i.max_input_channels), str(i.max_output_channels),
+                      ", ".join(str(r) for r in i.supported_rates) or "-")
     console.print(table)
 
 
@@ -79,9 +99,7 @@ def signal_command(
         audio, file_rate = read_wav(program)
         signal = wrap_program(audio, file_rate, peak_dbfs=peak_dbfs)
     else:
-        config = SignalConfig(sample_rate=rate, preset=preset)
-        if peak_dbfs is not None:
-            config.peak_dbfs = peak_dbfs
+        config = SignalConfig(sample_rate=rate, preset=preset, **({} if peak_dbfs is None else {"peak_dbfs": peak_dbfs}))
         signal = generate_signal(config)
     save_signal(signal, out)
     table = Table(title=f"{out} ({signal.duration:.1f} s at {signal.sample_rate} Hz, version {signal.layout.version})")
@@ -172,6 +190,41 @@ def _print_session_summary(session) -> None:
         console.print(f"[{style}]{check['name']}[/]: {check['message']}")
 
 
+SoundcardChannel = Annotated[Optional[int], typer.Option(help="Sound card: 1-based channel (see `fxcap devices`).")]
+
+
+@app.command()
+def check(
+    device: Annotated[str, typer.Option("--device", "-d", help="Device profile: OD-3, LA-2A or a .toml file.")] = "OD-3",
+    backend: Annotated[str, typer.Option("--backend", "-b", help="soundcard[:NAME], sim or plugin:NAME.")] = "soundcard",
+    rate: Annotated[int, typer.Option("--rate", "-r", help="Sample rate in Hz.")] = 48000,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Knob setting of the device take, e.g. --set drive=10 (the loudest you plan).")] = None,
+    peak_dbfs: Annotated[Optional[float], typer.Option("--peak-dbfs", help="Peak level of the played signal (dBFS).")] = None,
+    output_channel: Annotated[Optional[str], typer.Option(help="Sound card: output channel(s) that play the signal, e.g. 1 or 1,2.")] = None,
+    input_channel: SoundcardChannel = None,
+    loopback_channel: SoundcardChannel = None,
+    block_size: Annotated[Optional[int], typer.Option(help="Sound card: frames per audio block (0: the host's choice).")] = None,
+    midi_port: Annotated[Optional[str], typer.Option(help="Sound card: MIDI output port for CC-mapped knobs.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for the virtual rig (--backend sim).")] = 0,
+) -> None:
+    """Pre-flight a rig: levels (signal, headroom, noise floor), round-trip latency and the calibration take."""
+    from fxcap.capture.capture import preflight_check
+
+    report = preflight_check(device, backend, rate, settings=list(set_ or []), peak_dbfs=peak_dbfs, seed=seed,
+                             output_channels=output_channel, input_channel=input_channel,
+                             loopback_channel=loopback_channel, blocksize=block_size, midi_port=midi_port)
+    table = Table(title=f"Pre-flight of {device} via {backend} at {rate} Hz")
+    for column in ("check", "value", "status", "what it means / what to do"):
+        table.add_column(column)
+    styles = {"ok": "green", "FIX": "red", "-": "dim"}
+    for row in report.to_rows():
+        table.add_row(row["check"], row["value"], f"[{styles[row['status']]}]{row['status']}[/]", row["message"])
+    console.print(table)
+    console.print("[green]ready to record[/]" if report.ok else "[red]fix the items marked FIX, then run fxcap check again[/]")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 @app.command()
 def record(
     device: Annotated[str, typer.Option("--device", "-d", help="Device profile: OD-3, LA-2A or a .toml file.")] = "OD-3",
@@ -191,9 +244,14 @@ def record(
     resume: Annotated[bool, typer.Option("--resume", help="Continue the session in --out (default: the newest) where it stopped.")] = False,
     max_attempts: Annotated[int, typer.Option(help="Tries per take before the run stops.")] = 3,
     seed: Annotated[int, typer.Option(help="Seed for the virtual rig and random plans.")] = 0,
+    output_channel: Annotated[Optional[str], typer.Option(help="Sound card: output channel(s) that play the signal, e.g. 1 or 1,2.")] = None,
+    input_channel: SoundcardChannel = None,
+    loopback_channel: SoundcardChannel = None,
+    block_size: Annotated[Optional[int], typer.Option(help="Sound card: frames per audio block (0: the host's choice).")] = None,
+    midi_port: Annotated[Optional[str], typer.Option(help="Sound card: MIDI output port; knobs with a midi_cc in the profile are set automatically.")] = None,
 ) -> None:
     """Record a device at swept knob settings into a session folder (aligned, checked takes)."""
-    from fxcap.capture.capture import CaptureRequest, run_capture
+    from fxcap.capture.capture import CaptureRequest, run_capture, soundcard_options
     from fxcap.capture.plan import PlanConfig
     from fxcap.capture.plan import parse_settings
     from fxcap.capture.profiles import get_profile
@@ -224,6 +282,8 @@ def record(
         resume=resume,
         seed=seed,
         record=RecordConfig(max_attempts=max_attempts),
+        backend_options=soundcard_options("soundcard" if resume else backend, output_channels=output_channel, input_channel=input_channel,
+                                          loopback_channel=loopback_channel, blocksize=block_size, midi_port=midi_port),
     )
     progress = _RecordProgress()
     with progress.progress:

@@ -337,6 +337,7 @@ class SoundcardBackend(Backend):
         sample_rate: int,
         knob_setter: KnobSetter | None = None,
         midi_port: str | None = None,
+        stream_factory: StreamFactory | None = None,
         **options: Any,
     ) -> "SoundcardBackend":
         """Build from ``--backend soundcard[:NAME]``: ``device`` is the profile, ``options`` are
@@ -355,7 +356,7 @@ class SoundcardBackend(Backend):
                     "knobs in a .toml profile (--device my-pedal.toml), or leave out --midi-port to set them by hand"
                 )
             knob_setter = MidiKnobSetter.open(midi_port, manual=ManualKnobSetter())
-        return cls(profile, config, knob_setter=knob_setter)
+        return cls(profile, config, knob_setter=knob_setter, stream_factory=stream_factory)
 
     @property
     def _input_channels(self) -> int:
