@@ -8,7 +8,6 @@ import soundfile as sf
 
 from fxcap.capture.importer import ImportConfig, import_recordings, knobs_from_filename, plan_recordings, read_knobs_csv
 from fxcap.capture.profiles import LA2A, OD3
-from fxcap.capture.record import RecordConfig
 from fxcap.capture.signal import band_mix, save_signal, wrap_program
 from fxcap.capture.virtual import RigImpairments, apply_rig, build_virtual_device
 from fxcap.errors import CaptureError, FxcapError
