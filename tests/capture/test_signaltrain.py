@@ -67,6 +67,7 @@ def test_sessions_per_input_and_a_mixed_dataset_split_along_time_within_each_inp
     info = build_dataset([s.root for s in sessions], tmp_path / "ds", config)
     assert info.window == 8192 and info.takes_used == 3
     assert [p for p in validate(tmp_path / "ds") if p.severity == "error"] == []
+    assert "played 2 different signals" in (tmp_path / "ds" / "README.md").read_text()
     manifest = info.manifest
     signals = manifest["plan"]["signals"]
     assert [s["sessions"] for s in signals] == [["Test-12"], ["Train-7"]]
