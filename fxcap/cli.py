@@ -41,21 +41,41 @@ def _root(
     """fxcap: record a device, build a dataset, train and compare conditioned RNN models."""
 
 
-@app.command()
-def devices() -> None:
-    """List built-in device profiles and virtual devices."""
-    from fxcap.capture.profiles import BUILTIN_PROFILES
+def _knob_summary(profile) -> str:
+    return ", ".join(
+        f"{k.name} ({'/'.join(k.values)})" if k.is_switch else f"{k.name} {k.minimum:g}-{k.maximum:g}" for k in profile.knobs
+    )
 
-    table = Table(title="Device profiles")
-    table.add_column("profile")
-    table.add_column("kind")
-    table.add_column("knobs")
-    for profile in BUILTIN_PROFILES.values():
-        knobs = ", ".join(
-            f"{k.name} ({'/'.join(k.values)})" if k.is_switch else f"{k.name} {k.minimum:g}-{k.maximum:g}"
-            for k in profile.knobs
-        )
-        table.add_row(profile.name, profile.kind, knobs)
+
+@app.command()
+def devices(
+    sound_cards: Annotated[bool, typer.Option("--sound-cards/--no-sound-cards", help="Also scan the audio interfaces (PortAudio).")] = True,
+) -> None:
+    """List device profiles, virtual devices, pedalboard built-in effects and sound cards."""
+    from fxcap.capture.devices import list_devices
+
+    listing = list_devices(sound_cards=sound_cards)
+    table = Table(title="Device profiles (--device)")
+    for column in ("profile", "kind", "virtual (--backend sim)", "knobs"):
+        table.add_column(column)
+    for profile in listing.profiles:
+        table.add_row(profile.name, profile.kind, "yes" if profile.name in listing.virtual else "-", _knob_summary(profile))
+    console.print(table)
+    if listing.plugins:
+        console.print("pedalboard built-in effects (--backend plugin:NAME): " + ", ".join(listing.plugins), highlight=False)
+    else:
+        console.print(f"pedalboard built-in effects: none ({listing.plugins_note})", highlight=False)
+    if not sound_cards:
+        return
+    if not listing.interfaces:
+        console.print(f"sound cards: none ({listing.interfaces_note})", highlight=False)
+        return
+    table = Table(title="Sound cards (--backend soundcard:NAME)")
+    for column in ("#", "name", "host API", "in", "out", "rates (Hz)"):
+        table.add_column(column, justify="right" if column in ("#", "in", "out") else "left")
+    for i in listing.interfaces:
+        table.add_row(str(i.index), i.name, i.hostapi, str(i.max_input_channels), str(i.max_output_channels),
+                      ", ".join(str(r) for r in i.supported_rates) or "-")
     console.print(table)
 
 
@@ -79,9 +99,7 @@ def signal_command(
         audio, file_rate = read_wav(program)
         signal = wrap_program(audio, file_rate, peak_dbfs=peak_dbfs)
     else:
-        config = SignalConfig(sample_rate=rate, preset=preset)
-        if peak_dbfs is not None:
-            config.peak_dbfs = peak_dbfs
+        config = SignalConfig(sample_rate=rate, preset=preset, **({} if peak_dbfs is None else {"peak_dbfs": peak_dbfs}))
         signal = generate_signal(config)
     save_signal(signal, out)
     table = Table(title=f"{out} ({signal.duration:.1f} s at {signal.sample_rate} Hz, version {signal.layout.version})")
@@ -126,6 +144,22 @@ class _RecordProgress:
         elif event == "attempt_rejected":
             reasons = "; ".join(f"{c.name}: {c.message}" for c in data["failed"])
             self.progress.console.print(f"[yellow]{data['take'].take_id} attempt {data['attempt']} rejected[/]: {reasons}")
+        elif event == "take_rejected":
+            reasons = "; ".join(f"{c.name}: {c.message}" for c in data["failed"])
+            self.progress.console.print(f"[yellow]{data['file']} rejected, skipped[/]: {reasons}", highlight=False)
+            self.progress.advance(self.task)
+        elif event == "probe_warning":
+            for warning in data["warnings"]:
+                self.progress.console.print(f"[yellow]{data['take'].take_id} probe warning[/]: {warning}", highlight=False)
+        elif event == "reference_drift":
+            style = "green" if data["ok"] else "yellow"
+            self.progress.console.print(
+                f"[{style}]{data['take'].take_id} reference re-take[/]: ESR {data['esr_db']:.1f} dB against {data['reference']}"
+                + ("" if data["ok"] else " - the device drifted (warm-up, battery) or a knob moved"),
+                highlight=False,
+            )
+        elif event == "stopped":
+            self.progress.console.print(f"[red]stopped[/]: {data['error']}", highlight=False)
         elif event == "take_done":
             self.progress.advance(self.task)
 
@@ -156,6 +190,41 @@ def _print_session_summary(session) -> None:
         console.print(f"[{style}]{check['name']}[/]: {check['message']}")
 
 
+SoundcardChannel = Annotated[Optional[int], typer.Option(help="Sound card: 1-based channel (see `fxcap devices`).")]
+
+
+@app.command()
+def check(
+    device: Annotated[str, typer.Option("--device", "-d", help="Device profile: OD-3, LA-2A or a .toml file.")] = "OD-3",
+    backend: Annotated[str, typer.Option("--backend", "-b", help="soundcard[:NAME], sim or plugin:NAME.")] = "soundcard",
+    rate: Annotated[int, typer.Option("--rate", "-r", help="Sample rate in Hz.")] = 48000,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Knob setting of the device take, e.g. --set drive=10 (the loudest you plan).")] = None,
+    peak_dbfs: Annotated[Optional[float], typer.Option("--peak-dbfs", help="Peak level of the played signal (dBFS).")] = None,
+    output_channel: Annotated[Optional[str], typer.Option(help="Sound card: output channel(s) that play the signal, e.g. 1 or 1,2.")] = None,
+    input_channel: SoundcardChannel = None,
+    loopback_channel: SoundcardChannel = None,
+    block_size: Annotated[Optional[int], typer.Option(help="Sound card: frames per audio block (0: the host's choice).")] = None,
+    midi_port: Annotated[Optional[str], typer.Option(help="Sound card: MIDI output port for CC-mapped knobs.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for the virtual rig (--backend sim).")] = 0,
+) -> None:
+    """Pre-flight a rig: levels (signal, headroom, noise floor), round-trip latency and the calibration take."""
+    from fxcap.capture.capture import preflight_check
+
+    report = preflight_check(device, backend, rate, settings=list(set_ or []), peak_dbfs=peak_dbfs, seed=seed,
+                             output_channels=output_channel, input_channel=input_channel,
+                             loopback_channel=loopback_channel, blocksize=block_size, midi_port=midi_port)
+    table = Table(title=f"Pre-flight of {device} via {backend} at {rate} Hz")
+    for column in ("check", "value", "status", "what it means / what to do"):
+        table.add_column(column)
+    styles = {"ok": "green", "FIX": "red", "-": "dim"}
+    for row in report.to_rows():
+        table.add_row(row["check"], row["value"], f"[{styles[row['status']]}]{row['status']}[/]", row["message"])
+    console.print(table)
+    console.print("[green]ready to record[/]" if report.ok else "[red]fix the items marked FIX, then run fxcap check again[/]")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 @app.command()
 def record(
     device: Annotated[str, typer.Option("--device", "-d", help="Device profile: OD-3, LA-2A or a .toml file.")] = "OD-3",
@@ -175,9 +244,14 @@ def record(
     resume: Annotated[bool, typer.Option("--resume", help="Continue the session in --out (default: the newest) where it stopped.")] = False,
     max_attempts: Annotated[int, typer.Option(help="Tries per take before the run stops.")] = 3,
     seed: Annotated[int, typer.Option(help="Seed for the virtual rig and random plans.")] = 0,
+    output_channel: Annotated[Optional[str], typer.Option(help="Sound card: output channel(s) that play the signal, e.g. 1 or 1,2.")] = None,
+    input_channel: SoundcardChannel = None,
+    loopback_channel: SoundcardChannel = None,
+    block_size: Annotated[Optional[int], typer.Option(help="Sound card: frames per audio block (0: the host's choice).")] = None,
+    midi_port: Annotated[Optional[str], typer.Option(help="Sound card: MIDI output port; knobs with a midi_cc in the profile are set automatically.")] = None,
 ) -> None:
     """Record a device at swept knob settings into a session folder (aligned, checked takes)."""
-    from fxcap.capture.capture import CaptureRequest, run_capture
+    from fxcap.capture.capture import CaptureRequest, run_capture, soundcard_options
     from fxcap.capture.plan import PlanConfig
     from fxcap.capture.plan import parse_settings
     from fxcap.capture.profiles import get_profile
@@ -208,12 +282,59 @@ def record(
         resume=resume,
         seed=seed,
         record=RecordConfig(max_attempts=max_attempts),
+        backend_options=soundcard_options("soundcard" if resume else backend, output_channels=output_channel, input_channel=input_channel,
+                                          loopback_channel=loopback_channel, blocksize=block_size, midi_port=midi_port),
     )
     progress = _RecordProgress()
     with progress.progress:
         session = run_capture(request, observer=progress)
     _print_session_summary(session)
     console.print(f"session written to [bold]{session.root}[/]")
+
+
+@app.command("import")
+def import_command(
+    recordings: Annotated[Optional[list[Path]], typer.Argument(help="Recordings of the signal through the device, one per knob setting (default: the files of --knobs).")] = None,
+    signal: Annotated[Path, typer.Option("--signal", "-s", help="The test signal written by `fxcap signal` (its .json layout beside it).")] = Path("capture_signal.wav"),
+    device: Annotated[str, typer.Option("--device", "-d", help="Device profile: OD-3, LA-2A or a .toml file.")] = "OD-3",
+    knobs: Annotated[Optional[Path], typer.Option("--knobs", "-k", help="CSV with a 'file' column and one column per knob (else: knob values from the file names, e.g. drive=6_tone=5.wav).")] = None,
+    bypass: Annotated[Optional[Path], typer.Option("--bypass", help="The signal recorded with the device bypassed: rig latency and gain.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Session folder (default sessions/<device>-<time>).")] = None,
+    channel: Annotated[Optional[int], typer.Option("--channel", help="Channel (from 1) of multichannel files that holds the device.")] = None,
+    resample: Annotated[bool, typer.Option("--resample", help="Convert files at another sample rate to the signal's.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Stop at the first file that fails a check (default: skip it).")] = False,
+) -> None:
+    """Import DAW recordings of the test signal (reamped through a device) as an aligned, checked session."""
+    from fxcap.capture.importer import ImportConfig, import_recordings
+
+    progress = _RecordProgress()
+    with progress.progress:
+        session = import_recordings(signal, list(recordings or []), knobs, device=device, out=out, bypass=bypass,
+                                    config=ImportConfig(channel=channel, resample=resample, strict=strict), observer=progress)
+    _print_session_summary(session)
+    for note in session.manifest.notes:
+        console.print(f"note: {note}", markup=False, highlight=False)
+    console.print(f"session written to [bold]{session.root}[/]")
+
+
+@app.command("import-signaltrain")
+def import_signaltrain_command(
+    root: Annotated[Path, typer.Argument(help="Folder with input_<id>_.wav and target_<id>_LA2A_<...>__<switch>__<peak>.wav files (any depth).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the sessions (one per input file).")] = Path("sessions/signaltrain"),
+    ids: Annotated[Optional[list[str]], typer.Option("--id", help="Import only this input id (repeatable).")] = None,
+    max_seconds: Annotated[Optional[float], typer.Option(help="Keep only the first seconds of every pair (quick experiments).")] = None,
+) -> None:
+    """Import a SignalTrain-style LA-2A dry/wet dataset as sessions (build them with --mixed-signals)."""
+    from fxcap.capture.signaltrain import SignalTrainConfig, import_signaltrain
+
+    sessions = import_signaltrain(root, out, SignalTrainConfig(ids=ids, max_seconds=max_seconds),
+                                  progress=lambda item: err_console.print(f"  {item}", highlight=False))
+    takes = sum(len(s.takes) for s in sessions)
+    for session in sessions:
+        for note in session.manifest.notes:
+            console.print(f"note: {session.root.name}: {note}", markup=False, highlight=False)
+    console.print(f"{len(sessions)} sessions, {takes} takes written under {out}; next: "
+                  f"fxcap build-dataset {out}/* --mixed-signals", markup=False, highlight=False)
 
 
 CONDITIONS = ("concat", "film", "statichyper", "dynamichyper")
@@ -336,6 +457,7 @@ def build_dataset_command(
     wav: Annotated[bool, typer.Option("--wav/--no-wav", help="Also write the WAV shards.")] = True,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing dataset at --out.")] = False,
     sessions_dir: Annotated[Path, typer.Option(help="Where to look for the newest session.")] = Path("sessions"),
+    mixed_signals: Annotated[bool, typer.Option("--mixed-signals", help="Combine sessions that played different signals (e.g. imported dry/wet files); each is split along time on its own.")] = False,
 ) -> None:
     """Turn capture sessions into Parquet + WAV shards with leakage-free splits and a dataset card."""
     from fxcap.capture.session import newest_session
@@ -346,6 +468,7 @@ def build_dataset_command(
         holdout=tuple(holdout or ()),
         window=window,
         write_wav=wav,
+        mixed_signals=mixed_signals,
     )
     info = build_dataset(list(sessions) if sessions else [newest_session(sessions_dir)], out, config, overwrite=force,
                          progress=lambda take: err_console.print(f"  {take}", highlight=False))

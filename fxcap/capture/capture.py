@@ -6,16 +6,20 @@ import datetime as _dt
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fxcap.capture.backends.factory import make_backend
+from fxcap.capture.backends.factory import make_backend, parse_backend_spec
 from fxcap.capture.plan import PlanConfig, make_plan, plan_to_dict
 from fxcap.capture.layout import TestSignal
+from fxcap.capture.profiles import BUILTIN_PROFILES
 from fxcap.capture.record import Observer, RecordConfig, record_session, resume_session
 from fxcap.capture.session import Session, newest_session
 from fxcap.capture.signal import SignalConfig, generate_signal, wrap_program
 from fxcap.errors import CaptureError
 from fxcap.io import read_wav
+
+if TYPE_CHECKING:
+    from fxcap.capture.preflight import PreflightReport
 
 
 @dataclass
@@ -34,6 +38,9 @@ class CaptureRequest:
         out: session folder; default ``sessions/<device>-<UTC time>``.
         resume: continue the session in ``out`` (or the newest under ``sessions_dir``).
         seed: seeds the virtual rig's hidden impairments and random plans.
+        record: the engine's options (attempts, alignment, checks).
+        backend_options: keyword options of the backend (see :func:`soundcard_options` for the
+            sound card's channels, block size and MIDI port).
     """
 
     device: str = "OD-3"
@@ -49,6 +56,35 @@ class CaptureRequest:
     seed: int = 0
     record: RecordConfig = field(default_factory=RecordConfig)
     backend_options: dict[str, Any] = field(default_factory=dict)
+
+
+SOUNDCARD_FLAGS = {
+    "output_channels": "--output-channel",
+    "input_channel": "--input-channel",
+    "loopback_channel": "--loopback-channel",
+    "blocksize": "--block-size",
+    "midi_port": "--midi-port",
+}
+"""Sound-card options (:class:`~fxcap.capture.backends.soundcard.SoundcardConfig` fields and the MIDI
+port) and the command-line flags that set them."""
+
+RESUMED_SOUNDCARD_OPTIONS = ("output_channels", "input_channel", "loopback_channel", "blocksize", "tail_seconds")
+"""Sound-card options a resumed session takes from its manifest unless given again."""
+
+
+def soundcard_options(backend: str, **given: Any) -> dict[str, Any]:
+    """The backend options for the sound-card flags given (``None``: not given).
+
+    Raises :class:`CaptureError` when one is given for another backend kind.
+    """
+    chosen = {name: value for name, value in given.items() if value is not None and value != ()}
+    unknown = set(chosen) - set(SOUNDCARD_FLAGS)
+    if unknown:
+        raise CaptureError(f"unknown sound-card option(s): {', '.join(sorted(unknown))}")
+    if chosen and parse_backend_spec(backend)[0] != "soundcard":
+        flags = ", ".join(SOUNDCARD_FLAGS[name] for name in chosen)
+        raise CaptureError(f"{flags} apply to --backend soundcard[:NAME] only, not --backend {backend}")
+    return chosen
 
 
 def default_session_dir(base: Path, device: str) -> Path:
@@ -68,13 +104,20 @@ def run_capture(request: CaptureRequest, observer: Observer | None = None) -> Se
     if request.resume:
         path = request.out or newest_session(request.sessions_dir)
         session = Session.open(path)
-        backend_spec = session.manifest.backend.get("spec", request.backend)
+        stored = session.manifest.backend
+        if stored.get("name") in ("import", "signaltrain"):
+            raise CaptureError(f"{path} was imported from files, not recorded; import it again instead of resuming it")
+        backend_spec = stored.get("spec", request.backend)
+        options = dict(request.backend_options)
+        if parse_backend_spec(backend_spec)[0] == "soundcard":
+            options = {**{k: stored[k] for k in RESUMED_SOUNDCARD_OPTIONS if stored.get(k) is not None}, **options}
+        device = session.manifest.device
         backend = make_backend(
             backend_spec,
-            session.manifest.device.name,
+            device.name if device.name in BUILTIN_PROFILES else stored.get("profile_source", device.name),
             session.sample_rate,
-            seed=int(session.manifest.backend.get("seed", request.seed)),
-            **request.backend_options,
+            seed=int(stored.get("seed", request.seed)),
+            **options,
         )
         with backend:
             return resume_session(path, backend, request.record, observer)
@@ -88,7 +131,7 @@ def run_capture(request: CaptureRequest, observer: Observer | None = None) -> Se
             raise CaptureError(str(exc)) from None
         signal = _capture_signal(request)
         out = request.out or default_session_dir(request.sessions_dir, profile.name)
-        info = {**backend.describe(), "spec": request.backend, "seed": request.seed}
+        info = {**backend.describe(), "spec": request.backend, "seed": request.seed, "profile_source": request.device}
         return record_session(
             out, backend, signal, plan_to_dict(request.plan, planned), request.record, observer, backend_info=info
         )
@@ -103,7 +146,38 @@ def _capture_signal(request: CaptureRequest) -> TestSignal:
                 f"pass --rate {rate} or resample the file"
             )
         return wrap_program(audio, rate, peak_dbfs=request.peak_dbfs)
-    config = SignalConfig(sample_rate=request.sample_rate, preset=request.preset)
-    if request.peak_dbfs is not None:
-        config.peak_dbfs = request.peak_dbfs
-    return generate_signal(config)
+    return generate_signal(_signal_config(request.sample_rate, request.preset, request.peak_dbfs))
+
+
+def _signal_config(sample_rate: int, preset: str, peak_dbfs: float | None) -> SignalConfig:
+    """The built-in signal's config (``SignalConfig`` is frozen: the peak is given when it is made)."""
+    if peak_dbfs is None:
+        return SignalConfig(sample_rate=sample_rate, preset=preset)
+    return SignalConfig(sample_rate=sample_rate, preset=preset, peak_dbfs=peak_dbfs)
+
+
+def preflight_check(
+    device: str,
+    backend: str,
+    sample_rate: int,
+    settings: list[str] | None = None,
+    peak_dbfs: float | None = None,
+    seed: int = 0,
+    **soundcard: Any,
+) -> "PreflightReport":
+    """What ``fxcap check`` runs: the short signal through ``backend`` (calibration take and one
+    device take at ``settings``, e.g. ``["drive=10"]``), judged by :func:`fxcap.capture.preflight.run_preflight`.
+
+    ``soundcard``: the sound-card flags (:func:`soundcard_options`).
+    """
+    from fxcap.capture.plan import parse_settings
+    from fxcap.capture.preflight import run_preflight
+
+    options = soundcard_options(backend, **soundcard)
+    signal = generate_signal(_signal_config(sample_rate, "short", peak_dbfs))
+    with make_backend(backend, device, sample_rate, seed=seed, **options) as rig:
+        try:
+            knobs = parse_settings(list(settings or []), rig.profile)
+        except ValueError as exc:
+            raise CaptureError(str(exc)) from None
+        return run_preflight(rig, signal, knobs)

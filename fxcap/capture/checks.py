@@ -477,6 +477,18 @@ def check_take(
     ]
 
 
+def reference_drift_db(first: np.ndarray, other: np.ndarray, layout: SignalLayout | None = None) -> float:
+    """ESR (dB) of a re-take of the reference setting against its first take, over the trainable
+    and validation regions of ``layout`` (the whole signal without one): how much the device changed."""
+    first = np.asarray(first, dtype=np.float64)
+    slices = _signal_slices(layout) if layout is not None else [slice(0, len(first))]
+
+    def pick(x: np.ndarray) -> np.ndarray:
+        return np.concatenate([np.asarray(x, dtype=np.float64)[s] for s in slices])
+
+    return float(power_to_db(esr(pick(first), pick(other))))
+
+
 def session_checks(
     records: Sequence[TakeRecord],
     reference_outputs: Mapping[str, np.ndarray] | None = None,
@@ -526,14 +538,8 @@ def session_checks(
         ids = [r.take_id for r in records if r.is_reference and r.take_id in reference_outputs]
         ids += [k for k in reference_outputs if k not in ids]
         if len(ids) >= 2:
-            first = np.asarray(reference_outputs[ids[0]], dtype=np.float64)
-            slices = _signal_slices(layout) if layout is not None else [slice(0, len(first))]
-
-            def pick(x: np.ndarray) -> np.ndarray:
-                return np.concatenate([np.asarray(x, dtype=np.float64)[s] for s in slices])
-
-            target = pick(first)
-            values = [(power_to_db(esr(target, pick(reference_outputs[i]))), i) for i in ids[1:]]
+            first = reference_outputs[ids[0]]
+            values = [(reference_drift_db(first, reference_outputs[i], layout), i) for i in ids[1:]]
             worst_db, worst_id = max(values)
             ok = worst_db <= config.reference_drift_max_db
             results.append(_result(

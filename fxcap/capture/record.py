@@ -16,17 +16,27 @@ import numpy as np
 
 from fxcap.capture.align import AlignConfig, Calibration, align_take, measure_calibration
 from fxcap.capture.backends.base import Backend, RawTake
-from fxcap.capture.checks import CheckConfig, check_take, session_checks
+from fxcap.capture.checks import CheckConfig, check_take, reference_drift_db, session_checks
 from fxcap.capture.layout import TestSignal, audio_sha256
 from fxcap.capture.plan import PlannedTake, plan_from_dict
-from fxcap.capture.session import CheckResult, Session, TakeRecord, now_iso
+from fxcap.capture.session import Alignment, CheckResult, Session, TakeRecord, now_iso
 from fxcap.errors import CaptureError, SessionError
 from fxcap.io import atomic_write_wav
 
 Observer = Callable[[str, dict[str, Any]], None]
-"""Progress callback: ``observer(event, data)`` with events ``calibration``, ``take_start``,
-``attempt_rejected``, ``take_done``, ``session_done`` (and ``plan`` first, with the number of
-takes in the plan and how many a resumed session already has)."""
+"""Progress callback: ``observer(event, data)``. Events, in order of appearance:
+
+* ``plan``: ``total`` takes in the plan, ``done`` already recorded (a resumed session);
+* ``calibration``: the bypass take was measured (``calibration``, ``checks``);
+* ``probe`` / ``probe_warning``: the device was probed after a knob change (``verdict``) and
+  sounded doubtful (``warnings``: the knob looks forgotten, wrong, or the device drifted);
+* ``take_start``, ``attempt_rejected`` (``failed`` checks), ``take_done`` (``record``);
+* ``reference_drift``: a re-take of the reference setting against the first one (``esr_db``, ``ok``);
+* ``stopped``: the backend stopped the run (``error``: device lost, the user quit);
+* ``session_done``: with the ``session_checks``.
+
+The importer (:mod:`fxcap.capture.importer`) adds ``take_rejected`` (a file failed its checks).
+"""
 
 
 @dataclass
@@ -52,6 +62,119 @@ def _describe_knobs(knobs: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v:g}" if isinstance(v, (int, float)) else f"{k}={v}" for k, v in knobs.items())
 
 
+@dataclass
+class TakeResult:
+    """One recording after alignment and checks: what the engine and the importer decide on.
+
+    Attributes:
+        raw: the recording as it came in.
+        aligned: the aligned output, ``layout.length`` float32 samples.
+        alignment: how it was aligned.
+        checks: every per-take check (see :func:`fxcap.capture.checks.check_take`).
+    """
+
+    raw: RawTake
+    aligned: np.ndarray
+    alignment: Alignment
+    checks: list[CheckResult]
+
+    @property
+    def failed(self) -> list[CheckResult]:
+        """The error-severity checks that did not pass (empty: the take may be kept)."""
+        return _failures(self.checks)
+
+    def problem(self) -> str:
+        """The failed checks as one line (``"sync: ...; silence: ..."``)."""
+        return "; ".join(f"{c.name}: {c.message}" for c in self.failed)
+
+
+def evaluate_take(
+    raw: RawTake,
+    signal: TestSignal,
+    calibration: Calibration | None,
+    config: RecordConfig,
+    previous: list[Alignment] | None = None,
+    align: AlignConfig | None = None,
+) -> TakeResult:
+    """Align ``raw`` onto ``signal`` (referred to ``calibration`` when given) and run every take check.
+
+    ``previous``: alignments of the takes already kept (latency consistency); ``align`` overrides
+    ``config.align`` for this take (the importer widens the latency search for long files).
+    """
+    aligned, alignment = align_take(raw, signal.layout, calibration, align or config.align)
+    checks = check_take(raw, aligned, signal.layout, alignment, calibration, config.checks, previous or [])
+    return TakeResult(raw=raw, aligned=aligned, alignment=alignment, checks=checks)
+
+
+def evaluate_calibration(
+    raw: RawTake, signal: TestSignal, config: RecordConfig, align: AlignConfig | None = None
+) -> tuple[Calibration, list[CheckResult]]:
+    """Measure the rig from a bypass/loopback recording and check it like a take.
+
+    Raises :class:`CaptureError` when the markers or the calibration tone cannot be found.
+    """
+    align = align or config.align
+    calibration = measure_calibration(raw, signal.layout, align)
+    aligned, alignment = align_take(raw, signal.layout, calibration, align)
+    return calibration, check_take(raw, aligned, signal.layout, alignment, calibration, config.checks)
+
+
+def store_calibration(
+    session: Session, raw: RawTake, calibration: Calibration, checks: list[CheckResult], attempts: int = 1, **facts: Any
+) -> None:
+    """Write the calibration recording and its result into the session (``facts`` go into the entry too)."""
+    atomic_write_wav(session.root / "calibration" / "raw.wav", raw.recorded, raw.sample_rate)
+    session.manifest.calibration = {
+        "result": calibration.to_dict(),
+        "raw_file": "calibration/raw.wav",
+        "checks": [c.to_dict() for c in checks],
+        "attempts": attempts,
+        "recorded_at": now_iso(),
+        **facts,
+    }
+    session.save()
+
+
+def keep_take(
+    session: Session, planned: PlannedTake, result: TakeResult, attempts: int = 1, started: str = "", keep_raw: bool = True
+) -> TakeRecord:
+    """List a take that passed its checks in the session and write its raw and aligned audio
+    (``keep_raw=False``: a pre-aligned take, whose raw file is its output file)."""
+    record = TakeRecord(
+        take_id=planned.take_id,
+        index=planned.index,
+        knobs=dict(planned.knobs),
+        knobs_normalized=session.manifest.device.normalize(planned.knobs),
+        alignment=result.alignment,
+        checks=result.checks,
+        output_file=f"takes/{planned.take_id}/output.wav",
+        raw_file=f"takes/{planned.take_id}/raw.wav" if keep_raw else f"takes/{planned.take_id}/output.wav",
+        is_reference=planned.is_reference,
+        attempts=attempts,
+        started_at=started or now_iso(),
+        finished_at=now_iso(),
+        backend_info=dict(result.raw.info),
+    )
+    session.add_take(record, result.aligned, result.raw.recorded)
+    return record
+
+
+def finish_session(session: Session, signal: TestSignal, config: RecordConfig, observer: Observer) -> Session:
+    """Run the checks across the kept takes, mark the session complete and tell the observer."""
+    references = {t.take_id: session.take_output(t) for t in session.manifest.takes if t.is_reference}
+    results = session_checks(session.manifest.takes, references, signal.layout, config.checks)
+    session.manifest.calibration["session_checks"] = [c.to_dict() for c in results]
+    session.manifest.status = "complete"
+    session.save()
+    observer("session_done", {"session": session, "session_checks": results})
+    return session
+
+
+def resume_hint(session: Session) -> str:
+    """The command that continues ``session``."""
+    return f"`fxcap record --resume --out {session.root}`"
+
+
 def _calibrate(session: Session, backend: Backend, signal: TestSignal, config: RecordConfig, observer: Observer) -> Calibration:
     """Record the bypass/loopback take, or reuse the one a resumed session already has."""
     stored = session.manifest.calibration
@@ -60,20 +183,10 @@ def _calibrate(session: Session, backend: Backend, signal: TestSignal, config: R
     last_problem = ""
     for attempt in range(1, config.max_attempts + 1):
         raw = backend.calibration_take(signal.audio)
-        calibration = measure_calibration(raw, signal.layout, config.align)
-        aligned, alignment = align_take(raw, signal.layout, calibration, config.align)
-        checks = check_take(raw, aligned, signal.layout, alignment, calibration, config.checks)
+        calibration, checks = evaluate_calibration(raw, signal, config)
         failed = _failures(checks)
         if not failed:
-            atomic_write_wav(session.root / "calibration" / "raw.wav", raw.recorded, signal.sample_rate)
-            session.manifest.calibration = {
-                "result": calibration.to_dict(),
-                "raw_file": "calibration/raw.wav",
-                "checks": [c.to_dict() for c in checks],
-                "attempts": attempt,
-                "recorded_at": now_iso(),
-            }
-            session.save()
+            store_calibration(session, raw, calibration, checks, attempt)
             observer("calibration", {"calibration": calibration, "checks": checks})
             return calibration
         last_problem = "; ".join(c.message for c in failed)
@@ -91,47 +204,64 @@ def _record_take(
     config: RecordConfig,
     observer: Observer,
 ) -> TakeRecord:
-    profile = session.manifest.device
     started = now_iso()
     last_problem = ""
+    _probe(session, backend, planned, observer)
     for attempt in range(1, config.max_attempts + 1):
         observer("take_start", {"take": planned, "attempt": attempt})
         raw: RawTake = backend.play_record(signal.audio, planned.knobs)
-        aligned, alignment = align_take(raw, signal.layout, calibration, config.align)
         previous = [t.alignment for t in session.manifest.takes]
-        checks = check_take(raw, aligned, signal.layout, alignment, calibration, config.checks, previous)
-        failed = _failures(checks)
-        if not failed:
-            record = TakeRecord(
-                take_id=planned.take_id,
-                index=planned.index,
-                knobs=dict(planned.knobs),
-                knobs_normalized=profile.normalize(planned.knobs),
-                alignment=alignment,
-                checks=checks,
-                output_file=f"takes/{planned.take_id}/output.wav",
-                raw_file=f"takes/{planned.take_id}/raw.wav",
-                is_reference=planned.is_reference,
-                attempts=attempt,
-                started_at=started,
-                finished_at=now_iso(),
-                backend_info=dict(raw.info),
-            )
-            session.add_take(record, aligned, raw.recorded)
+        result = evaluate_take(raw, signal, calibration, config, previous)
+        if not result.failed:
+            record = keep_take(session, planned, result, attempt, started)
             observer("take_done", {"take": planned, "record": record})
+            if record.is_reference:
+                _report_reference_drift(session, record, result.aligned, signal, config, observer)
             return record
-        last_problem = "; ".join(f"{c.name}: {c.message}" for c in failed)
+        last_problem = result.problem()
         session.manifest.notes.append(
             f"{planned.take_id} ({_describe_knobs(planned.knobs)}) attempt {attempt} rejected: {last_problem}"
         )
         session.save()
-        observer("attempt_rejected", {"take": planned, "attempt": attempt, "failed": failed})
+        observer("attempt_rejected", {"take": planned, "attempt": attempt, "failed": result.failed})
     session.manifest.status = "failed"
     session.save()
     raise CaptureError(
         f"{planned.take_id} ({_describe_knobs(planned.knobs)}) failed its checks {config.max_attempts} times "
-        f"({last_problem}); fix the rig, then continue with `fxcap record --resume {session.root}`"
+        f"({last_problem}); fix the rig, then continue with {resume_hint(session)}"
     )
+
+
+def _probe(session: Session, backend: Backend, planned: PlannedTake, observer: Observer) -> None:
+    """Probe the device after the knob change (backends that can, see :meth:`Backend.probe_setting`);
+    a doubtful response becomes a ``probe_warning`` event and a manifest note."""
+    verdict = backend.probe_setting(planned.knobs)
+    if verdict is None:
+        return
+    observer("probe", {"take": planned, "verdict": verdict})
+    if verdict.warnings:
+        for warning in verdict.warnings:
+            session.manifest.notes.append(f"{planned.take_id} ({_describe_knobs(planned.knobs)}) probe: {warning}")
+        session.save()
+        observer("probe_warning", {"take": planned, "warnings": list(verdict.warnings)})
+
+
+def _report_reference_drift(
+    session: Session, record: TakeRecord, aligned: np.ndarray, signal: TestSignal, config: RecordConfig, observer: Observer
+) -> None:
+    """After a re-take of the reference setting: how far the device moved since the first one."""
+    first = next((t for t in session.manifest.takes if t.is_reference and t.take_id != record.take_id), None)
+    if first is None:
+        return
+    value = reference_drift_db(session.take_output(first), aligned, signal.layout)
+    ok = value <= config.checks.reference_drift_max_db
+    observer("reference_drift", {"take": record, "reference": first.take_id, "esr_db": value, "ok": ok})
+    if not ok:
+        session.manifest.notes.append(
+            f"{record.take_id}: the reference setting differs from {first.take_id} by ESR {value:.1f} dB: the device "
+            "drifted (warm-up, battery, temperature) or a knob moved"
+        )
+        session.save()
 
 
 def _run(session: Session, backend: Backend, signal: TestSignal, config: RecordConfig, observer: Observer | None) -> Session:
@@ -141,18 +271,25 @@ def _run(session: Session, backend: Backend, signal: TestSignal, config: RecordC
     planned_takes = plan_from_dict(session.manifest.plan)
     done = {t.index for t in session.manifest.takes}
     observe("plan", {"total": len(planned_takes), "done": len(done)})
-    calibration = _calibrate(session, backend, signal, config, observe)
-    for planned in planned_takes:
-        if planned.index in done:
-            continue
-        _record_take(session, backend, signal, planned, calibration, config, observe)
-    references = {t.take_id: session.take_output(t) for t in session.manifest.takes if t.is_reference}
-    results = session_checks(session.manifest.takes, references, signal.layout, config.checks)
-    session.manifest.calibration["session_checks"] = [c.to_dict() for c in results]
-    session.manifest.status = "complete"
-    session.save()
-    observe("session_done", {"session": session, "session_checks": results})
-    return session
+    try:
+        calibration = _calibrate(session, backend, signal, config, observe)
+        for planned in planned_takes:
+            if planned.index in done:
+                continue
+            _record_take(session, backend, signal, planned, calibration, config, observe)
+    except CaptureError as exc:
+        if session.manifest.status == "failed":  # a take failed its checks: the message says it all
+            raise
+        # the backend stopped (device lost, stream error, the user quit at a prompt)
+        message = str(exc).rstrip(".")
+        hint = resume_hint(session)
+        message = message.replace("`fxcap record --resume`", hint) if "--resume" in message else f"{message}; continue with {hint}"
+        session.manifest.status = "failed"
+        session.manifest.notes.append(f"stopped after {len(session.manifest.takes)} takes: {exc}")
+        session.save()
+        observe("stopped", {"session": session, "error": message})
+        raise CaptureError(message) from None
+    return finish_session(session, signal, config, observe)
 
 
 def record_session(

@@ -295,8 +295,13 @@ class Session:
         return list(self.manifest.takes)
 
     def add_take(self, record: TakeRecord, aligned: np.ndarray, raw: np.ndarray) -> None:
-        """Write a take's audio, then list it in the manifest (in that order: crash-safe)."""
-        atomic_write_wav(self.root / record.raw_file, raw, self.sample_rate)
+        """Write a take's audio, then list it in the manifest (in that order: crash-safe).
+
+        A take recorded already aligned (imported dry/wet pairs) may name the same file for both:
+        it is written once.
+        """
+        if record.raw_file != record.output_file:
+            atomic_write_wav(self.root / record.raw_file, raw, self.sample_rate)
         atomic_write_wav(self.root / record.output_file, aligned, self.sample_rate)
         self.manifest.takes.append(record)
         self.save()

@@ -9,6 +9,8 @@ options are fixed and nothing carries a timestamp, so building twice gives byte-
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import logging
 import math
 import os
@@ -69,6 +71,10 @@ class BuildConfig:
         shard_bytes: maximum audio bytes per Parquet shard (a shard holds at least one row).
         row_group_bytes: target audio bytes per Parquet row group.
         name: dataset name (default: the device name).
+        mixed_signals: combine sessions that played different signals (e.g. a dry/wet dataset
+            imported as one session per input file, :mod:`fxcap.capture.signaltrain`). Each signal
+            is split along time on its own, so no stretch of any input is in two splits; segment
+            indices are numbered across all signals. Off: sessions must share one signal.
     """
 
     split: SplitConfig = field(default_factory=SplitConfig)
@@ -79,6 +85,7 @@ class BuildConfig:
     shard_bytes: int = 256 << 20
     row_group_bytes: int = ROW_GROUP_BYTES
     name: str | None = None
+    mixed_signals: bool = False
 
     def __post_init__(self) -> None:
         if self.window is not None and self.window < 1:
@@ -125,7 +132,7 @@ def _open_sessions(sessions: Sequence[str | Path | Session]) -> list[Session]:
     return sorted(opened, key=lambda s: (s.manifest.created_at, s.root.name, str(s.root)))
 
 
-def _check_compatible(sessions: list[Session]) -> None:
+def _check_compatible(sessions: list[Session], mixed_signals: bool = False) -> None:
     first = sessions[0]
     for other in sessions[1:]:
         a, b = first.root.name, other.root.name
@@ -139,11 +146,12 @@ def _check_compatible(sessions: list[Session]) -> None:
                 f"cannot combine sessions {a} and {b}: different sample rates ({first.sample_rate} vs "
                 f"{other.sample_rate} Hz); record them at one rate"
             )
-        if first.manifest.signal.get("sha256") != other.manifest.signal.get("sha256"):
+        if not mixed_signals and first.manifest.signal.get("sha256") != other.manifest.signal.get("sha256"):
             raise DatasetError(
                 f"cannot combine sessions {a} and {b}: they played different test signals (signal sha256 "
                 f"{str(first.manifest.signal.get('sha256'))[:12]} vs {str(other.manifest.signal.get('sha256'))[:12]}); "
-                "record them with the same signal preset and program material"
+                "record them with the same signal preset and program material (or, for a dataset of different "
+                "dry/wet files, allow it: BuildConfig(mixed_signals=True))"
             )
 
 
@@ -216,10 +224,11 @@ def _select_takes(
 # -- rows and shards ------------------------------------------------------------------------------------
 
 
-def _plan_rows(takes: list[_Take], plan: SplitPlan) -> dict[str, list[_Row]]:
+def _plan_rows(takes: list[_Take], segments: list[list[Segment]]) -> dict[str, list[_Row]]:
+    """Rows of every take over the segments of its session's signal (``segments[session_index]``)."""
     rows: dict[str, list[_Row]] = {name: [] for name in ALL_SPLITS}
     for take in takes:  # already in (session, take) order
-        for segment in plan.segments:
+        for segment in segments[take.session_index]:
             split = HOLDOUT_SPLIT if take.held_out else segment.split
             rows[split].append(_Row(take, segment, split))
     return {name: r for name, r in rows.items() if r}
@@ -368,6 +377,15 @@ class _Plan:
     skipped: list[list[dict[str, str]]]
     rows: dict[str, list[_Row]]
     window: int
+    session_segments: list[list[Segment]]
+    signals: list[dict[str, Any]]
+
+    @property
+    def signal_sha256(self) -> str:
+        """The signal's sha256, or for mixed signals a hash over theirs (in plan order)."""
+        if len(self.signals) == 1:
+            return str(self.signals[0]["sha256"])
+        return hashlib.sha256("\n".join(str(s["sha256"]) for s in self.signals).encode("utf-8")).hexdigest()
 
     def columns(self, batch: list[_Row]) -> dict[str, pa.Array]:
         backends = [str(s.manifest.backend.get("name", "unknown")) for s in self.sessions]
@@ -375,7 +393,7 @@ class _Plan:
 
     def schema(self, split: str) -> pa.Schema:
         return row_schema(self.knobs, shard_metadata(
-            profile=self.profile, knobs=self.knobs, sample_rate=self.rate, signal_sha256=self.sessions[0].layout.sha256,
+            profile=self.profile, knobs=self.knobs, sample_rate=self.rate, signal_sha256=self.signal_sha256,
             split=split, window=self.window, split_config=self.plan.config.to_dict(), holdout=self.holdout))
 
 
@@ -390,18 +408,55 @@ def conditioning_knobs(knobs: Sequence[KnobColumn], takes: Sequence[_Take]) -> l
     return varying or [k.name for k in knobs]
 
 
+def _split_signals(sessions: list[Session], names: list[str], config: SplitConfig) -> tuple[SplitPlan, list[list[Segment]], list[dict[str, Any]]]:
+    """One split plan per distinct signal (sessions in order), segment indices numbered across them.
+
+    Returns the combined plan (every segment), each session's segments, and per signal its sha256,
+    sessions and segment index range.
+    """
+    plans: dict[str, SplitPlan] = {}
+    signals: list[dict[str, Any]] = []
+    per_session: list[list[Segment]] = []
+    offset = 0
+    for session, name in zip(sessions, names):
+        layout = session.layout
+        key = layout.sha256 or str(session.manifest.signal.get("sha256"))
+        if key not in plans:
+            try:
+                plan = plan_splits(layout, config)
+            except DatasetError as exc:
+                raise DatasetError(f"session {name}: {exc}") from None
+            segments = [dataclasses.replace(seg, index=seg.index + offset) for seg in plan.segments]
+            plans[key] = dataclasses.replace(plan, segments=segments)
+            signals.append({"sha256": key, "sessions": [], "first_segment": offset, "segments": len(segments),
+                            "source": layout.source, "seconds": layout.length / layout.sample_rate})
+            offset += len(segments)
+        next(s for s in signals if s["sha256"] == key)["sessions"].append(name)
+        per_session.append(plans[key].segments)
+    first = plans[signals[0]["sha256"]]
+    combined = SplitPlan(
+        config=first.config,
+        sample_rate=first.sample_rate,
+        segments=[seg for plan in plans.values() for seg in plan.segments],
+        dropped_samples=sum(plan.dropped_samples for plan in plans.values()),
+        excluded_regions=list(dict.fromkeys(r for plan in plans.values() for r in plan.excluded_regions)),
+    )
+    return combined, per_session, signals
+
+
 def _make_plan(sessions: Sequence[str | Path | Session], config: BuildConfig) -> _Plan:
     opened = _open_sessions(sessions)
-    _check_compatible(opened)
+    _check_compatible(opened, config.mixed_signals)
     profile = opened[0].manifest.device
-    plan = plan_splits(opened[0].layout, config.split)
-    specs = [parse_holdout(text, profile) for text in config.holdout]
     names = _session_names(opened)
+    plan, per_session, signals = _split_signals(opened, names, config.split)
+    specs = [parse_holdout(text, profile) for text in config.holdout]
     takes, skipped = _select_takes(opened, names, profile, specs, config)
     return _Plan(
         config=config, sessions=opened, names=names, profile=profile, rate=opened[0].sample_rate, plan=plan,
         knobs=knob_columns(profile), holdout=[s.text for s in specs], takes=takes, skipped=skipped,
-        rows=_plan_rows(takes, plan), window=int(config.window or default_window(profile)),
+        rows=_plan_rows(takes, per_session), window=int(config.window or default_window(profile)),
+        session_segments=per_session, signals=signals,
     )
 
 
@@ -412,18 +467,18 @@ def _write_audio(p: _Plan, tmp: Path, progress: Callable[[str], None] | None) ->
     for split_rows in p.rows.values():
         for row in split_rows:
             by_take.setdefault(id(row.take), []).append(row)
-    layout = p.sessions[0].layout
     for index, session in enumerate(p.sessions):
         session_takes = [t for t in p.takes if t.session_index == index]
         if not session_takes:
             continue
+        layout = session.layout
         signal = session.input_audio()
         if signal.ndim != 1 or len(signal) != layout.length:
             raise DatasetError(f"session {p.names[index]}: signal.wav has {signal.shape} samples, its layout says {layout.length}")
         if layout.sha256 and audio_sha256(signal) != layout.sha256:
             raise DatasetError(f"session {p.names[index]}: signal.wav does not match its recorded sha256; the session is corrupt")
         if p.config.write_wav:
-            for segment in p.plan.segments:
+            for segment in p.session_segments[index]:
                 path = tmp / "wav" / _input_wav_path(p.names[index], segment)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 write_float_wav(path, signal[segment.start:segment.stop], p.rate)
@@ -470,6 +525,12 @@ def _file_entries(p: _Plan, tmp: Path, writers: dict[str, _SplitWriter]) -> list
     return sorted(files, key=lambda f: f["path"])
 
 
+def _signal_of(p: _Plan, session_index: int) -> int:
+    """Index in ``p.signals`` of the signal session ``session_index`` played."""
+    name = p.names[session_index]
+    return next(i for i, s in enumerate(p.signals) if name in s["sessions"])
+
+
 def _manifest(p: _Plan, writers: dict[str, _SplitWriter], files: list[dict[str, Any]]) -> dict[str, Any]:
     """The ``dataset.json`` document (see :mod:`fxcap.dataset.manifest`)."""
     splits = {}
@@ -486,6 +547,11 @@ def _manifest(p: _Plan, writers: dict[str, _SplitWriter], files: list[dict[str, 
         "drift_ppm": _stats([t.record.alignment.drift_ppm for t in takes]),
     }
     first = p.sessions[0].manifest
+    signal = {k: first.signal.get(k) for k in ("sha256", "version", "preset", "source", "length_samples")}
+    mixed = len(p.signals) > 1
+    if mixed:
+        signal = {"sha256": p.signal_sha256, "mixed": True, "count": len(p.signals),
+                  "seconds": sum(s["seconds"] for s in p.signals)}
     return {
         "format": DATASET_FORMAT,
         "dataset_version": DATASET_VERSION,
@@ -494,18 +560,19 @@ def _manifest(p: _Plan, writers: dict[str, _SplitWriter], files: list[dict[str, 
         "device": p.profile.to_dict(),
         "sample_rate": p.rate,
         "window": p.window,
-        "signal": {k: first.signal.get(k) for k in ("sha256", "version", "preset", "source", "length_samples")},
+        "signal": signal,
         "knobs": [k.to_dict() for k in p.knobs],
         "conditioning_knobs": conditioning_knobs(p.knobs, p.takes),
         "split_config": p.plan.config.to_dict(),
         "holdout": p.holdout,
-        "plan": p.plan.to_dict(),
+        "plan": {**p.plan.to_dict(), **({"signals": p.signals} if mixed else {})},
         "sessions": [
             {
                 "name": p.names[i],
                 "created_at": s.manifest.created_at,
                 "status": s.manifest.status,
                 "backend": s.manifest.backend,
+                **({"signal_sha256": p.signals[_signal_of(p, i)]["sha256"]} if mixed else {}),
                 "takes_used": [t.record.take_id for t in takes if t.session_index == i],
                 "takes_skipped": p.skipped[i],
             }
@@ -549,8 +616,8 @@ def build_dataset(
 
     Args:
         sessions: session folders (or opened :class:`Session` objects). Several are combined when they
-            share the device profile, the sample rate and the test signal (sha256); otherwise a
-            :class:`DatasetError` names the mismatch.
+            share the device profile, the sample rate and the test signal (sha256; different
+            signals with ``config.mixed_signals``); otherwise a :class:`DatasetError` names the mismatch.
         out: the dataset folder; default ``datasets/<device>``.
         config: split, holdout and shard options.
         overwrite: replace an existing dataset at ``out`` (only a folder holding a ``dataset.json``).

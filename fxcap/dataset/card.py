@@ -63,6 +63,11 @@ def render_card(manifest: dict[str, Any]) -> str:
         f"train/valid/test = {split_cfg['train']:.0%}/{split_cfg['valid']:.0%}/{split_cfg['test']:.0%} of the samples. "
         "No stretch of input audio appears in two splits.",
     ]
+    if plan.get("signals"):
+        lines.append(
+            f"The sessions played {len(plan['signals'])} different signals (e.g. one per imported input file); each is "
+            "split along time on its own, and segment indices are numbered across all of them."
+        )
     if manifest["holdout"]:
         lines.append(
             f"Held out knob settings ({'; '.join(manifest['holdout'])}): all their segments are in the `holdout` split; "

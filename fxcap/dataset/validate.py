@@ -7,7 +7,8 @@ Checks, in order:
    expected columns and types, and carries ``fxcap`` metadata that agrees with the manifest.
 3. Every row: ``input``/``target``/``num_samples`` lengths agree, no NaN/Inf, its split matches its shard,
    its segment matches the split plan, knob values are in range and normalized consistently.
-4. Split leakage: no input range of one time split overlaps an input range of another (same signal),
+4. Split leakage: no input range of one time split overlaps an input range of another (same signal;
+   a dataset of several signals is checked per signal),
    no identical (non-silent) input appears in two time splits, and no held-out knob setting appears
    in train/valid/test.
 5. Knob coverage: every take kept for training has rows in every non-empty time split, every
@@ -67,6 +68,7 @@ class _RowRef:
     setting: tuple[Any, ...]
     input_hash: str | None
     take: tuple[str, str]
+    signal: str = ""
 
 
 class _Validator:
@@ -74,6 +76,7 @@ class _Validator:
         self.root = root
         self.problems: list[Problem] = []
         self.refs: list[_RowRef] = []
+        self.signal_of: dict[str, str] = {}  # session name -> the sha256 of the signal it played
 
     def add(self, check: str, message: str, file: str | None = None, row: int | None = None, severity: str = "error") -> None:
         self.problems.append(Problem(check, message, file, row, severity))
@@ -208,12 +211,24 @@ class _Validator:
                 digest = hashlib.blake2b(np.ascontiguousarray(chunk, dtype="<f4").tobytes(), digest_size=16).hexdigest()
             self.refs.append(_RowRef(rel, row, facts["split"], facts["time_split"], facts["start_sample"],
                                      facts["start_sample"] + n, tuple(setting), digest,
-                                     (facts["session"], facts["take_id"])))
+                                     (facts["session"], facts["take_id"]), self.signal_of.get(facts["session"], "")))
 
     # -- across shards ------------------------------------------------------------------------------------
     def check_leakage(self) -> None:
-        by_range: dict[tuple[int, int, str], list[_RowRef]] = defaultdict(list)
+        reports = 0
+        by_signal: dict[str, list[_RowRef]] = defaultdict(list)
         for ref in self.refs:
+            by_signal[ref.signal].append(ref)
+        for refs in by_signal.values():  # sample ranges of different signals are different audio
+            reports = self._range_leaks(refs, reports)
+        reports = self._content_leaks(reports)
+        if reports > MAX_LEAK_REPORTS:
+            self.add("leakage", f"... and {reports - MAX_LEAK_REPORTS} more leaking rows")
+
+    def _range_leaks(self, refs: list[_RowRef], reports: int) -> int:
+        """Overlapping input ranges of one signal in different time splits."""
+        by_range: dict[tuple[int, int, str], list[_RowRef]] = defaultdict(list)
+        for ref in refs:
             by_range[(ref.start, ref.stop, ref.time_split)].append(ref)
         ranges = sorted(by_range)
         flagged: set[tuple[int, int, str]] = set()
@@ -230,7 +245,6 @@ class _Validator:
                         flagged.add(culprit)
             if reach is None or key[1] > reach[1]:
                 reach = key
-        reports = 0
         for key in sorted(flagged):
             other_splits = sorted({r[2] for r in by_range if r[2] != key[2] and r[0] < key[1] and r[1] > key[0]})
             for ref in by_range[key]:
@@ -238,6 +252,10 @@ class _Validator:
                     self.add("leakage", f"input samples {key[0]}..{key[1]} ({key[2]}) overlap input of the "
                              f"{'/'.join(other_splits)} split: remove the row or rebuild the dataset", ref.file, ref.row)
                 reports += 1
+        return reports
+
+    def _content_leaks(self, reports: int) -> int:
+        """Identical inputs in two time splits, and held-out settings outside the holdout split."""
         by_hash: dict[str, list[_RowRef]] = defaultdict(list)
         for ref in self.refs:
             if ref.input_hash is not None:
@@ -259,8 +277,7 @@ class _Validator:
                 if reports < MAX_LEAK_REPORTS:
                     self.add("leakage", f"knob setting {ref.setting} is held out but appears in {ref.split}", ref.file, ref.row)
                 reports += 1
-        if reports > MAX_LEAK_REPORTS:
-            self.add("leakage", f"... and {reports - MAX_LEAK_REPORTS} more leaking rows")
+        return reports
 
     def check_coverage(self, manifest: dict[str, Any], knobs: list[KnobColumn]) -> None:
         rows_by_take: dict[tuple[str, str], set[str]] = defaultdict(set)
@@ -327,6 +344,7 @@ def validate(dataset_dir: str | Path) -> list[Problem]:
         knobs = [KnobColumn.from_dict(k) for k in manifest["knobs"]]
         plan = {s["index"]: s for s in manifest["plan"]["segments"]}
         files = manifest["files"]
+        checker.signal_of = {s["name"]: s.get("signal_sha256", manifest["signal"]["sha256"]) for s in manifest["sessions"]}
     except DatasetError as exc:
         return [Problem("manifest", str(exc), "dataset.json")]
     except (KeyError, TypeError, ValueError) as exc:

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from fxcap.capture.profiles import DeviceProfile, KnobValue
+
+if TYPE_CHECKING:
+    from fxcap.capture.probe import ProbeVerdict
 
 
 @dataclass
@@ -62,6 +65,12 @@ class Backend(abc.ABC):
         Its latency and gain are the rig's own; every take of a session is referred to them, so
         all takes share one dBFS reference.
         """
+
+    def probe_setting(self, knobs: dict[str, KnobValue]) -> "ProbeVerdict | None":
+        """Play a short probe at ``knobs`` (after the knob change) and judge whether the device
+        really changed (:mod:`fxcap.capture.probe`); ``None`` when the backend sets knobs itself
+        and needs no probe (virtual devices, plugins)."""
+        return None
 
     def describe(self) -> dict[str, Any]:
         """Facts about the backend for the session manifest (JSON-serializable)."""

@@ -14,7 +14,8 @@ counted from 1 on this backend (a re-take is a new call)::
     SimBackend("OD-3", fault_plan=lambda call, knobs: "silence" if knobs["drive"] > 9 else None)
 
 A plan entry is a rig fault name (``"clip"``, ``"dropout"``, ``"silence"``), ``"xrun"`` (clean audio
-but an ``"input overflow"`` stream event), a dict of :class:`RigImpairments` fields to override for
+but an ``"input overflow"`` stream event), ``"lost"`` (the call raises :class:`CaptureError` like a
+sound card whose interface was unplugged), a dict of :class:`RigImpairments` fields to override for
 that call, or ``None``.
 """
 
@@ -32,6 +33,10 @@ from fxcap.errors import CaptureError
 
 STREAM_FAULTS = ("xrun",)
 """Faults that leave the audio clean but report a stream event."""
+
+LOST_FAULT = "lost"
+"""Fault that makes ``play_record`` raise :class:`CaptureError` as a sound card does when the
+interface disappears mid-run (unplugged, driver error): the engine stops and ``--resume`` continues."""
 
 FaultSpec = Union[str, Mapping[str, Any], None]
 FaultPlan = Union[Mapping[int, FaultSpec], Callable[[int, dict[str, KnobValue]], FaultSpec]]
@@ -94,8 +99,15 @@ class SimBackend(Backend):
         if isinstance(spec, str):
             if spec in STREAM_FAULTS:
                 return self.impairments, ["input overflow"]
+            if spec == LOST_FAULT:
+                raise CaptureError(
+                    f"virtual audio interface of {self.device.name} stopped during the take (simulated: lost device); "
+                    "reconnect it, then continue with `fxcap record --resume`"
+                )
             if spec not in FAULTS:
-                raise CaptureError(f"unknown simulated fault {spec!r}; choose one of: {', '.join(FAULTS + STREAM_FAULTS)}")
+                raise CaptureError(
+                    f"unknown simulated fault {spec!r}; choose one of: {', '.join(FAULTS + STREAM_FAULTS + (LOST_FAULT,))}"
+                )
             return dataclasses.replace(self.impairments, fault=spec), []
         try:
             rig = dataclasses.replace(self.impairments, **dict(spec))

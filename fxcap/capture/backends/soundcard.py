@@ -8,7 +8,9 @@ back to an input (the interface's own latency and gain, without the device).
 
 Every take:
 
-1. asks the knob setter to put the device at the setting (a prompt, or MIDI);
+1. asks the knob setter to put the device at the setting (a prompt, or MIDI); before the first
+   attempt of each setting the engine calls :meth:`SoundcardBackend.probe_setting`, which plays a
+   short probe and warns when the device did not change (a knob forgotten or set wrong);
 2. opens a stream, plays ``preroll_seconds`` of silence, the signal, then ``tail_seconds`` of
    silence (the device's latency and decay); the callback reads the signal block by block (a
    ``numpy.memmap`` works: nothing is copied) and writes into preallocated buffers;
@@ -26,7 +28,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
@@ -34,6 +36,9 @@ from fxcap.capture.backends.base import Backend, RawTake
 from fxcap.capture.knob_setters import KnobSetter, ManualKnobSetter
 from fxcap.capture.profiles import DeviceProfile, KnobValue, get_profile
 from fxcap.errors import CaptureError, DeviceNotFoundError, FxcapError
+
+if TYPE_CHECKING:
+    from fxcap.capture.probe import ProbeMonitor, ProbeVerdict
 
 STANDARD_RATES = (44100, 48000, 88200, 96000)
 """Sample rates (Hz) ``list_interfaces`` probes."""
@@ -183,6 +188,11 @@ class SoundcardConfig:
         preroll_seconds: silence played before the signal (stream start-up and priming settle).
         tail_seconds: silence recorded after the signal (round-trip latency + the device's decay).
         stall_seconds: a stream that delivers no block for this long is treated as a lost device.
+        probe: play a short probe after every knob change and warn when the device's response
+            did not change as it should (:mod:`fxcap.capture.probe`); ``None``: only when some
+            knob is set by hand (a MIDI-only setter needs no probe).
+        probe_tries: probes per setting before the run stops (with a hand-set knob the user is
+            asked to check the knobs between probes, or to type ``keep``).
     """
 
     interface: str | int | None = None
@@ -195,6 +205,8 @@ class SoundcardConfig:
     preroll_seconds: float = 0.1
     tail_seconds: float = 0.5
     stall_seconds: float = 5.0
+    probe: bool | None = None
+    probe_tries: int = 3
 
     def __post_init__(self) -> None:
         channels: Any = self.output_channels
@@ -315,6 +327,7 @@ class SoundcardBackend(Backend):
         self._stream_factory = stream_factory or self._sd.Stream
         self.interface = find_interface(self.config.interface)
         self._check_interface(self.interface)
+        self._monitor: "ProbeMonitor | None" = None
 
     @classmethod
     def from_spec(
@@ -324,6 +337,7 @@ class SoundcardBackend(Backend):
         sample_rate: int,
         knob_setter: KnobSetter | None = None,
         midi_port: str | None = None,
+        stream_factory: StreamFactory | None = None,
         **options: Any,
     ) -> "SoundcardBackend":
         """Build from ``--backend soundcard[:NAME]``: ``device`` is the profile, ``options`` are
@@ -336,8 +350,13 @@ class SoundcardBackend(Backend):
         if knob_setter is None and midi_port:
             from fxcap.capture.midi import MidiKnobSetter
 
+            if not any(k.midi_cc is not None for k in profile.knobs):
+                raise DeviceNotFoundError(
+                    f"--midi-port given but profile {profile.name} maps no knob to a MIDI CC; add midi_cc = N to its "
+                    "knobs in a .toml profile (--device my-pedal.toml), or leave out --midi-port to set them by hand"
+                )
             knob_setter = MidiKnobSetter.open(midi_port, manual=ManualKnobSetter())
-        return cls(profile, config, knob_setter=knob_setter)
+        return cls(profile, config, knob_setter=knob_setter, stream_factory=stream_factory)
 
     @property
     def _input_channels(self) -> int:
@@ -392,6 +411,48 @@ class SoundcardBackend(Backend):
         take = self._take(signal)
         take.info["knobs_set"] = knobs_set
         return take
+
+    @property
+    def probing(self) -> bool:
+        """Whether :meth:`probe_setting` probes (``SoundcardConfig.probe``; auto: a knob is set by hand)."""
+        if self.config.probe is not None:
+            return bool(self.config.probe)
+        from fxcap.capture.midi import MidiKnobSetter
+
+        if isinstance(self.knob_setter, MidiKnobSetter):
+            return any(k.midi_cc is None for k in self.profile.knobs)
+        return True
+
+    def probe_setting(self, knobs: dict[str, KnobValue]) -> "ProbeVerdict | None":
+        """Set the knobs (the setter prompts), play the probe and judge the response.
+
+        With a hand-set knob, a doubtful response is shown and the user asked to check the knobs
+        and probe again (:func:`fxcap.capture.probe.confirm_setting`); unattended setters probe once
+        and the verdict's warnings are reported by the engine.
+        """
+        if not self.probing:
+            return None
+        from fxcap.capture.probe import ProbeMonitor, ProbeVerdict, confirm_setting
+
+        if self._monitor is None:
+            self._monitor = ProbeMonitor(self.profile, self.sample_rate)
+        manual = self._manual_setter()
+        if manual is not None:
+            return confirm_setting(self, self._monitor, knobs, manual.input_fn, manual.output_fn, tries=self.config.probe_tries)
+        for _ in range(max(1, self.config.probe_tries)):
+            take = self.play_record(self._monitor.signal, knobs)
+            if not take.events:
+                return self._monitor.judge(knobs, take)
+        return ProbeVerdict(knobs=dict(knobs), warnings=[f"the probe had stream problems ({'; '.join(take.events)})"])
+
+    def _manual_setter(self) -> ManualKnobSetter | None:
+        """The setter that talks to the user, if any knob is set by hand."""
+        if isinstance(self.knob_setter, ManualKnobSetter):
+            return self.knob_setter
+        manual = getattr(self.knob_setter, "manual", None)
+        if isinstance(manual, ManualKnobSetter) and any(k.midi_cc is None for k in self.profile.knobs):
+            return manual
+        return None
 
     def calibration_take(self, signal: np.ndarray) -> RawTake:
         """Play ``signal`` with the device bypassed (the setter switches bypass or asks for the

@@ -7,6 +7,7 @@ which is what the real PortAudio stream does with a device (the JACK test covers
 
 from __future__ import annotations
 
+import re
 import threading
 
 import numpy as np
@@ -245,3 +246,102 @@ def test_from_spec_builds_what_the_backend_factory_asks_for():
         SoundcardBackend.from_spec("scarlett", device="OD-3", sample_rate=48000, channels=3)
     with pytest.raises(DeviceNotFoundError, match="MIDI"):
         SoundcardBackend.from_spec("scarlett", device="OD-3", sample_rate=48000, midi_port="no such port 1234")
+
+
+class Panel(dict):
+    """The device's level into input 1 follows the DRIVE the user really turned (or 1.0 in bypass)."""
+
+    def __init__(self):
+        super().__init__({0: None})
+        self.knobs = {"drive": 5.0}
+        self.bypass = False
+
+    def __getitem__(self, column):
+        return 1.0 if self.bypass else 0.1 + 0.08 * float(self.knobs["drive"])
+
+
+class ForgetfulUser:
+    """Answers fxcap's prompts by turning the knobs it names, except once for ``forget``."""
+
+    def __init__(self, panel, forget):
+        self.panel, self.forget = panel, dict(forget)
+        self.lines, self.asked, self.wanted = [], [], {}
+
+    def output(self, line):
+        self.lines.append(line)
+
+    def input(self, prompt):
+        self.asked.append(prompt)
+        if "back on" in prompt:
+            self.panel.bypass = False
+        elif "bypass" in prompt:
+            self.panel.bypass = True
+        elif prompt.startswith("Check the knobs"):
+            self.panel.knobs.update(self.wanted)  # looks again and turns the knob after all
+        else:
+            text = " ".join(self.lines[-4:] + [prompt])
+            self.wanted = {name.lower(): float(value) for name, value in re.findall(r"([A-Z]+) to ([-\d.]+)", text)}
+            if self.forget and all(self.wanted.get(k) == v for k, v in self.forget.items()):
+                self.forget = {}  # forgets this one change
+            else:
+                self.panel.knobs.update(self.wanted)
+        return ""
+
+
+def test_engine_prompts_for_each_knob_change_and_the_probe_catches_a_forgotten_knob(tmp_path):
+    from fxcap.capture.plan import PlanConfig, make_plan, plan_to_dict
+    from fxcap.capture.record import record_session
+    from fxcap.capture.signal import band_mix, wrap_program
+
+    panel = Panel()
+    user = ForgetfulUser(panel, forget={"drive": 10.0})
+    rig = FakeRig(latency=150, gain=panel)
+    setter = ManualKnobSetter(input_fn=user.input, output_fn=user.output)
+    backend = SoundcardBackend(OD3, SoundcardConfig(interface="scarlett", tail_seconds=0.05), knob_setter=setter, stream_factory=rig)
+    assert backend.probing  # knobs turned by hand: probe after every change
+    signal = wrap_program(band_mix(RATE, 3.0, np.random.default_rng(0)), RATE, peak_dbfs=-6.0, preset="short")
+    plan = PlanConfig(knobs=["drive"], steps=3)
+    events = []
+    session = record_session(tmp_path / "s", backend, signal, plan_to_dict(plan, make_plan(OD3, plan)),
+                             observer=lambda event, data: events.append(event))
+    assert [p for p in user.asked if p.startswith("Set DRIVE")] == [
+        "Set DRIVE to 5 (about 12 o'clock), then press Enter ", "Set DRIVE to 10 (about 5 o'clock), then press Enter "]
+    assert "Set the knobs of OD-3:" in user.lines and "  DRIVE to 0 (about 7 o'clock)" in user.lines  # first take: every knob
+    warnings = [line for line in user.lines if line.startswith("warning:")]
+    assert len(warnings) == 1 and "sounds as it did at the previous setting (DRIVE 5)" in warnings[0]
+    assert sum(p.startswith("Check the knobs") for p in user.asked) == 1
+    assert events.count("probe") == 3 and "probe_warning" not in events  # fixed before the take: nothing to report
+    for take in session.takes:  # every take was recorded at the setting it claims
+        gain = 0.1 + 0.08 * take.knobs["drive"]
+        np.testing.assert_allclose(session.take_output(take), gain * signal.audio, atol=2e-6)
+
+
+def test_midi_port_with_cc_mapped_knobs_sets_them_unattended(tmp_path, monkeypatch):
+    import mido
+
+    from fxcap.capture.midi import MidiKnobSetter
+
+    sent = []
+
+    class Port:
+        def send(self, message):
+            sent.append(message)
+
+        def close(self):
+            sent.append("closed")
+
+    monkeypatch.setattr(mido, "get_output_names", lambda: ["Pedal MIDI 1"])
+    monkeypatch.setattr(mido, "open_output", lambda name: Port())
+    profile = tmp_path / "pedal.toml"
+    profile.write_text('name = "Pedal"\nextra = {midi_bypass_cc = 102}\n[[knobs]]\nname = "drive"\nmidi_cc = 20\n'
+                       '[[knobs]]\nname = "tone"\nmidi_cc = 21\n')
+    backend = SoundcardBackend.from_spec("scarlett", device=str(profile), sample_rate=RATE, midi_port="pedal midi",
+                                         stream_factory=FakeRig(), tail_seconds=0)
+    assert isinstance(backend.knob_setter, MidiKnobSetter) and not backend.probing
+    assert backend.probe_setting({"drive": 3}) is None
+    backend.play_record(np.full(500, 0.1, np.float32), {"drive": 10.0, "tone": 0.0})
+    assert [(m.control, m.value) for m in sent] == [(20, 127), (21, 0)]
+    backend.close()
+    assert sent[-1] == "closed"
+    with pytest.raises(DeviceNotFoundError, match="maps no knob to a MIDI CC; add midi_cc"):
+        SoundcardBackend.from_spec("scarlett", device="OD-3", sample_rate=RATE, midi_port="pedal midi")

@@ -1,16 +1,24 @@
 """End to end through a real audio server: SoundcardBackend -> PortAudio -> JACK -> virtual pedal.
 
-The pedal (``python -m fxcap.capture.jack_pedal``) runs in its own process with the effect of
-``pedal_effects.py``; PortAudio's outputs 1/2 feed its effect input and its loopback wire, its
-outputs come back on PortAudio's inputs 1/2. Knobs and bypass travel as MIDI CC over JACK MIDI.
-The recording must equal the effect's output on the played signal, delayed by the round trip
-(one JACK period with the dummy driver), sample for sample.
+The pedal (``python -m fxcap.capture.jack_pedal --device OD-3``) runs the built-in virtual OD-3 in
+its own process; PortAudio's outputs 1/2 feed its effect input and its loopback wire, its outputs
+come back on PortAudio's inputs 1/2. Knobs and bypass travel as MIDI CC over JACK MIDI. A take
+must equal the virtual OD-3's output on the played signal, delayed by the round trip (one JACK
+period with the dummy driver), sample for sample; the whole capture pipeline
+(:func:`fxcap.capture.record.record_session`: calibration, alignment, checks, re-takes) runs on
+top of it and must deliver that output, aligned.
+
+The take and the pipeline tests run with the server in freewheel mode (the graph runs as fast as the
+CPU allows and waits for every client, so a loaded machine cannot cause xruns; their MIDI goes
+through a client that stays active); the tests that need real time (forced xruns, a cable pulled at
+a moment) and the calibration take (the library's JACK MIDI output) run without it.
 
 Skipped only when no JACK server is running (CI starts one: ``.ci/jack.sh start``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -54,13 +62,14 @@ import sounddevice as sd  # noqa: E402
 from fxcap.capture.backends.soundcard import SoundcardBackend, SoundcardConfig, list_interfaces  # noqa: E402
 from fxcap.capture.markers import sync_marker  # noqa: E402
 from fxcap.capture.midi import ALL_SOUND_OFF_CC, JackMidiOutput, MidiKnobSetter, assign_midi_ccs  # noqa: E402
+from fxcap.capture.plan import PlanConfig, make_plan, plan_to_dict  # noqa: E402
 from fxcap.capture.profiles import OD3  # noqa: E402
+from fxcap.capture.record import RecordConfig, record_session  # noqa: E402
+from fxcap.capture.signal import band_mix, wrap_program  # noqa: E402
+from fxcap.capture.virtual import build_virtual_device  # noqa: E402
 from fxcap.errors import CaptureError, DeviceNotFoundError  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from pedal_effects import TanhLowpass  # noqa: E402
-
 ROOT = HERE.parents[2]
 PROFILE = assign_midi_ccs(OD3)
 TAIL_SECONDS = 0.2
@@ -70,11 +79,10 @@ class Pedal:
     """The pedal process and the JSON events it prints."""
 
     def __init__(self, name: str) -> None:
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(HERE)]))
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
         self.name = name
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "fxcap.capture.jack_pedal", "--profile", "OD-3",
-             "--processor", "pedal_effects:build", "--name", name],
+            [sys.executable, "-m", "fxcap.capture.jack_pedal", "--device", "OD-3", "--name", name],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
         )  # fmt: skip
         self.events: queue.Queue[dict] = queue.Queue()
@@ -134,10 +142,80 @@ def midi(pedal):
 def server():
     """Sample rate and period of the running server (from a client that never activates)."""
     client = jack.Client(f"fxcap-test-{os.getpid()}", no_start_server=True)
+    stop_freewheel(client)  # in case an earlier run was killed while freewheeling
     try:
         yield client
     finally:
         client.close()
+
+
+def stop_freewheel(client) -> None:
+    """Leave freewheel mode (JACK answers an error when it is off already)."""
+    with contextlib.suppress(jack.JackError):
+        client.set_freewheel(False)
+
+
+@contextlib.contextmanager
+def freewheel(server):
+    """Run the JACK graph as fast as the CPU allows inside the block (freewheel: the server waits for
+    every client, so a loaded machine cannot cause xruns, and nothing is paced by the wall clock)."""
+    server.set_freewheel(True)
+    try:
+        yield
+    finally:
+        stop_freewheel(server)
+
+
+class ActiveMidiOutput:
+    """A mido-style JACK MIDI output that stays active and connected.
+
+    :class:`~fxcap.capture.midi.JackMidiOutput` activates its client for each message (so no Python
+    runs in the audio thread during a take); a client activated while the server freewheels may
+    never be called, so the freewheeling tests use this one, set up before freewheel starts.
+    """
+
+    def __init__(self, destination: str, name: str) -> None:
+        self.client = jack.Client(name, no_start_server=True)
+        self.port = self.client.midi_outports.register("out")
+        self.pending: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+        self.cycles = 0
+        self.cycle_done = threading.Condition()
+        self.client.set_process_callback(self._process)
+        self.client.activate()
+        self.client.connect(self.port, destination)
+        self.wait_cycles(4)
+
+    def _process(self, frames: int) -> None:
+        self.port.clear_buffer()
+        while not self.pending.empty():
+            self.port.write_midi_event(0, self.pending.get())
+        with self.cycle_done:
+            self.cycles += 1
+            self.cycle_done.notify_all()
+
+    def wait_cycles(self, count: int) -> None:
+        with self.cycle_done:
+            target = self.cycles + count
+            assert self.cycle_done.wait_for(lambda: self.cycles >= target, timeout=10), "JACK stopped calling the MIDI client"
+
+    def send(self, message) -> None:
+        self.pending.put(bytes(message.bytes()))
+        self.wait_cycles(2)  # written in the next cycle, handled by the pedal in that cycle
+
+    def close(self) -> None:
+        self.client.deactivate()
+        self.client.close()
+
+
+@pytest.fixture
+def fast_midi(pedal, server):
+    """MIDI to the pedal that works while freewheeling (function scope: no Python in the audio
+    thread of this process during the real-time tests)."""
+    port = ActiveMidiOutput(f"{pedal.name}:midi_in", f"fxcap-midi-fw-{os.getpid()}")
+    try:
+        yield port
+    finally:
+        port.close()
 
 
 def make_backend(pedal, midi, server, seconds_tail=TAIL_SECONDS, **kwargs) -> SoundcardBackend:
@@ -183,8 +261,9 @@ def take_clean(backend: SoundcardBackend, run, attempts: int = 5):
 
 
 def expected_output(signal: np.ndarray, knobs: dict, rate: int, length: int) -> np.ndarray:
+    """The virtual OD-3's output from rest, as the pedal computes it (block by block is the same)."""
     padded = np.concatenate([signal, np.zeros(length - len(signal), np.float32)])
-    return TanhLowpass(rate).process(padded, knobs)
+    return build_virtual_device("OD-3", rate).process(padded, knobs)
 
 
 def test_pedal_is_listed_as_an_interface_at_the_server_rate(pedal, server):
@@ -193,8 +272,9 @@ def test_pedal_is_listed_as_an_interface_at_the_server_rate(pedal, server):
     assert info.hostapi.startswith("JACK") and info.supported_rates == (server.samplerate,)
 
 
-def test_take_through_the_pedal_equals_its_effect_delayed_by_one_period(pedal, midi, server):
+def test_take_through_the_pedal_equals_its_effect_delayed_by_one_period(pedal, fast_midi, server):
     rate = server.samplerate
+    midi = fast_midi
     backend = make_backend(pedal, midi, server)
     signal_ = test_signal(rate)
 
@@ -202,7 +282,8 @@ def test_take_through_the_pedal_equals_its_effect_delayed_by_one_period(pedal, m
         midi.send(mido.Message("control_change", control=ALL_SOUND_OFF_CC, value=0))  # clear the effect's state
         return backend.play_record(signal_, {"drive": 6.0, "tone": 3.0, "level": 7.0})
 
-    take = take_clean(backend, run)
+    with freewheel(server):
+        take = take_clean(backend, run)
     knobs = take.info["knobs_set"]
     assert knobs["drive"] == pytest.approx(76 * 10 / 127)  # CC 76: 6.0 quantized to the 7-bit step
     assert pedal.wait_for("knob")["cc"] in (20, 21, 22)
@@ -213,7 +294,7 @@ def test_take_through_the_pedal_equals_its_effect_delayed_by_one_period(pedal, m
     assert abs(fraction) < 0.05
     error = take.recorded[lag:] - expected[: len(take.recorded) - lag]
     assert np.max(np.abs(error)) < 1e-6, f"max error {np.max(np.abs(error)):.3g}"
-    assert np.max(np.abs(take.recorded[:lag])) == 0.0
+    assert np.max(np.abs(take.recorded[:lag])) < 1e-9  # the OD-3 at rest (its DC settles to ~1e-14)
     # the loopback wire returns the played signal itself, with the same latency
     assert lag_of(take.loopback, signal_)[0] == lag
     np.testing.assert_array_equal(take.loopback[lag : lag + len(signal_)], signal_)
@@ -302,13 +383,85 @@ def test_wrong_rate_and_unknown_interface_are_clear_errors(pedal, midi, server):
 
 
 def test_pedal_command_line_errors_are_one_line_and_leave_no_client(pedal, server):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(HERE)]))
-    command = [sys.executable, "-m", "fxcap.capture.jack_pedal", "--profile", "OD-3"]
-    taken = subprocess.run(command + ["--processor", "pedal_effects:build", "--name", pedal.name],
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    command = [sys.executable, "-m", "fxcap.capture.jack_pedal"]
+    taken = subprocess.run(command + ["--device", "OD-3", "--name", pedal.name],
                            capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
     assert taken.returncode == 1 and f"a JACK client called {pedal.name!r} exists already" in taken.stderr
     name = f"fxcap-bad-{os.getpid()}"
-    bad = subprocess.run(command + ["--processor", "pedal_effects:nothing", "--name", name],
+    bad = subprocess.run(command + ["--profile", "OD-3", "--processor", "fxcap.capture.virtual:nothing", "--name", name],
                          capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
-    assert bad.returncode == 1 and "cannot load processor 'pedal_effects:nothing'" in bad.stderr
+    assert bad.returncode == 1 and "cannot load processor 'fxcap.capture.virtual:nothing'" in bad.stderr
+    unknown = subprocess.run(command + ["--device", "TS-9", "--name", name], capture_output=True, text=True, env=env, timeout=60)
+    assert unknown.returncode == 1 and "no device profile 'TS-9'" in unknown.stderr
     assert not server.get_ports(f"{name}:.*")
+
+
+class ResettingMidiSetter(MidiKnobSetter):
+    """MIDI knobs, then "All Sound Off": the pedal clears the OD-3's state, so each take starts from rest."""
+
+    def apply(self, profile, knobs):
+        values = super().apply(profile, knobs)
+        self.send_cc(profile, ALL_SOUND_OFF_CC, 0)
+        return values
+
+
+class Faults:
+    """Stream factory that spoils chosen streams (1: the calibration take, then one per take attempt):
+    ``"xrun"`` flags an input overflow on one block, ``"cut"`` pulls the pedal's output cable mid-take."""
+
+    def __init__(self, server, pedal, plan: dict):
+        self.server, self.pedal, self.plan, self.opened = server, pedal, plan, 0
+
+    def _cut(self) -> None:
+        port = f"{self.pedal.name}:out_1"
+        for other in self.server.get_all_connections(port):
+            self.server.disconnect(port, other)
+
+    def __call__(self, **kwargs):
+        self.opened += 1
+        fault, inner, frames_seen = self.plan.get(self.opened), kwargs["callback"], [0]
+        at = kwargs["samplerate"] * 2  # two seconds into the stream (inside the signal)
+
+        def callback(indata, outdata, frames, time_info, status):
+            hit = frames_seen[0] <= at < frames_seen[0] + frames
+            frames_seen[0] += frames
+            if hit and fault == "xrun":
+                status = sd.CallbackFlags(sd._lib.paInputOverflow)
+            elif hit and fault == "cut":
+                threading.Thread(target=self._cut).start()  # JACK calls are not allowed in the process thread
+            inner(indata, outdata, frames, time_info, status)
+
+        return sd.Stream(**{**kwargs, "callback": callback})
+
+
+def test_capture_pipeline_over_jack_delivers_the_virtual_od3_aligned_and_retakes_bad_takes(pedal, fast_midi, server, tmp_path):
+    rate, period = server.samplerate, server.blocksize
+    signal = wrap_program(band_mix(rate, 3.0, np.random.default_rng(5)), rate, peak_dbfs=-6.0, preset="short")
+    faults = Faults(server, pedal, {2: "xrun", 4: "cut"})  # take 1 attempt 1, take 2 attempt 1
+    config = SoundcardConfig(interface=pedal.name, output_channels=(1, 2), input_channel=1, loopback_channel=2,
+                             sample_rate=rate, tail_seconds=TAIL_SECONDS)
+    backend = SoundcardBackend(PROFILE, config, knob_setter=ResettingMidiSetter(fast_midi), stream_factory=faults)
+    plan = PlanConfig(knobs=["drive"], steps=2, fixed={"tone": 3.0})
+    events = []
+    with freewheel(server):
+        session = record_session(tmp_path / "s", backend, signal, plan_to_dict(plan, make_plan(PROFILE, plan)),
+                                 RecordConfig(max_attempts=5), observer=lambda event, data: events.append((event, data)))
+    rejected = [(d["take"].take_id, d["attempt"], {c.name for c in d["failed"]}) for e, d in events if e == "attempt_rejected"]
+    assert rejected[0][:2] == ("take-0001", 1) and "stream" in rejected[0][2]  # the xrun was caught
+    cut = [r for r in rejected if r[0] == "take-0002"][0]
+    assert cut[1] == 1 and cut[2] & {"silence", "sync", "dropouts"}  # the pulled cable was caught
+    assert session.manifest.status == "complete" and [t.attempts >= 2 for t in session.takes] == [True, True]
+
+    calibration = session.manifest.calibration["result"]
+    assert abs(calibration["latency_samples"] - period) < 0.05  # one JACK period round trip
+    assert calibration["gain_db"] == pytest.approx(0.0, abs=1e-4) and calibration["polarity"] == 1
+    for take in session.takes:
+        assert take.alignment.latency_samples == calibration["latency_samples"]
+        knobs = take.backend_info["knobs_set"]  # CC-quantized values the pedal ran at
+        expected = build_virtual_device("OD-3", rate).process(signal.audio, knobs)
+        aligned = session.take_output(take)
+        esr_db = 10 * np.log10(np.sum((aligned - expected) ** 2) / np.sum(expected**2))
+        assert esr_db < -100.0, (take.take_id, esr_db)
+        print(f"{take.take_id} {knobs}: latency {take.alignment.latency_samples:.6f} samples, ESR {esr_db:.1f} dB, "
+              f"attempts {take.attempts}")

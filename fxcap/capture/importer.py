@@ -1,0 +1,490 @@
+"""Import DAW recordings: the test signal reamped through a device, one file per knob setting.
+
+The workflow without an audio interface fxcap can drive:
+
+1. ``fxcap signal --out capture.wav`` writes the test signal (and ``capture.json``, its layout);
+2. in a DAW, the user plays ``capture.wav`` through the device (reamping) once per knob setting
+   and exports each recording as its own file, from the start of the signal to at least its end
+   (a tail is fine, and so is extra audio before the signal, as long as all files are exported
+   from the same position);
+3. optionally one more recording with the device bypassed (or a loopback cable): ``--bypass``;
+4. ``fxcap import *.wav --signal capture.wav --device OD-3`` aligns and checks every file exactly
+   as the capture engine does (:func:`fxcap.capture.record.evaluate_take`) and writes a normal
+   session folder (backend ``{"name": "import"}``) that ``fxcap build-dataset`` reads.
+
+**Knob values** come from a CSV file (``--knobs knobs.csv``) or from the file names.
+
+* CSV: a header line ``file,<knob>,<knob>...`` (knob names as in the profile, any case), then one
+  line per recording; ``file`` is the file name or a path relative to the CSV. Knobs without a
+  column sit at their defaults. Without recordings on the command line, every file of the CSV is
+  imported.
+* File names: ``<knob>=<value>`` or ``<knob><value>`` pieces anywhere in the name, separated by
+  anything that is not a letter or digit: ``drive=6_tone=5.wav``, ``drive6_tone5.wav``,
+  ``OD3 drive=6.5 tone=0.wav``, ``peak_reduction=40_mode=limit.wav``. Numbers may be negative and
+  have decimals (use ``.``); a switch is given by its value (``mode=limit``). A knob named in some
+  file names must be named in all of them; knobs named in none sit at their defaults.
+  ``name=value`` pieces that name no knob are an error (a typo must not become a default).
+
+**Files**: the sample rate must be the signal's (else a one-line refusal with the ``sox`` command
+that converts it, or ``resample=True`` converts with :func:`scipy.signal.resample_poly`); a file
+with several channels is read from ``channel`` (1-based); without it a file whose channels are
+identical (dual mono) is read from channel 1 and one with different channels is refused (a stereo
+bounce that pans the dry signal to one side must not be imported as is). A file shorter than the
+signal (its end marker is missing) is refused.
+
+**Alignment**: with a bypass recording, its latency, gain and polarity are measured like the
+engine's calibration take and every file is referred to them (one dBFS reference for all takes).
+Without one, each file is aligned on its own sync markers (the device's own delay at the
+markers' frequencies is removed with the latency) and its level is left as recorded (gain 0 dB).
+
+**Checks**: a file that fails a check (sync markers missing, clipping, dropouts, silence...) is
+listed as rejected in the session's notes and skipped; ``strict=True`` stops at the first one.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from fxcap.capture.align import AlignConfig, Calibration
+from fxcap.capture.backends.base import RawTake
+from fxcap.capture.capture import default_session_dir
+from fxcap.capture.layout import TestSignal
+from fxcap.capture.plan import PlannedTake
+from fxcap.capture.profiles import DeviceProfile, KnobValue, get_profile
+from fxcap.capture.record import (
+    Observer,
+    RecordConfig,
+    evaluate_calibration,
+    evaluate_take,
+    finish_session,
+    keep_take,
+    store_calibration,
+)
+from fxcap.capture.session import Session
+from fxcap.capture.signal import load_signal
+from fxcap.errors import CaptureError, FxcapError
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".aif", ".aiff")
+"""File types :func:`import_recordings` reads (through soundfile)."""
+
+DUAL_MONO_TOLERANCE = 1e-4
+"""Channels whose largest difference is below this fraction of the peak count as identical."""
+
+
+@dataclass
+class ImportConfig:
+    """Options of :func:`import_recordings`.
+
+    Attributes:
+        channel: 1-based channel to read from files with several channels (mono files are read as
+            they are; ``None``: see the module docstring).
+        resample: convert files at another sample rate to the signal's (else refuse them).
+        strict: stop at the first file that fails a check instead of skipping it.
+        record: alignment and check options (the engine's).
+    """
+
+    channel: int | None = None
+    resample: bool = False
+    strict: bool = False
+    record: RecordConfig = field(default_factory=RecordConfig)
+
+    def __post_init__(self) -> None:
+        if self.channel is not None and self.channel < 1:
+            raise FxcapError(f"channels are numbered from 1, not {self.channel}")
+
+
+@dataclass
+class Recording:
+    """One file to import and the knob setting it was recorded at (complete, validated)."""
+
+    path: Path
+    knobs: dict[str, KnobValue]
+
+
+# -- knob values ---------------------------------------------------------------------------------------
+_NUMBER = r"[-+]?(?:\d+\.\d*|\.\d+|\d+)"
+
+
+def _name_pattern(name: str) -> str:
+    """Regex for a knob name: case-insensitive, ``_``/``-``/space between its parts optional."""
+    parts = [re.escape(p) for p in re.split(r"[-_ ]+", name) if p]
+    return r"[-_ ]?".join(parts)
+
+
+def knobs_from_filename(name: str, profile: DeviceProfile) -> dict[str, KnobValue]:
+    """The knob values named in a file name (see the module docstring); only the knobs it names.
+
+    Raises :class:`FxcapError` for a ``name=value`` piece that names no knob, a knob named twice or
+    a value out of range.
+    """
+    stem = Path(name).stem if Path(name).suffix.lower() in AUDIO_SUFFIXES else Path(name).name
+    text = stem
+    found: dict[str, KnobValue] = {}
+    for knob in sorted(profile.knobs, key=lambda k: -len(k.name)):
+        value_pattern = "|".join(re.escape(v) for v in knob.values) if knob.is_switch else _NUMBER
+        separator = r"\s*=\s*" if knob.is_switch else r"\s*=?\s*"
+        pattern = re.compile(
+            rf"(?<![A-Za-z0-9]){_name_pattern(knob.name)}{separator}({value_pattern})(?![A-Za-z0-9]|\.\d)", re.IGNORECASE
+        )
+        matches = list(pattern.finditer(text))
+        if len(matches) > 1:
+            raise FxcapError(f"file name {name!r} gives {knob.name} twice; name each knob once (e.g. drive=6_tone=5.wav)")
+        if matches:
+            raw = matches[0].group(1)
+            if knob.is_switch:
+                assert knob.values is not None
+                raw = next(v for v in knob.values if v.lower() == raw.lower())
+            try:
+                found[knob.name] = knob.validate(raw)
+            except ValueError as exc:
+                raise FxcapError(f"file name {name!r}: {exc}") from None
+            start, stop = matches[0].span()
+            text = text[:start] + " " * (stop - start) + text[stop:]  # a shorter knob name cannot match inside
+    leftover = re.search(r"(?<![A-Za-z0-9])([A-Za-z][A-Za-z0-9_-]*)\s*=", text)
+    if leftover:
+        raise FxcapError(
+            f"file name {name!r}: {leftover.group(1)!r} is not a knob of {profile.name} (its knobs: "
+            f"{', '.join(profile.knob_names)}); rename the file or give the values in a --knobs CSV"
+        )
+    return found
+
+
+def read_knobs_csv(path: str | Path, profile: DeviceProfile) -> dict[Path, dict[str, KnobValue]]:
+    """Read a knob CSV (header ``file,<knob>...``): resolved file path -> the knob values it gives."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise FxcapError(f"cannot read the knob CSV {path} ({exc.strerror or exc}); check the path") from None
+    rows = list(csv.reader(text.splitlines()))
+    rows = [r for r in rows if any(cell.strip() for cell in r)]
+    if not rows:
+        raise FxcapError(f"{path} is empty; its first line must be: file,{','.join(profile.knob_names)}")
+    header = [cell.strip() for cell in rows[0]]
+    lowered = [h.lower() for h in header]
+    if "file" not in lowered:
+        raise FxcapError(
+            f"{path} has no 'file' column (header: {','.join(header)}); its first line must be: "
+            f"file,{','.join(profile.knob_names)}"
+        )
+    file_col = lowered.index("file")
+    knobs = {}
+    for i, name in enumerate(header):
+        if i == file_col:
+            continue
+        try:
+            knobs[i] = profile.knob(name)
+        except ValueError:
+            raise FxcapError(
+                f"{path}: column {name!r} is not a knob of {profile.name} (its knobs: {', '.join(profile.knob_names)})"
+            ) from None
+    result: dict[Path, dict[str, KnobValue]] = {}
+    for line, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise FxcapError(f"{path} line {line} has {len(row)} fields, the header {len(header)}; fix the line")
+        file = row[file_col].strip()
+        if not file:
+            raise FxcapError(f"{path} line {line} has no file name")
+        values: dict[str, KnobValue] = {}
+        for i, knob in knobs.items():
+            cell = row[i].strip()
+            if cell == "":
+                continue
+            try:
+                values[knob.name] = knob.validate(cell)
+            except ValueError as exc:
+                raise FxcapError(f"{path} line {line}: {exc}") from None
+        key = (path.parent / file).resolve()
+        if key in result:
+            raise FxcapError(f"{path} line {line}: {file} is listed twice; give each recording one line")
+        result[key] = values
+    if not result:
+        raise FxcapError(f"{path} lists no recordings; add one line per file: file,{','.join(profile.knob_names)}")
+    return result
+
+
+def _match_csv(path: Path, table: dict[Path, dict[str, KnobValue]], csv_path: Path) -> dict[str, KnobValue]:
+    """The CSV row of ``path``: by resolved path, else by a unique file name."""
+    resolved = path.resolve()
+    if resolved in table:
+        return table[resolved]
+    by_name = [key for key in table if key.name == path.name]
+    if len(by_name) == 1:
+        return table[by_name[0]]
+    if len(by_name) > 1:
+        raise FxcapError(f"{path.name} matches several lines of {csv_path}; give paths relative to the CSV")
+    raise FxcapError(f"{path} is not listed in {csv_path}; add a line for it or leave it out of the import")
+
+
+def plan_recordings(
+    recordings: Sequence[str | Path], profile: DeviceProfile, knobs_csv: str | Path | None = None
+) -> list[Recording]:
+    """The files to import with their complete knob settings (CSV or file names), validated.
+
+    Raises :class:`FxcapError` for a missing file, an unreadable or inconsistent CSV, or file
+    names that do not give the same knobs.
+    """
+    paths = [Path(p) for p in recordings]
+    table = read_knobs_csv(knobs_csv, profile) if knobs_csv is not None else None
+    if not paths and table is not None:
+        paths = list(table)
+    if not paths:
+        raise FxcapError("no recordings given; list the files to import (e.g. fxcap import takes/*.wav --signal capture.wav)")
+    if len({p.resolve() for p in paths}) != len(paths):
+        raise FxcapError("a recording is listed twice; give each file once")
+    for path in paths:
+        if not path.is_file():
+            raise FxcapError(f"recording {path} does not exist; check the path (and the file column of the CSV)")
+    if table is not None:
+        assert knobs_csv is not None
+        return [Recording(p, profile.complete(_match_csv(p, table, Path(knobs_csv)))) for p in paths]
+    named = [knobs_from_filename(p.name, profile) for p in paths]
+    used = {name for values in named for name in values}
+    for path, values in zip(paths, named):
+        missing = [name for name in profile.knob_names if name in used and name not in values]
+        if missing:
+            example = "_".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in profile.defaults().items())
+            raise FxcapError(
+                f"file name {path.name!r} gives no value for {', '.join(missing)} (other files do); name every swept "
+                f"knob (e.g. {example}.wav) or give the values in a --knobs CSV"
+            )
+    if not used:
+        raise FxcapError(
+            f"the file names give no knob values (e.g. drive=6_tone=5.wav); rename the files or give a --knobs CSV "
+            f"with the columns file,{','.join(profile.knob_names)}"
+        )
+    return [Recording(p, profile.complete(values)) for p, values in zip(paths, named)]
+
+
+# -- audio -----------------------------------------------------------------------------------------------
+def _info(path: Path) -> Any:
+    import soundfile as sf
+
+    try:
+        return sf.info(str(path))
+    except (RuntimeError, sf.LibsndfileError, OSError) as exc:
+        raise FxcapError(f"cannot read {path} ({exc}); is it a WAV/FLAC/AIFF file?") from None
+
+
+def _resample_ratio(rate: int, target: int) -> tuple[int, int]:
+    g = math.gcd(int(rate), int(target))
+    return int(target) // g, int(rate) // g
+
+
+def check_file(path: Path, signal: TestSignal, config: ImportConfig) -> None:
+    """Refuse a file whose rate, channels or length cannot work, before anything is written."""
+    info = _info(path)
+    target = signal.sample_rate
+    if info.samplerate != target and not config.resample:
+        stem = path.with_name(f"{path.stem}-{target}{path.suffix}")
+        raise FxcapError(
+            f"{path} is at {info.samplerate} Hz but the test signal is at {target} Hz; convert it "
+            f"(sox {path} -r {target} {stem}) or pass --resample"
+        )
+    if config.channel is not None and info.channels > 1 and config.channel > info.channels:
+        raise FxcapError(f"{path} has {info.channels} channel(s); --channel {config.channel} does not exist")
+    up, down = _resample_ratio(info.samplerate, target)
+    frames = info.frames * up // down
+    end = signal.layout.of_kind("sync_end")
+    needed = end[0].stop if end else signal.layout.length
+    if frames < needed + config.record.align.min_latency_s * target:
+        raise FxcapError(
+            f"{path} is {frames / target:.2f} s long but the test signal is {signal.duration:.2f} s (its end marker "
+            "is missing); export the whole take, from the start of the signal to at least its end"
+        )
+
+
+def read_recording(path: Path, sample_rate: int, config: ImportConfig) -> tuple[np.ndarray, dict[str, Any]]:
+    """A recording as mono float32 at ``sample_rate`` (channel chosen, resampled if allowed), and facts about it."""
+    from fxcap.io import read_wav
+
+    audio, rate = read_wav(path)
+    facts: dict[str, Any] = {"file": str(path), "file_sample_rate": rate, "channels": 1 if audio.ndim == 1 else audio.shape[1]}
+    if audio.ndim == 2:
+        if config.channel is not None:
+            column = config.channel - 1
+        else:
+            peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+            spread = float(np.max(np.abs(audio - audio[:, :1]))) if audio.size else 0.0
+            if spread > DUAL_MONO_TOLERANCE * max(peak, 1e-12):
+                raise FxcapError(
+                    f"{path} has {audio.shape[1]} channels with different audio; choose the device's with --channel N "
+                    f"(1..{audio.shape[1]})"
+                )
+            column = 0
+        audio = audio[:, column]
+        facts["channel"] = column + 1
+    if rate != sample_rate:
+        from scipy.signal import resample_poly
+
+        up, down = _resample_ratio(rate, sample_rate)
+        audio = resample_poly(np.asarray(audio, dtype=np.float64), up, down)
+        facts["resampled_from"] = rate
+    audio = np.ascontiguousarray(audio, dtype=np.float32)
+    if not np.all(np.isfinite(audio)):
+        raise FxcapError(f"{path} contains NaN or infinite samples; re-export it")
+    facts["frames"] = len(audio)
+    return audio, facts
+
+
+def _align_for(recorded_length: int, signal: TestSignal, base: AlignConfig) -> AlignConfig:
+    """Widen the latency search to cover audio exported before the signal (long files)."""
+    extra = (recorded_length - signal.layout.length) / signal.sample_rate
+    if extra + 0.05 <= base.max_latency_s:
+        return base
+    return dataclasses.replace(base, max_latency_s=extra + 0.05)
+
+
+def _describe(knobs: dict[str, KnobValue]) -> str:
+    return ", ".join(f"{k}={v:g}" if isinstance(v, (int, float)) else f"{k}={v}" for k, v in knobs.items())
+
+
+# -- the import ---------------------------------------------------------------------------------------------
+def import_recordings(
+    signal_path: str | Path,
+    recordings: Sequence[str | Path],
+    knobs_csv: str | Path | None = None,
+    device: str | DeviceProfile = "OD-3",
+    out: str | Path | None = None,
+    config: ImportConfig | None = None,
+    bypass: str | Path | None = None,
+    observer: Observer | None = None,
+    sessions_dir: str | Path = "sessions",
+) -> Session:
+    """Align and check DAW recordings of the test signal and write them as a session.
+
+    Args:
+        signal_path: the WAV written by ``fxcap signal`` (its layout JSON beside it).
+        recordings: the recordings, one per knob setting (may be empty with ``knobs_csv``: then
+            every file of the CSV).
+        knobs_csv: knob values per file (else they are read from the file names).
+        device: profile name, ``.toml`` path or :class:`DeviceProfile`.
+        out: the session folder; default ``<sessions_dir>/<device>-<UTC time>``.
+        config: channel, resampling, strictness, alignment and check options.
+        bypass: a recording of the signal with the device bypassed (rig latency and gain).
+        observer: progress events as in :mod:`fxcap.capture.record` (``calibration``,
+            ``take_done``, ``take_rejected``, ``session_done``).
+
+    Returns the complete session. Everything that can be checked without aligning (files exist,
+    CSV, knob values, rates, channels, lengths) is checked before anything is written. Raises
+    :class:`CaptureError` when the bypass recording cannot be measured, when no file passes its
+    checks, or (``strict``) at the first file that fails one.
+    """
+    config = config or ImportConfig()
+    observe: Observer = observer or (lambda event, data: None)
+    profile = device if isinstance(device, DeviceProfile) else get_profile(device)
+    signal = load_signal(signal_path)
+    signal_file, bypass_file = Path(signal_path).resolve(), Path(bypass).resolve() if bypass is not None else None
+    skipped = [Path(p) for p in recordings if Path(p).resolve() in (signal_file, bypass_file)]
+    wanted = [p for p in recordings if Path(p).resolve() not in (signal_file, bypass_file)]
+    if skipped and not wanted and knobs_csv is None:
+        raise FxcapError("the only files given are the test signal and the bypass recording; list the device recordings")
+    planned_files = plan_recordings(wanted, profile, knobs_csv)
+    if bypass is not None:
+        if not Path(bypass).is_file():
+            raise FxcapError(f"bypass recording {bypass} does not exist; check the path")
+        check_file(Path(bypass), signal, config)
+    for item in planned_files:
+        check_file(item.path, signal, config)
+
+    varying = [k.name for k in profile.knobs if len({str(r.knobs[k.name]) for r in planned_files}) > 1]
+    planned = [PlannedTake(index=i + 1, knobs=r.knobs) for i, r in enumerate(planned_files)]
+    plan = {
+        "kind": "import",
+        "knobs": varying,
+        "knobs_csv": str(knobs_csv) if knobs_csv is not None else None,
+        "takes": [
+            {"index": t.index, "knobs": t.knobs, "is_reference": False, "file": str(r.path)} for t, r in zip(planned, planned_files)
+        ],
+    }
+    backend_info = {
+        "name": "import",
+        "sample_rate": signal.sample_rate,
+        "device": profile.name,
+        "signal_file": str(signal_path),
+        "bypass_file": str(bypass) if bypass is not None else None,
+        "channel": config.channel,
+        "resample": config.resample,
+    }
+    root = Path(out) if out is not None else default_session_dir(Path(sessions_dir), profile.name)
+    session = Session.create(
+        root, device=profile, backend=backend_info, signal_audio=signal.audio, layout=signal.layout, plan=plan
+    )
+    for path in skipped:
+        session.manifest.notes.append(f"{path} skipped: it is the test signal or the bypass recording, not a take")
+    observe("plan", {"total": len(planned), "done": 0})
+
+    calibration = _import_calibration(session, signal, bypass, config, observe)
+    rejected = []
+    for take, item in zip(planned, planned_files):
+        observe("take_start", {"take": take, "attempt": 1, "file": item.path})
+        audio, facts = read_recording(item.path, signal.sample_rate, config)
+        raw = RawTake(played=signal.audio, recorded=audio, sample_rate=signal.sample_rate, info=facts)
+        previous = [t.alignment for t in session.manifest.takes]
+        align = _align_for(len(audio), signal, config.record.align)
+        result = evaluate_take(raw, signal, calibration, config.record, previous, align=align)
+        if result.failed:
+            problem = result.problem()
+            rejected.append(item.path)
+            session.manifest.notes.append(f"rejected {item.path} ({take.take_id}, {_describe(take.knobs)}): {problem}")
+            session.save()
+            observe("take_rejected", {"take": take, "file": item.path, "failed": result.failed})
+            if config.strict:
+                session.manifest.status = "failed"
+                session.save()
+                raise CaptureError(
+                    f"{item.path} failed its checks ({problem}); fix or re-export it, or import without --strict to skip it"
+                )
+            continue
+        record = keep_take(session, take, result)
+        observe("take_done", {"take": take, "record": record})
+    if not session.manifest.takes:
+        session.manifest.status = "failed"
+        session.save()
+        raise CaptureError(
+            f"none of the {len(planned)} recordings passed its checks (see the notes in {session.root}/session.json); "
+            "check that they are recordings of this test signal, exported from its start"
+        )
+    if rejected:
+        session.manifest.notes.append(f"{len(rejected)} of {len(planned)} recordings rejected: {', '.join(str(p) for p in rejected)}")
+    return finish_session(session, signal, config.record, observe)
+
+
+def _import_calibration(
+    session: Session, signal: TestSignal, bypass: str | Path | None, config: ImportConfig, observe: Observer
+) -> Calibration | None:
+    """Measure the bypass recording (stored as the session's calibration), or record that there is none."""
+    if bypass is None:
+        session.manifest.calibration = {
+            "result": None,
+            "source": "none",
+            "note": "no bypass recording: each take is aligned on its own markers, levels as recorded",
+        }
+        session.save()
+        return None
+    path = Path(bypass)
+    audio, facts = read_recording(path, signal.sample_rate, config)
+    raw = RawTake(played=signal.audio, recorded=audio, sample_rate=signal.sample_rate, info={**facts, "bypass": True})
+    try:
+        calibration, checks = evaluate_calibration(raw, signal, config.record, _align_for(len(audio), signal, config.record.align))
+    except CaptureError as exc:
+        session.manifest.status = "failed"
+        session.save()
+        raise CaptureError(f"bypass recording {path}: {exc}") from None
+    failed = [c for c in checks if c.severity == "error" and not c.passed]
+    if failed:
+        session.manifest.status = "failed"
+        session.save()
+        problem = "; ".join(f"{c.name}: {c.message}" for c in failed)
+        raise CaptureError(f"bypass recording {path} failed its checks ({problem}); re-record it or import without --bypass")
+    store_calibration(session, raw, calibration, checks, source=str(path))
+    observe("calibration", {"calibration": calibration, "checks": checks})
+    return calibration
