@@ -1,7 +1,8 @@
 """Training and evaluation loaders: ``(input, target, knobs)`` windows or whole segments as torch tensors.
 
 Reads through the memory-mapped cache (:mod:`fxcap.dataset.cache`), built once per split from the
-Parquet shards. Usable by any training loop::
+Parquet shards of a local dataset, or filled shard by shard, on demand and within a size bound, for a
+dataset on another filesystem (``s3://...``, see :mod:`fxcap.dataset.remote`). Usable by any training loop::
 
     loader = make_dataloader("datasets/od-3", "train", window=2048, batch_size=16)
     for x, y, knobs in loader:       # (B, T), (B, T), (B, K) float32; knobs normalized to [-1, 1]
@@ -27,7 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from fxcap.dataset.cache import SplitCache, open_split_cache
+from fxcap.dataset.cache import ShardCache, SplitCache, open_cache
 from fxcap.dataset.manifest import DatasetInfo, load_dataset_info
 from fxcap.errors import DatasetError
 
@@ -38,19 +39,22 @@ WindowKey = tuple[int, int]
 class _CachedSplit:
     """Shared base: lazily opened cache (memory maps are reopened in each worker, never pickled)."""
 
-    def __init__(self, dataset_dir: str | Path, split: str, cache_dir: str | Path | None = None):
+    def __init__(self, dataset_dir: str | Path, split: str, cache_dir: str | Path | None = None,
+                 cache_max_bytes: int | str | None = None):
         self.info: DatasetInfo = load_dataset_info(dataset_dir)
         self.split = split
         self.cache_dir = cache_dir
-        self._cache: SplitCache | None = open_split_cache(self.info, split, cache_dir)
+        self.cache_max_bytes = cache_max_bytes
+        self._cache: SplitCache | ShardCache | None = open_cache(self.info, split, cache_dir, cache_max_bytes)
         self.lengths = self._cache.lengths
         self.knobs = np.asarray(self._cache.knobs)
         self.rows = self._cache.rows
 
     @property
-    def cache(self) -> SplitCache:
+    def cache(self) -> SplitCache | ShardCache:
+        """The opened cache (reopened after unpickling in a worker, without re-checking the shards)."""
         if self._cache is None:
-            self._cache = open_split_cache(self.info, self.split, self.cache_dir)
+            self._cache = open_cache(self.info, self.split, self.cache_dir, self.cache_max_bytes, check=False)
         return self._cache
 
     @property
@@ -72,8 +76,9 @@ class WindowDataset(_CachedSplit, Dataset):
     batch dimension.
     """
 
-    def __init__(self, dataset_dir: str | Path, split: str, window: int | None = None, cache_dir: str | Path | None = None):
-        super().__init__(dataset_dir, split, cache_dir)
+    def __init__(self, dataset_dir: str | Path, split: str, window: int | None = None, cache_dir: str | Path | None = None,
+                 cache_max_bytes: int | str | None = None):
+        super().__init__(dataset_dir, split, cache_dir, cache_max_bytes)
         self.window = int(window or self.info.window)
         if self.window < 1:
             raise DatasetError(f"window must be at least 1 sample, not {self.window}")
@@ -105,14 +110,11 @@ class WindowDataset(_CachedSplit, Dataset):
     def fetch(self, keys: Sequence[WindowKey] | np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """A batch: ``(input (B, T), target (B, T), knobs (B, K))`` float32 for ``(row, offset)`` keys."""
         keys = np.asarray(keys, dtype=np.int64).reshape(-1, 2)
-        cache = self.cache
-        audio, offsets, window = cache.audio, cache.offsets, self.window
-        out = np.empty((2, len(keys), window), dtype=np.float32)
-        for b, (row, offset) in enumerate(keys):
+        window = self.window
+        for row, offset in keys:
             if not 0 <= offset <= self.lengths[row] - window:
                 raise IndexError(f"window at offset {offset} does not fit row {row} ({self.lengths[row]} samples)")
-            start = offsets[row] + offset
-            out[:, b, :] = audio[start:start + window].T
+        out = self.cache.windows(keys, window)
         return torch.from_numpy(out[0]), torch.from_numpy(out[1]), torch.from_numpy(self.knobs[keys[:, 0]].copy())
 
     def __getitem__(self, key: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -135,8 +137,7 @@ class SequenceDataset(_CachedSplit, Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if not 0 <= index < len(self):
             raise IndexError(f"segment {index} out of range 0..{len(self) - 1}")
-        cache = self.cache
-        segment = np.array(cache.audio[cache.offsets[index]:cache.offsets[index + 1]].T)
+        segment = self.cache.segment(index)
         return torch.from_numpy(segment[0]), torch.from_numpy(segment[1]), torch.from_numpy(self.knobs[index].copy())
 
     def row(self, index: int) -> dict[str, Any]:
@@ -216,11 +217,13 @@ def make_dataloader(
     drop_last: bool | None = None,
     cache_dir: str | Path | None = None,
     num_windows: int | None = None,
+    cache_max_bytes: int | str | None = None,
 ) -> DataLoader:
     """A DataLoader of ``(input (B, T), target (B, T), knobs (B, K))`` float32 batches of one split.
 
     Args:
-        dataset_dir: a folder written by :func:`fxcap.dataset.build_dataset`.
+        dataset_dir: a folder written by :func:`fxcap.dataset.build_dataset`: a local path or a URI
+            (``s3://bucket/datasets/od3``, ``gs://...``, ``file://...``).
         split: ``"train"``, ``"valid"``, ``"test"`` or ``"holdout"``.
         window: ``T`` in samples; default the dataset's (2048 for OD-3-like, 8192 for LA-2A-like).
         batch_size: windows per batch.
@@ -229,13 +232,18 @@ def make_dataloader(
         seed: base seed of the window draws (reproducible; the epoch advances per iteration).
         num_workers: DataLoader worker processes (0: load in the main process; the cache is fast).
         drop_last: leave out a last incomplete batch; default: when shuffling.
-        cache_dir: where the memory-mapped cache lives (default ``<dataset>/.cache``).
+        cache_dir: where the memory-mapped cache lives (default ``<dataset>/.cache``; for a remote
+            dataset ``$FXCAP_CACHE_DIR`` or ``~/.cache/fxcap/datasets``).
         num_windows: windows per epoch with random offsets (default: the number of grid windows).
+        cache_max_bytes: bound of the cache (bytes, or ``"512M"``, ``"8G"``): shards are then cached one by
+            one on demand and evicted least-recently-used first. Default: ``$FXCAP_CACHE_MAX_BYTES``,
+            else unbounded whole-split caches for a local dataset and 8 GiB for a remote one. Random
+            windows over a split larger than the bound re-fetch shards: give it room for the training split.
 
     ``loader.dataset`` is the :class:`WindowDataset` (knob names, window, dataset info);
     ``loader.batch_sampler``-like control is on ``loader.sampler`` (:class:`WindowBatchSampler`, with ``set_epoch``).
     """
-    dataset = WindowDataset(dataset_dir, split, window=window, cache_dir=cache_dir)
+    dataset = WindowDataset(dataset_dir, split, window=window, cache_dir=cache_dir, cache_max_bytes=cache_max_bytes)
     sampler = WindowBatchSampler(
         dataset,
         batch_size,
