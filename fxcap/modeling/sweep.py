@@ -37,7 +37,7 @@ from fxcap.modeling.compare import aggregate_seeds, compare_runs
 from fxcap.modeling.config import CELLS, CONDS
 from fxcap.modeling.evaluate import evaluate_run
 from fxcap.modeling.pipeline import PRESETS, run_name
-from fxcap.modeling.registry import ModelConfig
+from fxcap.modeling.registry import ModelConfig, registered_models
 from fxcap.modeling.train import TrainConfig, train
 from fxcap.parallel import ProcessRunner, TaskRunner, task_runner, unwrap_error
 
@@ -89,7 +89,7 @@ class SweepConfig:
             raise ModelError("a sweep needs at least one dataset (--dataset)")
         if self.preset not in PRESETS:
             raise ModelError(f"unknown preset {self.preset!r}; use one of {', '.join(PRESETS)}")
-        for name, values, known in (("cond", self.conds, CONDS), ("cell", self.cells, CELLS)):
+        for name, values, known in (("cond", self.conds, tuple(registered_models())), ("cell", self.cells, CELLS)):
             if not values:
                 raise ModelError(f"a sweep needs at least one {name}")
             bad = [v for v in values if v not in known]
