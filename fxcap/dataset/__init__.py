@@ -18,6 +18,11 @@ Load::
     for x, y, knobs in make_dataloader("datasets/od-3", "train", window=2048, batch_size=16):
         ...  # (B, T), (B, T), (B, K) float32, knobs normalized to [-1, 1]
 
+Every dataset argument may also be a URI: ``s3://bucket/datasets/od3``, ``gs://...``, ``file://...``,
+``memory://...`` (see :mod:`fxcap.dataset.remote`). Shards are then streamed (never a whole dataset in
+memory) and the loader caches them locally one by one, on demand, within ``cache_max_bytes``;
+``build_dataset(..., workers=N or ray="auto")`` writes shards in parallel with identical bytes.
+
 Synthetic sessions for tests live in :mod:`fxcap.dataset.testing`.
 """
 

@@ -33,7 +33,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -51,8 +51,8 @@ ROW_FACT_COLUMNS = ("session", "take_id", "take_index", "segment_index", "region
                     "num_samples", "split", "time_split")
 DEFAULT_MAX_BYTES = 8 << 30
 """Default bound of a :class:`ShardCache` folder (bytes of decoded audio); ``$FXCAP_CACHE_MAX_BYTES`` overrides it."""
-TOUCH_SECONDS = 1.0
-"""A shard file's modification time (its LRU age) is refreshed at most this often per process."""
+TOUCH_NS = 500_000_000
+"""A mapped shard file's modification time (its LRU age for other processes) is refreshed at most this often (ns)."""
 
 
 @dataclass
@@ -328,6 +328,10 @@ class _Shard:
 class ShardCache:
     """One split cached shard by shard, on demand, within ``max_bytes`` (see the module docstring).
 
+    Least recently used means: by this process's own record of its uses, and for other processes
+    (DataLoader workers, other runs sharing the cache folder) by the shard files' modification times,
+    which uses refresh at most every :data:`TOUCH_NS`.
+
     ``lengths``, ``knobs`` and ``rows`` come from the split's index (built from the shards' scalar
     columns); audio is fetched per shard when :meth:`windows` or :meth:`segment` first needs it.
     ``stats`` counts what this process did. The bound covers every shard file under the cache
@@ -359,7 +363,9 @@ class ShardCache:
                 )
         self._shard_starts = np.asarray(self.shard_rows[:-1], dtype=np.int64)
         self._maps: dict[int, np.ndarray] = {}
-        self._touched: dict[int, float] = {}
+        self._touched: dict[int, int] = {}
+        self._last_use: dict[Path, int] = {}
+        """Last use (ns) of each shard file by this process: exact, where file times are refreshed sparingly."""
 
     def _split_files(self) -> list[str]:
         if self.split not in self.info.splits:
@@ -400,18 +406,29 @@ class ShardCache:
         """Samples per row (int64)."""
         return np.diff(self.offsets)
 
+    def working_set(self) -> int | None:
+        """How many of this split's shards the bound holds at once; ``None`` when it holds them all."""
+        fit = max(1, self.max_bytes // max(s.nbytes + 128 for s in self.shards))
+        return None if fit >= len(self.shards) else int(fit)
+
     # -- audio ------------------------------------------------------------------------------------------
     def _audio(self, index: int) -> np.ndarray:
         """The memory map of shard ``index`` (fetched first if no process has it cached)."""
         shard = self.shards[index]
+        now = time.time_ns()
+        self._last_use[shard.file] = now
         audio = self._maps.get(index)
-        if audio is not None and shard.file.exists():
-            self.stats.hits += 1
-            now = time.monotonic()
-            if now - self._touched.get(index, 0.0) > TOUCH_SECONDS:
-                _touch(shard.file)
+        if audio is not None:
+            if now - self._touched.get(index, 0) < TOUCH_NS:
+                self.stats.hits += 1
+                return audio
+            try:
+                os.utime(shard.file)
                 self._touched[index] = now
-            return audio
+                self.stats.hits += 1
+                return audio
+            except FileNotFoundError:  # evicted by another process sharing the cache: fetch it again
+                del self._maps[index]
         if not shard.file.exists():
             self._fetch(shard)
             self._evict(keep=shard.file)
@@ -425,7 +442,7 @@ class ShardCache:
         if audio.shape != (shard.nbytes // 8, 2):
             raise DatasetError(f"the cached shard {shard.file} is inconsistent; delete it and it will be fetched again")
         self._maps[index] = audio
-        self._touched[index] = time.monotonic()
+        self._touched[index] = time.time_ns()
         return audio
 
     def _fetch(self, shard: _Shard) -> None:
@@ -473,7 +490,7 @@ class ShardCache:
                 stat = path.stat()
             except FileNotFoundError:
                 continue
-            files.append((stat.st_mtime_ns, stat.st_size, path))
+            files.append((max(stat.st_mtime_ns, self._last_use.get(path, 0)), stat.st_size, path))
         total = sum(size for _, size, _ in files)
         for _, size, path in sorted(files):
             if total <= self.max_bytes:
@@ -498,7 +515,9 @@ class ShardCache:
         """``(2, B, window)`` float32 of ``(row, offset)`` keys; shards are visited one at a time."""
         out = np.empty((2, len(keys), window), dtype=np.float32)
         shards = self._locate(keys[:, 0])
-        for index in np.unique(shards):
+        needed = np.unique(shards)
+        # mapped shards first: fetching a missing one may evict a cached one this batch still needs
+        for index in sorted(needed, key=lambda i: i not in self._maps):
             audio = self._audio(int(index))
             base = self.offsets[self.shards[index].first_row]
             for b in np.flatnonzero(shards == index):

@@ -156,10 +156,14 @@ class WindowBatchSampler(Sampler):
         seed: base seed; epoch ``e`` uses ``default_rng([seed, e])``.
         drop_last: leave out a last, incomplete batch.
         num_windows: windows per epoch with random offsets (default: the grid size).
+        shard_groups: ``(first row of every shard, shards per group)``: order each shuffled epoch's windows
+            by random groups of that many shards (windows shuffled within a group), so a cache that holds
+            one group at a time fetches every shard once per epoch. The epoch's windows are the same.
     """
 
     def __init__(self, dataset: WindowDataset, batch_size: int, *, random_offsets: bool, shuffle: bool, seed: int = 0,
-                 drop_last: bool = False, num_windows: int | None = None):
+                 drop_last: bool = False, num_windows: int | None = None,
+                 shard_groups: tuple[Sequence[int], int] | None = None):
         if batch_size < 1:
             raise DatasetError(f"batch_size must be at least 1, not {batch_size}")
         self.lengths = dataset.lengths
@@ -173,6 +177,7 @@ class WindowBatchSampler(Sampler):
         self.num_windows = int(num_windows) if num_windows is not None else len(self.grid)
         positions = np.maximum(self.lengths - self.window + 1, 0).astype(np.float64)
         self.row_weights = positions / positions.sum()
+        self.shard_groups = (np.asarray(shard_groups[0], dtype=np.int64), int(shard_groups[1])) if shard_groups else None
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -186,10 +191,19 @@ class WindowBatchSampler(Sampler):
             return np.stack([rows, offsets], axis=1)
         return self.grid[rng.permutation(len(self.grid))] if self.shuffle else self.grid
 
+    def _grouped(self, keys: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        starts, per_group = self.shard_groups
+        shard = np.searchsorted(starts, keys[:, 0], side="right") - 1
+        rank = np.empty(len(starts), dtype=np.int64)
+        rank[rng.permutation(len(starts))] = np.arange(len(starts))
+        return keys[np.lexsort((rng.random(len(keys)), rank[shard] // per_group))]
+
     def __iter__(self) -> Iterator[list[WindowKey]]:
         rng = np.random.default_rng([self.seed, self.epoch])
         self.epoch += 1
         keys = self._keys(rng)
+        if self.shard_groups is not None and (self.random_offsets or self.shuffle):
+            keys = self._grouped(keys, rng)
         for start in range(0, len(keys), self.batch_size):
             batch = keys[start:start + self.batch_size]
             if len(batch) < self.batch_size and self.drop_last:
@@ -199,6 +213,14 @@ class WindowBatchSampler(Sampler):
     def __len__(self) -> int:
         total = self.num_windows if self.random_offsets else len(self.grid)
         return total // self.batch_size if self.drop_last else -(-total // self.batch_size)
+
+
+def _shard_groups(cache: SplitCache | ShardCache) -> tuple[list[int], int] | None:
+    """``(first row of every shard, shards per group)`` when a bounded cache cannot hold the whole split."""
+    if not isinstance(cache, ShardCache):
+        return None
+    per_group = cache.working_set()
+    return None if per_group is None else ([s.first_row for s in cache.shards], per_group)
 
 
 def _pass_through(batch: Any) -> Any:
@@ -237,8 +259,10 @@ def make_dataloader(
         num_windows: windows per epoch with random offsets (default: the number of grid windows).
         cache_max_bytes: bound of the cache (bytes, or ``"512M"``, ``"8G"``): shards are then cached one by
             one on demand and evicted least-recently-used first. Default: ``$FXCAP_CACHE_MAX_BYTES``,
-            else unbounded whole-split caches for a local dataset and 8 GiB for a remote one. Random
-            windows over a split larger than the bound re-fetch shards: give it room for the training split.
+            else unbounded whole-split caches for a local dataset and 8 GiB for a remote one. When the
+            bound cannot hold the whole split, shuffled epochs visit the shards in random groups that fit
+            it (windows shuffled within a group; see :class:`WindowBatchSampler`): the same windows as
+            with room for the split, each shard fetched once per epoch, but batches mix fewer shards.
 
     ``loader.dataset`` is the :class:`WindowDataset` (knob names, window, dataset info);
     ``loader.batch_sampler``-like control is on ``loader.sampler`` (:class:`WindowBatchSampler`, with ``set_epoch``).
@@ -252,6 +276,7 @@ def make_dataloader(
         seed=seed,
         drop_last=shuffle if drop_last is None else drop_last,
         num_windows=num_windows,
+        shard_groups=_shard_groups(dataset.cache),
     )
     return DataLoader(
         dataset,

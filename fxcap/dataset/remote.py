@@ -21,7 +21,6 @@ import posixpath
 import shutil
 import threading
 from pathlib import Path
-from typing import IO, Any
 from urllib.parse import urlsplit
 
 import pyarrow as pa
@@ -232,12 +231,6 @@ class Location:
     def write_text(self, text: str) -> None:
         self.write_bytes(text.encode("utf-8"))
 
-    def open_output(self) -> IO[Any]:
-        """A writer (not atomic locally: callers build inside a folder they rename, or write a manifest last)."""
-        if self.is_local:
-            self.local_path.parent.mkdir(parents=True, exist_ok=True)
-        return self.fs.open_output_stream(self.path)
-
     def upload(self, source: Path) -> None:
         """Copy the local file ``source`` here (streamed)."""
         if self.is_local:
@@ -257,11 +250,6 @@ class Location:
         except (pa.ArrowException, OSError) as exc:
             if self.exists():
                 raise DatasetError(f"cannot delete {self} ({_short(exc)})") from None
-
-    def mkdir(self) -> None:
-        """Create the folder (and parents) where folders exist; a no-op on object stores."""
-        if self.is_local:
-            self.local_path.mkdir(parents=True, exist_ok=True)
 
 
 def _local_fs_path(path: Path) -> str:

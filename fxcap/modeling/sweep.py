@@ -6,7 +6,7 @@ Trials run in local worker processes (default), in this process (``workers=1``) 
 cluster (``ray="auto"`` / ``"HOST:PORT"`` / ``"local"``), each with ``cpus_per_trial`` CPUs (torch threads).
 
 ``<runs>/sweep.json`` records every trial: its settings, status (``pending``, ``running``, ``done``,
-``failed``), attempts, last error, and results. Only this process writes it, atomically after every
+``failed``), attempts (with the error of each failed one), the last error and its traceback, and results. Only this process writes it, atomically after every
 change. A failed trial is retried up to ``retries`` more times, then reported as failed (never dropped);
 running the same sweep again skips finished trials and resumes the others from their last finished
 epoch (``train(..., resume=True)``), so an interrupted sweep loses at most one epoch per trial.
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 import traceback
@@ -177,13 +178,25 @@ def run_trial(spec: dict[str, Any]) -> dict[str, Any]:
 # -- the sweep (driver) --------------------------------------------------------------------------------------
 
 
-def _error_text(exc: BaseException) -> str:
+def _error_text(exc: BaseException) -> tuple[str, str]:
+    """``(one line for the record and the console, the traceback)`` of a trial's failure.
+
+    A worker process's traceback travels as the exception's cause (text); Ray's in the wrapped error.
+    """
+    original = exc
     exc = unwrap_error(exc)
+    if original.__cause__ is not None:  # a worker process: its traceback as text
+        text = str(original.__cause__)
+    elif exc is not original:  # Ray: the wrapping error's text carries the traceback
+        text = str(original)
+    else:
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     if isinstance(exc, FxcapError):
-        return str(exc)
-    where = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
-    at = f" at {Path(where[0].filename).name}:{where[0].lineno}" if where else ""
-    return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''}{at}".rstrip()
+        return str(exc), text
+    frames = re.findall(r'File "([^"]+)", line (\d+)', text)
+    at = f" at {Path(frames[-1][0]).name}:{frames[-1][1]}" if frames else ""
+    message = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {message}{at}".rstrip(), text[-4000:]
 
 
 class _Sweep:
@@ -312,14 +325,17 @@ class _Sweep:
                         key = running.pop(future)
                         record = self.records[key]
                         try:
-                            record.update(status="done", result=future.result(), error=None)
+                            record.update(status="done", result=future.result(), error=None, traceback=None)
                             record.setdefault("history", []).append({"attempt": record["attempts"], "status": "done"})
                             self._event("done", record)
                         except BaseException as exc:  # noqa: BLE001 - every failure is recorded, none is lost
                             if isinstance(exc, KeyboardInterrupt):
                                 raise
                             broken = broken or isinstance(exc, BrokenProcessPool)
-                            error = "the worker process died (out of memory or killed)" if isinstance(exc, BrokenProcessPool) else _error_text(exc)
+                            error, trace = _error_text(exc)
+                            if isinstance(exc, BrokenProcessPool):
+                                error = "the worker process died (out of memory or killed)"
+                            record["traceback"] = trace
                             record.setdefault("history", []).append({"attempt": record["attempts"], "status": "failed", "error": error})
                             if tries[key] <= self.config.retries:
                                 record.update(status="pending", error=error)

@@ -90,25 +90,32 @@ def test_s3_loader_fills_a_bounded_cache_shard_by_shard(local_and_remote, tmp_pa
     local, remote = local_and_remote
     shard_audio = max(ShardCache(remote, "train", tmp_path / "probe", 1 << 30).shards, key=lambda s: s.nbytes).nbytes
     bound = 2 * shard_audio + 256
-    draws = dict(window=512, batch_size=4, seed=7, num_windows=40)
+    draws = dict(window=512, batch_size=4, seed=7, num_windows=60)
     loader = make_dataloader(remote.path, "train", cache_dir=tmp_path / "c", cache_max_bytes=bound, **draws)
     cache = loader.dataset.cache
     assert isinstance(cache, ShardCache) and cache.stats.fetched_shards == 0  # nothing fetched before a window needs it
-    reference = _batches(make_dataloader(local.path, "train", **draws))
+    assert cache.working_set() == 2 < len(cache.shards)
+    keys = [key for batch in loader.sampler for key in batch]
+    loader.sampler.set_epoch(0)
+    local_loader = make_dataloader(local.path, "train", **draws)
+    assert sorted(keys) == sorted(key for batch in local_loader.sampler for key in batch)  # the same windows, grouped by shard
     got = []
     for batch in loader:
-        got.append(tuple(t.clone() for t in batch))
+        got.append(batch)
         assert cache.cached_bytes() <= bound
-    assert len(got) == len(reference)
-    assert all(torch.equal(p, q) for u, v in zip(got, reference) for p, q in zip(u, v))
-    assert cache.stats.fetched_shards > 2 and cache.stats.evicted_shards > 0
-    assert cache.stats.windows == sum(len(b[0]) for b in got)
+    expected = local_loader.dataset.fetch(keys)
+    assert all(torch.equal(torch.cat([b[i] for b in got]), expected[i]) for i in range(3))
+    touched = {int(s) for s in cache._locate(np.array([k[0] for k in keys]))}
+    assert cache.stats.fetched_shards == len(touched) > 2 and cache.stats.evicted_shards > 0  # each shard fetched once
+    assert cache.stats.windows == len(keys)
 
     roomy = make_dataloader(remote.path, "train", cache_dir=tmp_path / "big", cache_max_bytes="64M", **{**draws, "num_windows": 400})
-    _batches(roomy)
+    assert roomy.dataset.cache.working_set() is None
+    unbounded = _batches(make_dataloader(local.path, "train", **{**draws, "num_windows": 400}))
+    assert all(torch.equal(p, q) for u, v in zip(_batches(roomy), unbounded) for p, q in zip(u, v))  # same batches, same order
     _batches(roomy)
     stats = roomy.dataset.cache.stats
-    assert stats.fetched_shards == len(roomy.dataset.cache.shards) and stats.evicted_shards == 0  # each shard fetched once
+    assert stats.fetched_shards == len(roomy.dataset.cache.shards) and stats.evicted_shards == 0  # fetched once, then reused
     with pytest.raises(DatasetError, match="smaller than shard"):
         make_dataloader(remote.path, "train", cache_dir=tmp_path / "tiny", cache_max_bytes=shard_audio // 2)
 
@@ -131,11 +138,16 @@ def test_training_from_s3_equals_training_from_the_local_copy(local_and_remote, 
     tiny = TrainConfig(window=512, batch_size=4, steps_per_epoch=3, max_epochs=1, valid_windows=8, threads=1)
     model = ModelConfig(cond="concat", cell="gru", num_knobs=3)
     train(local.path, model, tmp_path / "local", tiny)
-    train(remote.path, model, tmp_path / "remote", tiny, cache_dir=tmp_path / "cache", cache_max_bytes="1M")
+    train(remote.path, model, tmp_path / "remote", tiny, cache_dir=tmp_path / "cache", cache_max_bytes="64M")
     config = json.loads((tmp_path / "remote" / "config.json").read_text())
     assert config["dataset"]["path"] == "s3://fxcap-test/ds" and config["dataset"]["hash"] == remote.dataset_hash
     assert (tmp_path / "local" / "last.safetensors").read_bytes() == (tmp_path / "remote" / "last.safetensors").read_bytes()
-    summary = evaluate_run(tmp_path / "remote", cache_dir=tmp_path / "cache", cache_max_bytes="1M")
+
+    bound = 600_000  # a few shards: train and valid shards take turns in the cache
+    result = train(remote.path, model, tmp_path / "bounded", tiny, cache_dir=tmp_path / "small", cache_max_bytes=bound)
+    assert np.isfinite(result.best_valid_loss)
+    assert sum(p.stat().st_size for p in (tmp_path / "small").rglob("*.npy") if p.parent.name != "index") <= bound
+    summary = evaluate_run(tmp_path / "bounded", cache_dir=tmp_path / "small", cache_max_bytes=bound)
     assert summary["dataset_hash"] == remote.dataset_hash and np.isfinite(summary["test"]["esr"])
 
 

@@ -174,3 +174,15 @@ def test_a_sweep_through_ray_gives_the_same_runs(dataset, inline_sweep, tmp_path
         assert _metrics(tmp_path / "runs" / record["trial"]) == _metrics(inline_runs / record["trial"])
     assert comparison_table(sorted((tmp_path / "runs" / "od3").glob("*-s*")))["esr"].notna().all()
     assert ray_local.is_initialized()
+
+
+@pytest.mark.slow
+def test_worker_processes_report_a_failure_with_its_traceback(dataset, tmp_path):
+    runs = tmp_path / "runs"
+    (runs / "od3").mkdir(parents=True)
+    (runs / "od3" / "concat-gru-s0").write_text("a file where the run folder should be")
+    result = run_sweep(_config(dataset, runs, conds=["concat"], seeds=[0, 1], retries=0, workers=2))
+    records = {r["seed"]: r for r in result.trials}
+    assert records[1]["status"] == "done"
+    assert records[0]["status"] == "failed" and records[0]["error"].startswith(("FileExistsError", "NotADirectoryError"))
+    assert "concat-gru-s0" in records[0]["error"] and "Traceback" in records[0]["traceback"] and "train.py" in records[0]["traceback"]
