@@ -418,7 +418,7 @@ def sweep(
         if kind == "done":
             result = record["result"] or {}
             esr = result.get("test", {}).get("esr")
-            console.print(f"[green]done[/]    {record['trial']}: {result.get('epochs')} epochs, "
+            console.print(f"[green]done[/]    {record['trial']}: {result.get('epochs')} epoch(s), "
                           f"ESR {esr:.4f}, {result.get('seconds', 0):.0f} s" if esr is not None else f"[green]done[/]    {record['trial']}",
                           highlight=False)
         elif kind in ("retry", "failed"):

@@ -295,8 +295,11 @@ def _audio_column(chunks: list[np.ndarray]) -> pa.ListArray:
 
 # -- write tasks (run here, in worker processes or as Ray tasks) ------------------------------------------
 
-AUTO_PARALLEL_BYTES = 64 << 20
-"""With ``workers=None``, builds with at least this much audio (bytes, input + target) use worker processes."""
+AUTO_PARALLEL_BYTES = 1 << 30
+"""With ``workers=None``, builds with at least this much audio (bytes, input + target) use worker processes.
+
+Below it a single process is as fast: starting workers costs about a second, and one process already
+keeps about two cores busy (pyarrow compresses on its own threads)."""
 
 BUILDING_MARKER = ".fxcap-building"
 """Object written first (and removed last) when building into an object store: marks an unfinished build."""
