@@ -344,7 +344,7 @@ CONDITIONS = ("concat", "film", "statichyper", "dynamichyper")
 def train(
     cond: Annotated[str, typer.Option("--cond", "-c", help="concat, film, statichyper, dynamichyper or all.")] = "dynamichyper",
     cell: Annotated[str, typer.Option(help="Recurrent cell: gru or lstm.")] = "gru",
-    dataset: Annotated[Optional[Path], typer.Option("--dataset", help="Dataset folder (default: the newest under datasets/).")] = None,
+    dataset: Annotated[Optional[str], typer.Option("--dataset", help="Dataset folder or URI (s3://...; default: the newest under datasets/).")] = None,
     runs_dir: Annotated[Path, typer.Option("--runs", help="Where run folders go.")] = Path("runs"),
     preset: Annotated[str, typer.Option(help="'paper' (the paper's recipe), 'default' or 'quick' (minutes on a CPU).")] = "default",
     epochs: Annotated[Optional[int], typer.Option(help="Max epochs (overrides the preset).")] = None,
@@ -385,10 +385,22 @@ def _print_comparison(frame) -> None:
     console.print(table)
 
 
+def _print_seeds(frame, title: str = "Mean ± std over seeds (lower is better, * best mean)") -> None:
+    from fxcap.modeling.compare import aggregate_seeds, seeds_markdown
+
+    lines = [line for line in seeds_markdown(aggregate_seeds(frame)).splitlines() if line.startswith("|")]
+    table = Table(title=title)
+    for header in [h.strip() for h in lines[0].strip("|").split("|")]:
+        table.add_column(header, justify="left" if header in ("scheme", "cell") else "right")
+    for line in lines[2:]:
+        table.add_row(*[c.strip() for c in line.strip("|").split("|")])
+    console.print(table)
+
+
 @app.command("evaluate")
 def evaluate_command(
     model: Annotated[list[Path], typer.Option("--model", "-m", help="Run folder(s) to score.")],
-    dataset: Annotated[Optional[Path], typer.Option("--dataset", help="Dataset (default: the one the run was trained on).")] = None,
+    dataset: Annotated[Optional[str], typer.Option("--dataset", help="Dataset folder or URI (default: the one the run was trained on).")] = None,
     checkpoint: Annotated[str, typer.Option(help="best or last.")] = "best",
 ) -> None:
     """Score trained runs on the test split (and held-out knob settings), per knob setting and averaged."""
@@ -420,7 +432,9 @@ def compare(
         _fail(f"no evaluated runs under {runs_dir}/; train some with `fxcap train --cond all`")
     frame = compare_runs(folders, out or runs_dir, split)
     _print_comparison(frame)
-    console.print(f"written {(out or runs_dir) / 'comparison.md'} and comparison.csv")
+    if frame.groupby(["scheme", "cell"]).size().max() > 1:
+        _print_seeds(frame)
+    console.print(f"written {(out or runs_dir) / 'comparison.md'}, comparison_seeds.md and their .csv")
 
 
 @app.command()
@@ -448,7 +462,7 @@ app.add_typer(dataset_app, name="dataset")
 @app.command("build-dataset")
 def build_dataset_command(
     sessions: Annotated[Optional[list[Path]], typer.Argument(help="Session folders (default: the newest under --sessions-dir).")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Dataset folder (default: datasets/<device>).")] = None,
+    out: Annotated[Optional[str], typer.Option("--out", "-o", help="Dataset folder or URI: s3://bucket/prefix, gs://..., file://... (default: datasets/<device>).")] = None,
     split: Annotated[str, typer.Option(help="train/valid/test shares of the trainable audio, e.g. 60/10/30.")] = "60/10/30",
     segment_seconds: Annotated[float, typer.Option(help="Segment length in seconds (one Parquet row per take and segment).")] = 2.0,
     split_mode: Annotated[str, typer.Option(help="interleaved (every split hears every kind of material) or contiguous.")] = "interleaved",
@@ -458,6 +472,8 @@ def build_dataset_command(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing dataset at --out.")] = False,
     sessions_dir: Annotated[Path, typer.Option(help="Where to look for the newest session.")] = Path("sessions"),
     mixed_signals: Annotated[bool, typer.Option("--mixed-signals", help="Combine sessions that played different signals (e.g. imported dry/wet files); each is split along time on its own.")] = False,
+    workers: Annotated[Optional[int], typer.Option(help="Processes writing shards in parallel (default: one per core for large builds).")] = None,
+    ray: Annotated[Optional[str], typer.Option("--ray", help="Write shards as Ray tasks: auto, HOST:PORT or local.")] = None,
 ) -> None:
     """Turn capture sessions into Parquet + WAV shards with leakage-free splits and a dataset card."""
     from fxcap.capture.session import newest_session
@@ -471,12 +487,12 @@ def build_dataset_command(
         mixed_signals=mixed_signals,
     )
     info = build_dataset(list(sessions) if sessions else [newest_session(sessions_dir)], out, config, overwrite=force,
-                         progress=lambda take: err_console.print(f"  {take}", highlight=False))
+                         progress=lambda take: err_console.print(f"  {take}", highlight=False), workers=workers, ray=ray)
     console.print(info.describe(), markup=False, highlight=False)
 
 
 @dataset_app.command("info")
-def dataset_info_command(path: Annotated[Path, typer.Argument(help="Dataset folder.")]) -> None:
+def dataset_info_command(path: Annotated[str, typer.Argument(help="Dataset folder or URI (s3://...).")]) -> None:
     """Print a dataset's device, knobs, splits, capture quality and hash."""
     from fxcap.dataset import load_dataset_info
 
@@ -484,7 +500,7 @@ def dataset_info_command(path: Annotated[Path, typer.Argument(help="Dataset fold
 
 
 @dataset_app.command("validate")
-def dataset_validate_command(path: Annotated[Path, typer.Argument(help="Dataset folder.")]) -> None:
+def dataset_validate_command(path: Annotated[str, typer.Argument(help="Dataset folder or URI (s3://...).")]) -> None:
     """Check schema, lengths, NaN/Inf, split leakage, knob coverage and every shard; exit 1 on errors."""
     from fxcap.dataset import validate
 
@@ -547,6 +563,64 @@ def report_command(
                         settings=[parse_setting(a) for a in at or []], config=config, notes=inputs.notes,
                         progress=lambda line: err_console.print(f"  {line}", highlight=False))
     console.print(f"report written to [bold]{path}[/] ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+@app.command()
+def sweep(
+    dataset: Annotated[list[str], typer.Option("--dataset", "-d", help="Dataset folder or URI (s3://...); repeat for several.")],
+    cond: Annotated[Optional[list[str]], typer.Option("--cond", "-c", help="Scheme(s) to train; repeatable; default all four.")] = None,
+    cell: Annotated[Optional[list[str]], typer.Option("--cell", help="gru, lstm or all; repeatable; default gru.")] = None,
+    seeds: Annotated[int, typer.Option(help="Seeds per scheme: first-seed .. first-seed + seeds - 1.")] = 2,
+    first_seed: Annotated[int, typer.Option(help="The first seed.")] = 0,
+    runs_dir: Annotated[Path, typer.Option("--runs", help="Where run folders, sweep.json and the comparisons go.")] = Path("runs"),
+    preset: Annotated[str, typer.Option(help="'paper', 'default' or 'quick'.")] = "default",
+    epochs: Annotated[Optional[int], typer.Option(help="Max epochs (overrides the preset).")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Optimizer steps per epoch (overrides the preset).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Windows per step (overrides the preset).")] = None,
+    window: Annotated[Optional[int], typer.Option(help="BPTT window in samples (default: the dataset's).")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Adam learning rate.")] = None,
+    retries: Annotated[int, typer.Option(help="Further attempts for a failed trial before it is reported as failed.")] = 1,
+    workers: Annotated[Optional[int], typer.Option(help="Trials at once on this machine (default: cores // --cpus-per-trial; 1: in this process).")] = None,
+    cpus_per_trial: Annotated[float, typer.Option(help="CPUs (torch threads) per trial; Ray reserves this share.")] = 1.0,
+    ray: Annotated[Optional[str], typer.Option("--ray", help="Run trials as Ray tasks: auto, HOST:PORT, ray://HOST:PORT or local.")] = None,
+    cache_dir: Annotated[Optional[Path], typer.Option(help="Local cache of remote datasets (default $FXCAP_CACHE_DIR or ~/.cache/fxcap).")] = None,
+    cache_max_bytes: Annotated[Optional[str], typer.Option(help="Bound of that cache, e.g. 8G (default $FXCAP_CACHE_MAX_BYTES).")] = None,
+) -> None:
+    """Train every scheme x cell x seed (x dataset) in parallel (processes or Ray); resumable; compare with mean ± std."""
+    from fxcap.modeling.sweep import SweepConfig, run_sweep
+
+    def on_event(kind: str, record: dict) -> None:
+        if kind == "done":
+            result = record["result"] or {}
+            esr = result.get("test", {}).get("esr")
+            console.print(f"[green]done[/]    {record['trial']}: {result.get('epochs')} epoch(s), "
+                          f"ESR {esr:.4f}, {result.get('seconds', 0):.0f} s" if esr is not None else f"[green]done[/]    {record['trial']}",
+                          highlight=False)
+        elif kind in ("retry", "failed"):
+            style = "yellow" if kind == "retry" else "red"
+            console.print(f"[{style}]{kind:<7}[/] {record['trial']} (attempt {record['attempts']}): {record['error']}", highlight=False)
+        elif kind == "start":
+            console.print(f"start   {record['trial']} (attempt {record['attempts']})", highlight=False)
+        elif kind == "skip":
+            console.print(f"skip    {record['trial']} (finished earlier)", highlight=False)
+
+    config = SweepConfig(
+        datasets=list(dataset),
+        conds=list(CONDITIONS) if not cond or "all" in cond else list(cond),
+        cells=["gru", "lstm"] if cell and "all" in cell else list(cell or ["gru"]),
+        seeds=list(range(first_seed, first_seed + seeds)),
+        runs_dir=runs_dir, preset=preset, retries=retries, workers=workers, cpus_per_trial=cpus_per_trial, ray=ray,
+        overrides={k: v for k, v in dict(max_epochs=epochs, steps_per_epoch=steps, batch_size=batch_size, window=window, lr=lr).items() if v is not None},
+        cache_dir=cache_dir, cache_max_bytes=cache_max_bytes,
+    )
+    result = run_sweep(config, on_event=on_event)
+    for name, frame in result.comparisons.items():
+        _print_comparison(frame)
+        _print_seeds(frame, title=f"{name}: mean ± std over seeds (lower is better, * best mean)")
+    console.print(f"sweep state: {result.manifest}")
+    if result.failed:
+        names = ", ".join(t["trial"] for t in result.failed)
+        _fail(f"{len(result.failed)} trial(s) failed: {names}; see {result.manifest}, fix the cause and run the sweep again to resume")
 
 
 def main() -> None:

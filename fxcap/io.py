@@ -62,9 +62,14 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def json_text(obj: Any) -> str:
+    """``obj`` as indented, key-sorted JSON with a final newline (stable text for equal objects)."""
+    return json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Atomically write ``obj`` as indented, key-sorted JSON (stable bytes for equal objects)."""
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    return atomic_write_text(path, json_text(obj))
 
 
 def atomic_write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int) -> Path:

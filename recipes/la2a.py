@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.signaltrain is not None:
         from fxcap.capture.signaltrain import import_signaltrain
 
-        sessions = import_signaltrain(args.signaltrain, args.out / "sessions")
+        sessions = [s.root for s in import_signaltrain(args.signaltrain, args.out / "sessions")]
     print_result(run_study(la2a_study(args.out, args.quick, args.seed, sessions), console), console)
 
 

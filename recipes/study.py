@@ -80,7 +80,8 @@ def run_study(study: Study, console: Any | None = None) -> dict[str, Any]:
     timings["capture_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    config = BuildConfig(window=study.window, holdout=study.holdout, write_wav=False)
+    # Imported SignalTrain sessions each played their own input: split each along time on its own.
+    config = BuildConfig(window=study.window, holdout=study.holdout, write_wav=False, mixed_signals=bool(study.sessions))
     info = build_dataset(session_roots, study.out / "dataset", config, overwrite=True)
     timings["dataset_s"] = time.perf_counter() - start
     say(info.describe(), markup=False)

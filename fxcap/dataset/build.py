@@ -5,17 +5,28 @@ a crash or an error never leaves a half-written dataset behind (and files inside
 atomic writes). Everything written is a pure function of the sessions and the :class:`BuildConfig`:
 rows are ordered by (split, session, take, segment), sessions by (creation time, folder name), writer
 options are fixed and nothing carries a timestamp, so building twice gives byte-identical files.
+
+The work is planned first (every row's split, shard and row group), then done as independent tasks:
+one per session (checks, input WAVs) and one per Parquet shard (its rows' audio, read by sample range,
+and their target WAVs). Tasks run in this process, in worker processes or as Ray tasks
+(:mod:`fxcap.parallel`); each writes its own files, so the bytes never depend on where they ran.
+The output may be any filesystem of :mod:`fxcap.dataset.remote` (``s3://``, ``gs://``, ...).
 """
 
 from __future__ import annotations
 
+import hashlib
 import dataclasses
 import hashlib
 import logging
 import math
 import os
+import posixpath
 import shutil
 import statistics
+import tempfile
+from concurrent.futures import as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -23,6 +34,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import soundfile as sf
 
 from fxcap import __version__
 from fxcap.capture.layout import audio_sha256
@@ -45,9 +57,11 @@ from fxcap.dataset.schema import (
     shard_metadata,
 )
 from fxcap.dataset.splits import ALL_SPLITS, HOLDOUT_SPLIT, Segment, SplitConfig, SplitPlan, plan_splits
-from fxcap.dataset.wavfile import write_float_wav
+from fxcap.dataset.remote import Location, locate
+from fxcap.dataset.wavfile import float_wav_bytes
 from fxcap.errors import DatasetError, FxcapError
-from fxcap.io import atomic_write_json, atomic_write_text
+from fxcap.io import atomic_write_json, atomic_write_text, json_text, read_wav
+from fxcap.parallel import TaskRunner, task_runner, unwrap_error
 
 log = logging.getLogger(__name__)
 
@@ -287,63 +301,193 @@ def _audio_column(chunks: list[np.ndarray]) -> pa.ListArray:
     return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(values, pa.float32()))
 
 
-class _SplitWriter:
-    """Writes one split's rows, in order, into its planned shards and row groups."""
 
-    def __init__(self, root: Path, split: str, rows: list[_Row], schema: pa.Schema, config: BuildConfig, columns: Callable[[list[_Row]], dict[str, pa.Array]]):
-        self.root = root
-        self.split = split
-        self.schema = schema
-        self.columns = columns
-        self.shards = _pack(rows, config.shard_bytes)
-        self.row_group_bytes = config.row_group_bytes
-        self.paths = [f"data/{split}-{i:05d}-of-{len(self.shards):05d}.parquet" for i in range(len(self.shards))]
-        self.shard = 0
-        self.writer: pq.ParquetWriter | None = None
-        self.written_in_shard = 0
-        self.pending: list[tuple[_Row, np.ndarray, np.ndarray]] = []
-        self.pending_bytes = 0
-        self.bytes_out = 0
+# -- write tasks (run here, in worker processes or as Ray tasks) ------------------------------------------
 
-    def add(self, row: _Row, x: np.ndarray, y: np.ndarray) -> None:
-        expected = self.shards[self.shard][self.written_in_shard + len(self.pending)]
-        assert expected is row, "rows must arrive in plan order"
-        if self.pending and self.pending_bytes + row.nbytes > self.row_group_bytes:
-            self._flush()
-        self.pending.append((row, x, y))
-        self.pending_bytes += row.nbytes
-        if self.written_in_shard + len(self.pending) == len(self.shards[self.shard]):
-            self._flush()
-            self._close_shard()
+AUTO_PARALLEL_BYTES = 1 << 30
+"""With ``workers=None``, builds with at least this much audio (bytes, input + target) use worker processes.
 
-    def _flush(self) -> None:
-        if not self.pending:
-            return
-        if self.writer is None:
-            path = self.root / self.paths[self.shard]
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.writer = pq.ParquetWriter(path, self.schema, **parquet_writer_kwargs(self.schema))
-        rows = [p[0] for p in self.pending]
-        arrays = self.columns(rows)
-        arrays["input"] = _audio_column([p[1] for p in self.pending])
-        arrays["target"] = _audio_column([p[2] for p in self.pending])
-        table = pa.Table.from_arrays([arrays[f.name] for f in self.schema], schema=self.schema)
-        self.writer.write_table(table, row_group_size=len(rows))
-        self.bytes_out += sum(r.nbytes for r in rows)
-        self.written_in_shard += len(rows)
-        self.pending, self.pending_bytes = [], 0
+Below it a single process is as fast: starting workers costs about a second, and one process already
+keeps about two cores busy (pyarrow compresses on its own threads)."""
 
-    def _close_shard(self) -> None:
-        assert self.writer is not None
-        self.writer.close()
-        self.writer = None
-        self.shard += 1
-        self.written_in_shard = 0
+BUILDING_MARKER = ".fxcap-building"
+"""Object written first (and removed last) when building into an object store: marks an unfinished build."""
+
+
+@dataclass(frozen=True)
+class _Source:
+    """Where one row's audio comes from: local session files and a sample range (picklable)."""
+
+    session: str
+    take_id: str
+    signal: str
+    output: str
+    start: int
+    stop: int
+    region: str
+    wav_rel: str | None
+    """Dataset path of the row's target WAV, when WAV shards are written."""
+
+
+@dataclass
+class _ShardTask:
+    """One Parquet shard: its row groups' scalar columns and audio sources."""
+
+    rel: str
+    split: str
+    schema: pa.Schema
+    groups: list[tuple[dict[str, pa.Array], list[_Source]]]
+    rate: int
+
+
+@dataclass
+class _SessionTask:
+    """One session's checks (signal length and sha256, take output lengths) and its input WAVs."""
+
+    name: str
+    signal: str
+    length: int
+    sha256: str | None
+    rate: int
+    outputs: list[tuple[str, str]]
+    input_wavs: list[tuple[str, int, int]]
+
+
+def _entry(rel: str, kind: str, nbytes: int, sha256: str, split: str | None = None, rows: int | None = None) -> dict[str, Any]:
+    return {"path": rel, "kind": kind, "split": split, "rows": rows, "bytes": int(nbytes), "sha256": sha256}
+
+
+def _put_file(root: Location, rel: str, write: Callable[[Path], None]) -> tuple[int, str]:
+    """Have ``write(path)`` produce ``root/rel``; returns ``(bytes, sha256)``.
+
+    Locally it writes in place (inside the build folder); elsewhere into a scratch file that is then uploaded.
+    """
+    target = root / rel
+    if root.is_local:
+        path = target.local_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write(path)
+        return path.stat().st_size, file_sha256(path)
+    with tempfile.TemporaryDirectory(prefix="fxcap-shard-") as scratch:
+        path = Path(scratch) / posixpath.basename(rel)
+        write(path)
+        size, digest = path.stat().st_size, file_sha256(path)
+        target.upload(path)
+    return size, digest
+
+
+def _put_bytes(root: Location, rel: str, blob: bytes) -> tuple[int, str]:
+    """Write ``blob`` to ``root/rel``; returns ``(bytes, sha256)``."""
+    target = root / rel
+    if root.is_local:
+        target.local_path.parent.mkdir(parents=True, exist_ok=True)
+        target.local_path.write_bytes(blob)
+    else:
+        target.write_bytes(blob)
+    return len(blob), hashlib.sha256(blob).hexdigest()
+
+
+class _AudioReader:
+    """Reads sample ranges of session audio files, keeping the last few open (rows come in take order)."""
+
+    def __init__(self, rate: int, keep: int = 4):
+        self.rate = rate
+        self.keep = keep
+        self.open: dict[str, sf.SoundFile] = {}
+
+    def read(self, path: str, start: int, stop: int) -> np.ndarray:
+        handle = self.open.pop(path, None)
+        if handle is None:
+            try:
+                handle = sf.SoundFile(path)
+            except (RuntimeError, sf.LibsndfileError, OSError) as exc:
+                raise FxcapError(f"cannot read audio file {path}: {exc}; check that it exists and is a WAV/FLAC/AIFF file") from None
+            if handle.samplerate != self.rate:
+                handle.close()
+                raise FxcapError(f"{path} is at {handle.samplerate} Hz but {self.rate} Hz is needed; the session is corrupt")
+        self.open[path] = handle
+        while len(self.open) > self.keep:
+            self.open.pop(next(iter(self.open))).close()
+        handle.seek(start)
+        return handle.read(stop - start, dtype="float32", always_2d=False)
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
+        for handle in self.open.values():
+            handle.close()
+        self.open.clear()
+
+
+def _write_shard(task: _ShardTask, root_uri: str) -> list[dict[str, Any]]:
+    """Write one Parquet shard (and its rows' target WAVs) under ``root_uri``; returns their file entries."""
+    root = locate(root_uri)
+    reader = _AudioReader(task.rate)
+    wavs: list[dict[str, Any]] = []
+
+    def write(path: Path) -> None:
+        with pq.ParquetWriter(path, task.schema, **parquet_writer_kwargs(task.schema)) as writer:
+            for scalars, sources in task.groups:
+                xs, ys = [], []
+                for src in sources:
+                    x = reader.read(src.signal, src.start, src.stop)
+                    y = reader.read(src.output, src.start, src.stop)
+                    if y.ndim != 1 or len(y) != src.stop - src.start or len(x) != len(y):
+                        raise DatasetError(
+                            f"session {src.session}, take {src.take_id}: output has {y.shape} samples at {src.start}..{src.stop}; "
+                            "the session is corrupt (re-align or re-record the take)")
+                    if not np.isfinite(y).all():
+                        raise DatasetError(
+                            f"session {src.session}, take {src.take_id}: output has NaN/Inf samples in "
+                            f"{src.region} at {src.start / task.rate:.3f} s; re-record the take"
+                        )
+                    xs.append(x)
+                    ys.append(y)
+                    if src.wav_rel is not None:
+                        size, digest = _put_bytes(root, src.wav_rel, float_wav_bytes(y, task.rate))
+                        wavs.append(_entry(src.wav_rel, "wav", size, digest))
+                arrays = dict(scalars)
+                arrays["input"] = _audio_column(xs)
+                arrays["target"] = _audio_column(ys)
+                table = pa.Table.from_arrays([arrays[f.name] for f in task.schema], schema=task.schema)
+                writer.write_table(table, row_group_size=len(sources))
+
+    try:
+        size, digest = _put_file(root, task.rel, write)
+    finally:
+        reader.close()
+    rows = sum(len(sources) for _, sources in task.groups)
+    return [_entry(task.rel, "parquet", size, digest, split=task.split, rows=rows)] + wavs
+
+
+def _audio_shape(path: str, rate: int) -> tuple[int, ...]:
+    try:
+        info = sf.info(path)
+    except (RuntimeError, sf.LibsndfileError, OSError) as exc:
+        raise FxcapError(f"cannot read audio file {path}: {exc}; check that it exists and is a WAV/FLAC/AIFF file") from None
+    if int(info.samplerate) != rate:
+        raise FxcapError(f"{path} is at {info.samplerate} Hz but {rate} Hz is needed; resample it first (e.g. sox in.wav -r {rate} out.wav)")
+    return (int(info.frames),) if info.channels == 1 else (int(info.frames), int(info.channels))
+
+
+def _check_session(task: _SessionTask, root_uri: str) -> list[dict[str, Any]]:
+    """Check a session's signal and take outputs; write its input WAVs. Returns their file entries."""
+    root = locate(root_uri)
+    signal, _ = read_wav(task.signal, expected_rate=task.rate)
+    if signal.ndim != 1 or len(signal) != task.length:
+        raise DatasetError(f"session {task.name}: signal.wav has {signal.shape} samples, its layout says {task.length}")
+    if task.sha256 and audio_sha256(signal) != task.sha256:
+        raise DatasetError(f"session {task.name}: signal.wav does not match its recorded sha256; the session is corrupt")
+    for take_id, output in task.outputs:
+        shape = _audio_shape(output, task.rate)
+        if len(shape) != 1 or shape[0] != len(signal):
+            raise DatasetError(
+                f"session {task.name}, take {take_id}: output has {shape} samples, the signal {len(signal)}; the session "
+                "is corrupt (re-align or re-record the take)"
+            )
+    entries = []
+    for rel, start, stop in task.input_wavs:
+        size, digest = _put_bytes(root, rel, float_wav_bytes(signal[start:stop], task.rate))
+        entries.append(_entry(rel, "wav", size, digest))
+    return entries
 
 
 # -- the build --------------------------------------------------------------------------------------------
@@ -363,7 +507,7 @@ def _default_out(profile: DeviceProfile) -> Path:
 
 @dataclass
 class _Plan:
-    """Everything decided before any byte is written: sessions, takes, segments, rows per split."""
+    """Everything decided before any byte is written: sessions, takes, segments, rows per split and shard."""
 
     config: BuildConfig
     sessions: list[Session]
@@ -380,12 +524,21 @@ class _Plan:
     session_segments: list[list[Segment]]
     signals: list[dict[str, Any]]
 
+    def __post_init__(self) -> None:
+        self.shards = {split: _pack(rows, self.config.shard_bytes) for split, rows in self.rows.items()}
+        self.shard_paths = {split: [f"data/{split}-{i:05d}-of-{len(shards):05d}.parquet" for i in range(len(shards))]
+                            for split, shards in self.shards.items()}
+
     @property
     def signal_sha256(self) -> str:
         """The signal's sha256, or for mixed signals a hash over theirs (in plan order)."""
         if len(self.signals) == 1:
             return str(self.signals[0]["sha256"])
         return hashlib.sha256("\n".join(str(s["sha256"]) for s in self.signals).encode("utf-8")).hexdigest()
+
+    @property
+    def audio_bytes(self) -> int:
+        return sum(row.nbytes for rows in self.rows.values() for row in rows)
 
     def columns(self, batch: list[_Row]) -> dict[str, pa.Array]:
         backends = [str(s.manifest.backend.get("name", "unknown")) for s in self.sessions]
@@ -396,16 +549,41 @@ class _Plan:
             profile=self.profile, knobs=self.knobs, sample_rate=self.rate, signal_sha256=self.signal_sha256,
             split=split, window=self.window, split_config=self.plan.config.to_dict(), holdout=self.holdout))
 
+    def _source(self, row: _Row) -> _Source:
+        session = self.sessions[row.take.session_index]
+        return _Source(
+            session=row.take.session_name, take_id=row.take.record.take_id,
+            signal=str(session.root / session.manifest.signal["file"]), output=str(session.root / row.take.record.output_file),
+            start=row.segment.start, stop=row.segment.stop, region=row.segment.region,
+            wav_rel=f"wav/{_wav_paths(row)[1]}" if self.config.write_wav else None,
+        )
 
-def conditioning_knobs(knobs: Sequence[KnobColumn], takes: Sequence[_Take]) -> list[str]:
-    """The knobs whose value varies across the dataset's takes: the models' conditioning inputs.
+    def shard_tasks(self) -> list[_ShardTask]:
+        """One task per Parquet shard; row groups packed exactly as a sequential writer would."""
+        tasks = []
+        for split, shards in self.shards.items():
+            schema = self.schema(split)
+            for rel, rows in zip(self.shard_paths[split], shards):
+                groups = [(self.columns(group), [self._source(r) for r in group]) for group in _pack(rows, self.config.row_group_bytes)]
+                tasks.append(_ShardTask(rel=rel, split=split, schema=schema, groups=groups, rate=self.rate))
+        return tasks
 
-    A knob held at one value in every take carries no information a model could learn (the
-    paper's OD-3 models see DRIVE and TONE, not the fixed LEVEL); its raw and normalized columns
-    are still written to every shard. If no knob varies, all knobs are kept.
-    """
-    varying = [k.name for k in knobs if len({str(t.knobs_raw.get(k.name)) for t in takes}) > 1]
-    return varying or [k.name for k in knobs]
+    def session_tasks(self) -> list[_SessionTask]:
+        """One task per session that has takes in the dataset."""
+        tasks = []
+        for index, session in enumerate(self.sessions):
+            takes = [t for t in self.takes if t.session_index == index]
+            if not takes:
+                continue
+            layout = session.layout
+            wavs = [(f"wav/{_input_wav_path(self.names[index], s)}", s.start, s.stop) for s in self.session_segments[index]] \
+                if self.config.write_wav else []
+            tasks.append(_SessionTask(
+                name=self.names[index], signal=str(session.root / session.manifest.signal["file"]), length=layout.length,
+                sha256=layout.sha256, rate=self.rate,
+                outputs=[(t.record.take_id, str(session.root / t.record.output_file)) for t in takes], input_wavs=wavs,
+            ))
+        return tasks
 
 
 def _split_signals(sessions: list[Session], names: list[str], config: SplitConfig) -> tuple[SplitPlan, list[list[Segment]], list[dict[str, Any]]]:
@@ -444,6 +622,17 @@ def _split_signals(sessions: list[Session], names: list[str], config: SplitConfi
     return combined, per_session, signals
 
 
+def conditioning_knobs(knobs: Sequence[KnobColumn], takes: Sequence[_Take]) -> list[str]:
+    """The knobs whose value varies across the dataset's takes: the models' conditioning inputs.
+
+    A knob held at one value in every take carries no information a model could learn (the
+    paper's OD-3 models see DRIVE and TONE, not the fixed LEVEL); its raw and normalized columns
+    are still written to every shard. If no knob varies, all knobs are kept.
+    """
+    varying = [k.name for k in knobs if len({str(t.knobs_raw.get(k.name)) for t in takes}) > 1]
+    return varying or [k.name for k in knobs]
+
+
 def _make_plan(sessions: Sequence[str | Path | Session], config: BuildConfig) -> _Plan:
     opened = _open_sessions(sessions)
     _check_compatible(opened, config.mixed_signals)
@@ -460,68 +649,49 @@ def _make_plan(sessions: Sequence[str | Path | Session], config: BuildConfig) ->
     )
 
 
-def _write_audio(p: _Plan, tmp: Path, progress: Callable[[str], None] | None) -> dict[str, _SplitWriter]:
-    """Read every session's signal and every take's output once; write Parquet (and WAV) shards."""
-    writers = {split: _SplitWriter(tmp, split, rows, p.schema(split), p.config, p.columns) for split, rows in p.rows.items()}
-    by_take: dict[int, list[_Row]] = {}
-    for split_rows in p.rows.values():
-        for row in split_rows:
-            by_take.setdefault(id(row.take), []).append(row)
-    for index, session in enumerate(p.sessions):
-        session_takes = [t for t in p.takes if t.session_index == index]
-        if not session_takes:
-            continue
-        layout = session.layout
-        signal = session.input_audio()
-        if signal.ndim != 1 or len(signal) != layout.length:
-            raise DatasetError(f"session {p.names[index]}: signal.wav has {signal.shape} samples, its layout says {layout.length}")
-        if layout.sha256 and audio_sha256(signal) != layout.sha256:
-            raise DatasetError(f"session {p.names[index]}: signal.wav does not match its recorded sha256; the session is corrupt")
-        if p.config.write_wav:
-            for segment in p.session_segments[index]:
-                path = tmp / "wav" / _input_wav_path(p.names[index], segment)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                write_float_wav(path, signal[segment.start:segment.stop], p.rate)
-        for take in session_takes:
-            if progress is not None:
-                progress(f"{take.session_name}/{take.record.take_id}")
-            target = session.take_output(take.record)
-            if target.ndim != 1 or len(target) != len(signal):
-                raise DatasetError(
-                    f"session {take.session_name}, take {take.record.take_id}: output has {target.shape} samples, "
-                    f"the signal {len(signal)}; the session is corrupt (re-align or re-record the take)"
-                )
-            for row in by_take[id(take)]:
-                seg = row.segment
-                x, y = signal[seg.start:seg.stop], target[seg.start:seg.stop]
-                if not np.isfinite(y).all():
-                    raise DatasetError(
-                        f"session {take.session_name}, take {take.record.take_id}: output has NaN/Inf samples in "
-                        f"{seg.region} at {seg.start / p.rate:.3f} s; re-record the take"
-                    )
-                writers[row.split].add(row, x, y)
-                if p.config.write_wav:
-                    path = tmp / "wav" / _wav_paths(row)[1]
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    write_float_wav(path, y, p.rate)
-    for writer in writers.values():
-        writer.close()
-    return writers
+def _runner(p: _Plan, root: Location, tasks: int, workers: int | None, ray: str | None) -> TaskRunner:
+    if root.process_local or tasks <= 1:
+        return TaskRunner()
+    if ray:
+        return task_runner(ray=ray)
+    if workers is None:
+        workers = (os.cpu_count() or 1) if p.audio_bytes >= AUTO_PARALLEL_BYTES else 1
+    return task_runner(max(1, min(int(workers), tasks)))
 
 
-def _file_entries(p: _Plan, tmp: Path, writers: dict[str, _SplitWriter]) -> list[dict[str, Any]]:
+def _run_tasks(p: _Plan, root: Location, workers: int | None, ray: str | None,
+               progress: Callable[[str], None] | None) -> list[dict[str, Any]]:
+    """Write every shard and WAV file under ``root`` (in parallel where asked); their file entries."""
+    jobs: list[tuple[Callable[..., list[dict[str, Any]]], Any, str]] = [
+        (_check_session, t, f"{t.name}: signal and {len(t.outputs)} take(s) checked") for t in p.session_tasks()
+    ] + [(_write_shard, t, f"{t.rel} ({sum(len(s) for _, s in t.groups)} rows)") for t in p.shard_tasks()]
+    entries: list[dict[str, Any]] = []
+    with _runner(p, root, len(jobs), workers, ray) as runner:
+        futures = {runner.submit(fn, task, str(root)): label for fn, task, label in jobs}
+        try:
+            for future in as_completed(futures):
+                try:
+                    entries += future.result()
+                except BrokenProcessPool:
+                    raise DatasetError("a worker process died while writing the dataset (out of memory?); "
+                                       "build again with fewer --workers") from None
+                except BaseException as exc:
+                    raise unwrap_error(exc) from None
+                if progress is not None:
+                    progress(futures[future])
+        except BaseException:
+            for future in futures:
+                runner.cancel(future)
+            raise
+    return entries
+
+
+def _write_files(p: _Plan, root: Location, workers: int | None, ray: str | None,
+                 progress: Callable[[str], None] | None) -> list[dict[str, Any]]:
     """Every data file with its kind, split, rows, size and sha256, sorted by path."""
-    files: list[dict[str, Any]] = []
-    for split, writer in writers.items():
-        for path, shard_rows in zip(writer.paths, writer.shards):
-            files.append({"path": path, "kind": "parquet", "split": split, "rows": len(shard_rows)})
+    files = _run_tasks(p, root, workers, ray, progress)
     if p.config.write_wav:
-        files += _write_wav_index(tmp, [row for rows in p.rows.values() for row in rows], p.columns)
-    for entry in files:
-        entry["bytes"] = (tmp / entry["path"]).stat().st_size
-        entry["sha256"] = file_sha256(tmp / entry["path"])
-    if p.config.write_wav:
-        files += _wav_file_entries(tmp)
+        files += _write_wav_index(root, [row for rows in p.rows.values() for row in rows], p.columns)
     return sorted(files, key=lambda f: f["path"])
 
 
@@ -531,14 +701,13 @@ def _signal_of(p: _Plan, session_index: int) -> int:
     return next(i for i, s in enumerate(p.signals) if name in s["sessions"])
 
 
-def _manifest(p: _Plan, writers: dict[str, _SplitWriter], files: list[dict[str, Any]]) -> dict[str, Any]:
+def _manifest(p: _Plan, files: list[dict[str, Any]]) -> dict[str, Any]:
     """The ``dataset.json`` document (see :mod:`fxcap.dataset.manifest`)."""
     splits = {}
-    for split, writer in writers.items():
-        rows = p.rows[split]
+    for split, rows in p.rows.items():
         samples = sum(r.segment.num_samples for r in rows)
         splits[split] = {"rows": len(rows), "samples": samples, "seconds": samples / p.rate,
-                         "takes": len({id(r.take) for r in rows}), "files": list(writer.paths)}
+                         "takes": len({id(r.take) for r in rows}), "files": list(p.shard_paths[split])}
     takes = p.takes
     quality = {
         "noise_floor_dbfs": _stats([t.noise_floor_dbfs for t in takes]),
@@ -604,6 +773,7 @@ def _manifest(p: _Plan, writers: dict[str, _SplitWriter], files: list[dict[str, 
     }
 
 
+
 def build_dataset(
     sessions: Sequence[str | Path | Session],
     out: str | Path | None = None,
@@ -611,6 +781,8 @@ def build_dataset(
     *,
     overwrite: bool = False,
     progress: Callable[[str], None] | None = None,
+    workers: int | None = None,
+    ray: str | None = None,
 ) -> DatasetInfo:
     """Turn capture sessions into a dataset folder (see :mod:`fxcap.dataset.manifest` for its layout).
 
@@ -618,16 +790,30 @@ def build_dataset(
         sessions: session folders (or opened :class:`Session` objects). Several are combined when they
             share the device profile, the sample rate and the test signal (sha256; different
             signals with ``config.mixed_signals``); otherwise a :class:`DatasetError` names the mismatch.
-        out: the dataset folder; default ``datasets/<device>``.
+        out: the dataset folder: a local path or a URI (``s3://bucket/datasets/od3``, ``gs://...``,
+            ``file://...``, ``memory://...``; see :mod:`fxcap.dataset.remote`); default ``datasets/<device>``.
         config: split, holdout and shard options.
         overwrite: replace an existing dataset at ``out`` (only a folder holding a ``dataset.json``).
-        progress: called with a short message per take (for a progress display).
+        progress: called with a short message per finished task (a session checked, a shard written).
+        workers: processes writing shards in parallel; ``None``: one per CPU core for builds of at least
+            :data:`AUTO_PARALLEL_BYTES` of audio, else this process only. The bytes never depend on it.
+        ray: write shards as Ray tasks on the cluster at this address (``"auto"``, ``"HOST:PORT"``, or
+            ``"local"`` for a Ray instance on this machine); the sessions and ``out`` must be reachable from
+            its nodes (shared storage or an object store).
 
     Returns the new dataset's :class:`DatasetInfo`. Only takes that passed their checks are used;
     the others are listed (with the reason) in the manifest and the card.
+
+    Locally the build happens in a temporary folder renamed into place at the end. On an object store
+    (no rename there) files are written under their final names and ``dataset.json`` is written last, so
+    readers see the complete new dataset or none; an interrupted build leaves a ``.fxcap-building`` marker
+    and can be replaced with ``overwrite=True``.
     """
     p = _make_plan(sessions, config or BuildConfig())
-    out = Path(out) if out is not None else _default_out(p.profile)
+    dest = locate(out if out is not None else _default_out(p.profile))
+    if not dest.is_local:
+        return _build_remote(p, dest, overwrite, progress, workers, ray)
+    out = dest.local_path
     if out.exists() and not out.is_dir():
         raise DatasetError(f"{out} is a file; choose a folder for --out")
     if out.exists() and any(out.iterdir()):
@@ -642,9 +828,8 @@ def build_dataset(
         shutil.rmtree(tmp)
     tmp.mkdir()
     try:
-        writers = _write_audio(p, tmp, progress)
-        files = _file_entries(p, tmp, writers)
-        manifest = _manifest(p, writers, files)
+        files = _write_files(p, locate(tmp), workers, ray, progress)
+        manifest = _manifest(p, files)
         atomic_write_json(tmp / MANIFEST_NAME, manifest)
         atomic_write_text(tmp / CARD_NAME, render_card(manifest))
         _move_into_place(tmp, out)
@@ -652,6 +837,33 @@ def build_dataset(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return load_dataset_info(out)
+
+
+def _build_remote(p: _Plan, dest: Location, overwrite: bool, progress: Callable[[str], None] | None,
+                  workers: int | None, ray: str | None) -> DatasetInfo:
+    """Build into an object store (see :func:`build_dataset`): data files first, ``dataset.json`` last."""
+    if dest.is_file():
+        raise DatasetError(f"{dest} is a file; choose a folder for --out")
+    before = dest.files()
+    if MANIFEST_NAME in before and not overwrite:
+        raise DatasetError(f"{dest} already holds a dataset; pass --force to replace it or choose another --out")
+    if before and MANIFEST_NAME not in before:
+        if BUILDING_MARKER not in before:
+            raise DatasetError(f"{dest} exists and is not an fxcap dataset; choose another --out")
+        if not overwrite:
+            raise DatasetError(f"{dest} holds an unfinished build; pass --force to replace it or choose another --out")
+    (dest / BUILDING_MARKER).write_text("an fxcap dataset build is writing here; dataset.json is written last\n")
+    (dest / MANIFEST_NAME).delete()  # unpublish the old dataset before its files are replaced
+    files = _write_files(p, dest, workers, ray, progress)
+    manifest = _manifest(p, files)
+    (dest / CARD_NAME).write_text(render_card(manifest))
+    (dest / MANIFEST_NAME).write_text(json_text(manifest))
+    keep = {f["path"] for f in files} | {MANIFEST_NAME, CARD_NAME}
+    for rel in sorted(set(before) - keep):
+        if not rel.startswith(".cache/") and rel != BUILDING_MARKER:
+            (dest / rel).delete()  # left over from the replaced dataset
+    (dest / BUILDING_MARKER).delete()
+    return load_dataset_info(dest)
 
 
 def _input_wav_path(session_name: str, segment: Segment) -> str:
@@ -665,7 +877,7 @@ def _wav_paths(row: _Row) -> tuple[str, str]:
     return _input_wav_path(row.take.session_name, row.segment), target
 
 
-def _write_wav_index(root: Path, rows: list[_Row], columns: Callable[[list[_Row]], dict[str, pa.Array]]) -> list[dict[str, Any]]:
+def _write_wav_index(root: Location, rows: list[_Row], columns: Callable[[list[_Row]], dict[str, pa.Array]]) -> list[dict[str, Any]]:
     """``wav/index.parquet`` and ``wav/index.csv``: the scalar columns plus ``input_path``/``target_path``.
 
     Rows are in the same order as the Parquet shards' rows (split, session, take, segment).
@@ -675,20 +887,13 @@ def _write_wav_index(root: Path, rows: list[_Row], columns: Callable[[list[_Row]
     arrays["input_path"] = pa.array([p[0] for p in paths], pa.string())
     arrays["target_path"] = pa.array([p[1] for p in paths], pa.string())
     table = pa.table(arrays)
-    pq.write_table(table, root / "wav" / "index.parquet", use_dictionary=[c for c in CATEGORICAL_COLUMNS if c in table.column_names],
-                   **PARQUET_WRITE_OPTIONS)
-    table.to_pandas().to_csv(root / "wav" / "index.csv", index=False, lineterminator="\n")
-    return [
-        {"path": "wav/index.parquet", "kind": "index", "split": None, "rows": len(rows)},
-        {"path": "wav/index.csv", "kind": "index", "split": None, "rows": len(rows)},
-    ]
-
-
-def _wav_file_entries(root: Path) -> list[dict[str, Any]]:
     entries = []
-    for path in sorted((root / "wav").rglob("*.wav")):
-        rel = path.relative_to(root).as_posix()
-        entries.append({"path": rel, "kind": "wav", "split": None, "rows": None, "bytes": path.stat().st_size, "sha256": file_sha256(path)})
+    size, digest = _put_file(root, "wav/index.parquet", lambda path: pq.write_table(
+        table, path, use_dictionary=[c for c in CATEGORICAL_COLUMNS if c in table.column_names], **PARQUET_WRITE_OPTIONS))
+    entries.append(_entry("wav/index.parquet", "index", size, digest, rows=len(rows)))
+    csv = table.to_pandas().to_csv(index=False, lineterminator="\n").encode("utf-8")
+    size, digest = _put_bytes(root, "wav/index.csv", csv)
+    entries.append(_entry("wav/index.csv", "index", size, digest, rows=len(rows)))
     return entries
 
 

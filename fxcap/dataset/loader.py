@@ -1,7 +1,8 @@
 """Training and evaluation loaders: ``(input, target, knobs)`` windows or whole segments as torch tensors.
 
 Reads through the memory-mapped cache (:mod:`fxcap.dataset.cache`), built once per split from the
-Parquet shards. Usable by any training loop::
+Parquet shards of a local dataset, or filled shard by shard, on demand and within a size bound, for a
+dataset on another filesystem (``s3://...``, see :mod:`fxcap.dataset.remote`). Usable by any training loop::
 
     loader = make_dataloader("datasets/od-3", "train", window=2048, batch_size=16)
     for x, y, knobs in loader:       # (B, T), (B, T), (B, K) float32; knobs normalized to [-1, 1]
@@ -27,7 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from fxcap.dataset.cache import SplitCache, open_split_cache
+from fxcap.dataset.cache import ShardCache, SplitCache, open_cache
 from fxcap.dataset.manifest import DatasetInfo, load_dataset_info
 from fxcap.errors import DatasetError
 
@@ -38,19 +39,22 @@ WindowKey = tuple[int, int]
 class _CachedSplit:
     """Shared base: lazily opened cache (memory maps are reopened in each worker, never pickled)."""
 
-    def __init__(self, dataset_dir: str | Path, split: str, cache_dir: str | Path | None = None):
+    def __init__(self, dataset_dir: str | Path, split: str, cache_dir: str | Path | None = None,
+                 cache_max_bytes: int | str | None = None):
         self.info: DatasetInfo = load_dataset_info(dataset_dir)
         self.split = split
         self.cache_dir = cache_dir
-        self._cache: SplitCache | None = open_split_cache(self.info, split, cache_dir)
+        self.cache_max_bytes = cache_max_bytes
+        self._cache: SplitCache | ShardCache | None = open_cache(self.info, split, cache_dir, cache_max_bytes)
         self.lengths = self._cache.lengths
         self.knobs = np.asarray(self._cache.knobs)
         self.rows = self._cache.rows
 
     @property
-    def cache(self) -> SplitCache:
+    def cache(self) -> SplitCache | ShardCache:
+        """The opened cache (reopened after unpickling in a worker, without re-checking the shards)."""
         if self._cache is None:
-            self._cache = open_split_cache(self.info, self.split, self.cache_dir)
+            self._cache = open_cache(self.info, self.split, self.cache_dir, self.cache_max_bytes, check=False)
         return self._cache
 
     @property
@@ -72,8 +76,9 @@ class WindowDataset(_CachedSplit, Dataset):
     batch dimension.
     """
 
-    def __init__(self, dataset_dir: str | Path, split: str, window: int | None = None, cache_dir: str | Path | None = None):
-        super().__init__(dataset_dir, split, cache_dir)
+    def __init__(self, dataset_dir: str | Path, split: str, window: int | None = None, cache_dir: str | Path | None = None,
+                 cache_max_bytes: int | str | None = None):
+        super().__init__(dataset_dir, split, cache_dir, cache_max_bytes)
         self.window = int(window or self.info.window)
         if self.window < 1:
             raise DatasetError(f"window must be at least 1 sample, not {self.window}")
@@ -105,14 +110,11 @@ class WindowDataset(_CachedSplit, Dataset):
     def fetch(self, keys: Sequence[WindowKey] | np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """A batch: ``(input (B, T), target (B, T), knobs (B, K))`` float32 for ``(row, offset)`` keys."""
         keys = np.asarray(keys, dtype=np.int64).reshape(-1, 2)
-        cache = self.cache
-        audio, offsets, window = cache.audio, cache.offsets, self.window
-        out = np.empty((2, len(keys), window), dtype=np.float32)
-        for b, (row, offset) in enumerate(keys):
+        window = self.window
+        for row, offset in keys:
             if not 0 <= offset <= self.lengths[row] - window:
                 raise IndexError(f"window at offset {offset} does not fit row {row} ({self.lengths[row]} samples)")
-            start = offsets[row] + offset
-            out[:, b, :] = audio[start:start + window].T
+        out = self.cache.windows(keys, window)
         return torch.from_numpy(out[0]), torch.from_numpy(out[1]), torch.from_numpy(self.knobs[keys[:, 0]].copy())
 
     def __getitem__(self, key: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -135,8 +137,7 @@ class SequenceDataset(_CachedSplit, Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if not 0 <= index < len(self):
             raise IndexError(f"segment {index} out of range 0..{len(self) - 1}")
-        cache = self.cache
-        segment = np.array(cache.audio[cache.offsets[index]:cache.offsets[index + 1]].T)
+        segment = self.cache.segment(index)
         return torch.from_numpy(segment[0]), torch.from_numpy(segment[1]), torch.from_numpy(self.knobs[index].copy())
 
     def row(self, index: int) -> dict[str, Any]:
@@ -155,10 +156,14 @@ class WindowBatchSampler(Sampler):
         seed: base seed; epoch ``e`` uses ``default_rng([seed, e])``.
         drop_last: leave out a last, incomplete batch.
         num_windows: windows per epoch with random offsets (default: the grid size).
+        shard_groups: ``(first row of every shard, shards per group)``: order each shuffled epoch's windows
+            by random groups of that many shards (windows shuffled within a group), so a cache that holds
+            one group at a time fetches every shard once per epoch. The epoch's windows are the same.
     """
 
     def __init__(self, dataset: WindowDataset, batch_size: int, *, random_offsets: bool, shuffle: bool, seed: int = 0,
-                 drop_last: bool = False, num_windows: int | None = None):
+                 drop_last: bool = False, num_windows: int | None = None,
+                 shard_groups: tuple[Sequence[int], int] | None = None):
         if batch_size < 1:
             raise DatasetError(f"batch_size must be at least 1, not {batch_size}")
         self.lengths = dataset.lengths
@@ -172,6 +177,7 @@ class WindowBatchSampler(Sampler):
         self.num_windows = int(num_windows) if num_windows is not None else len(self.grid)
         positions = np.maximum(self.lengths - self.window + 1, 0).astype(np.float64)
         self.row_weights = positions / positions.sum()
+        self.shard_groups = (np.asarray(shard_groups[0], dtype=np.int64), int(shard_groups[1])) if shard_groups else None
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -185,10 +191,19 @@ class WindowBatchSampler(Sampler):
             return np.stack([rows, offsets], axis=1)
         return self.grid[rng.permutation(len(self.grid))] if self.shuffle else self.grid
 
+    def _grouped(self, keys: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        starts, per_group = self.shard_groups
+        shard = np.searchsorted(starts, keys[:, 0], side="right") - 1
+        rank = np.empty(len(starts), dtype=np.int64)
+        rank[rng.permutation(len(starts))] = np.arange(len(starts))
+        return keys[np.lexsort((rng.random(len(keys)), rank[shard] // per_group))]
+
     def __iter__(self) -> Iterator[list[WindowKey]]:
         rng = np.random.default_rng([self.seed, self.epoch])
         self.epoch += 1
         keys = self._keys(rng)
+        if self.shard_groups is not None and (self.random_offsets or self.shuffle):
+            keys = self._grouped(keys, rng)
         for start in range(0, len(keys), self.batch_size):
             batch = keys[start:start + self.batch_size]
             if len(batch) < self.batch_size and self.drop_last:
@@ -198,6 +213,14 @@ class WindowBatchSampler(Sampler):
     def __len__(self) -> int:
         total = self.num_windows if self.random_offsets else len(self.grid)
         return total // self.batch_size if self.drop_last else -(-total // self.batch_size)
+
+
+def _shard_groups(cache: SplitCache | ShardCache) -> tuple[list[int], int] | None:
+    """``(first row of every shard, shards per group)`` when a bounded cache cannot hold the whole split."""
+    if not isinstance(cache, ShardCache):
+        return None
+    per_group = cache.working_set()
+    return None if per_group is None else ([s.first_row for s in cache.shards], per_group)
 
 
 def _pass_through(batch: Any) -> Any:
@@ -216,11 +239,13 @@ def make_dataloader(
     drop_last: bool | None = None,
     cache_dir: str | Path | None = None,
     num_windows: int | None = None,
+    cache_max_bytes: int | str | None = None,
 ) -> DataLoader:
     """A DataLoader of ``(input (B, T), target (B, T), knobs (B, K))`` float32 batches of one split.
 
     Args:
-        dataset_dir: a folder written by :func:`fxcap.dataset.build_dataset`.
+        dataset_dir: a folder written by :func:`fxcap.dataset.build_dataset`: a local path or a URI
+            (``s3://bucket/datasets/od3``, ``gs://...``, ``file://...``).
         split: ``"train"``, ``"valid"``, ``"test"`` or ``"holdout"``.
         window: ``T`` in samples; default the dataset's (2048 for OD-3-like, 8192 for LA-2A-like).
         batch_size: windows per batch.
@@ -229,13 +254,20 @@ def make_dataloader(
         seed: base seed of the window draws (reproducible; the epoch advances per iteration).
         num_workers: DataLoader worker processes (0: load in the main process; the cache is fast).
         drop_last: leave out a last incomplete batch; default: when shuffling.
-        cache_dir: where the memory-mapped cache lives (default ``<dataset>/.cache``).
+        cache_dir: where the memory-mapped cache lives (default ``<dataset>/.cache``; for a remote
+            dataset ``$FXCAP_CACHE_DIR`` or ``~/.cache/fxcap/datasets``).
         num_windows: windows per epoch with random offsets (default: the number of grid windows).
+        cache_max_bytes: bound of the cache (bytes, or ``"512M"``, ``"8G"``): shards are then cached one by
+            one on demand and evicted least-recently-used first. Default: ``$FXCAP_CACHE_MAX_BYTES``,
+            else unbounded whole-split caches for a local dataset and 8 GiB for a remote one. When the
+            bound cannot hold the whole split, shuffled epochs visit the shards in random groups that fit
+            it (windows shuffled within a group; see :class:`WindowBatchSampler`): the same windows as
+            with room for the split, each shard fetched once per epoch, but batches mix fewer shards.
 
     ``loader.dataset`` is the :class:`WindowDataset` (knob names, window, dataset info);
     ``loader.batch_sampler``-like control is on ``loader.sampler`` (:class:`WindowBatchSampler`, with ``set_epoch``).
     """
-    dataset = WindowDataset(dataset_dir, split, window=window, cache_dir=cache_dir)
+    dataset = WindowDataset(dataset_dir, split, window=window, cache_dir=cache_dir, cache_max_bytes=cache_max_bytes)
     sampler = WindowBatchSampler(
         dataset,
         batch_size,
@@ -244,6 +276,7 @@ def make_dataloader(
         seed=seed,
         drop_last=shuffle if drop_last is None else drop_last,
         num_windows=num_windows,
+        shard_groups=_shard_groups(dataset.cache),
     )
     return DataLoader(
         dataset,

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fxcap.dataset.remote import Location, locate
 from fxcap.dataset.schema import DATASET_FORMAT, DATASET_VERSION, KnobColumn
 from fxcap.dataset.splits import ALL_SPLITS
 from fxcap.errors import DatasetError
@@ -65,9 +66,13 @@ class SplitInfo:
 
 @dataclass
 class DatasetInfo:
-    """What :func:`load_dataset_info` tells about a dataset folder (read from ``dataset.json`` only)."""
+    """What :func:`load_dataset_info` tells about a dataset folder (read from ``dataset.json`` only).
 
-    path: Path
+    ``path`` is the local folder (:class:`Path`) or, for a dataset on another filesystem, its URI
+    (``s3://bucket/datasets/od3``); :attr:`location` opens either.
+    """
+
+    path: Path | str
     name: str
     device: str
     device_kind: str
@@ -87,6 +92,16 @@ class DatasetInfo:
     """Every knob of the device profile (each has raw and normalized columns in the shards)."""
 
     @property
+    def location(self) -> Location:
+        """Where the dataset lives (filesystem + path), see :mod:`fxcap.dataset.remote`."""
+        return locate(self.path)
+
+    @property
+    def is_local(self) -> bool:
+        """True for a dataset on the local filesystem."""
+        return isinstance(self.path, Path)
+
+    @property
     def knob_names(self) -> list[str]:
         return [k.name for k in self.knobs]
 
@@ -95,10 +110,16 @@ class DatasetInfo:
         """Normalized knob column names, in the order of the loader's ``knobs`` tensor."""
         return [k.column for k in self.knobs]
 
-    def shard_files(self, split: str | None = None) -> list[Path]:
-        """Absolute paths of the Parquet shards of one split, or of all (in split order: train, valid, test, holdout)."""
+    def shard_files(self, split: str | None = None) -> list[Path | str]:
+        """Paths of the Parquet shards of one split, or of all (in split order: train, valid, test, holdout).
+
+        Local datasets give :class:`Path` objects, others URI strings (pandas and pyarrow read both).
+        """
         names = list(self.splits) if split is None else [split]
-        return [self.path / rel for name in names for rel in self.splits[name].files]
+        if self.is_local:
+            return [self.path / rel for name in names for rel in self.splits[name].files]
+        root = self.location
+        return [str(root / rel) for name in names for rel in self.splits[name].files]
 
     def describe(self) -> str:
         """A few lines of plain text: the summary that ``fxcap dataset info`` prints."""
@@ -132,14 +153,17 @@ def _split_order(name: str) -> tuple[int, str]:
     return (ALL_SPLITS.index(name), name) if name in ALL_SPLITS else (len(ALL_SPLITS), name)
 
 
-def read_manifest(dataset_dir: str | Path) -> dict[str, Any]:
-    """Read and sanity-check ``dataset.json``; a clear :class:`DatasetError` when it is missing or unusable."""
-    root = Path(dataset_dir)
+def read_manifest(dataset_dir: str | Path | Location) -> dict[str, Any]:
+    """Read and sanity-check ``dataset.json``; a clear :class:`DatasetError` when it is missing or unusable.
+
+    ``dataset_dir`` is a local folder or a URI (see :mod:`fxcap.dataset.remote`).
+    """
+    root = locate(dataset_dir)
     path = root / MANIFEST_NAME
     if not path.is_file():
         raise DatasetError(f"{root} is not an fxcap dataset (no {MANIFEST_NAME}); build one with `fxcap build-dataset`")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{path} is corrupt ({exc}); rebuild the dataset with `fxcap build-dataset`") from None
     if not isinstance(data, dict) or data.get("format") != DATASET_FORMAT:
@@ -155,10 +179,11 @@ def read_manifest(dataset_dir: str | Path) -> dict[str, Any]:
     return data
 
 
-def load_dataset_info(dataset_dir: str | Path) -> DatasetInfo:
-    """Summary of a dataset folder: knob names, sample rate, default window, dataset hash, split sizes."""
-    root = Path(dataset_dir)
-    data = read_manifest(root)
+def load_dataset_info(dataset_dir: str | Path | Location) -> DatasetInfo:
+    """Summary of a dataset folder (local path or URI): knob names, sample rate, default window, dataset hash, split sizes."""
+    location = locate(dataset_dir)
+    root: Path | str = location.local_path if location.is_local else str(location)
+    data = read_manifest(location)
     try:
         splits = {
             name: SplitInfo(
@@ -186,7 +211,7 @@ def load_dataset_info(dataset_dir: str | Path) -> DatasetInfo:
             manifest=data,
         )
     except (KeyError, TypeError, ValueError) as exc:
-        raise DatasetError(f"{root / MANIFEST_NAME} is missing or has a bad field ({exc!r}); rebuild the dataset") from None
+        raise DatasetError(f"{location / MANIFEST_NAME} is missing or has a bad field ({exc!r}); rebuild the dataset") from None
 
 
 info = load_dataset_info

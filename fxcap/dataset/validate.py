@@ -19,7 +19,9 @@ Checks, in order:
 from __future__ import annotations
 
 import hashlib
+import io
 import math
+import posixpath
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +31,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from fxcap.dataset.manifest import file_sha256, read_manifest
+from fxcap.dataset.manifest import read_manifest
+from fxcap.dataset.remote import Location, locate
 from fxcap.dataset.schema import KnobColumn, decode_metadata, row_schema
 from fxcap.dataset.splits import HOLDOUT_SPLIT, SPLITS
 from fxcap.errors import DatasetError
@@ -72,11 +75,12 @@ class _RowRef:
 
 
 class _Validator:
-    def __init__(self, root: Path):
+    def __init__(self, root: Location):
         self.root = root
         self.problems: list[Problem] = []
         self.refs: list[_RowRef] = []
         self.signal_of: dict[str, str] = {}  # session name -> the sha256 of the signal it played
+        self.listing: dict[str, int] = {}
 
     def add(self, check: str, message: str, file: str | None = None, row: int | None = None, severity: str = "error") -> None:
         self.problems.append(Problem(check, message, file, row, severity))
@@ -85,35 +89,45 @@ class _Validator:
     def check_files(self, manifest: dict[str, Any]) -> set[str]:
         """Size and hash of every listed file; returns the paths that are present."""
         present = set()
+        self.listing = self.root.files()
         for entry in manifest["files"]:
-            rel, path = entry["path"], self.root / entry["path"]
-            if not path.is_file():
+            rel = entry["path"]
+            if rel not in self.listing:
                 self.add("files", "listed in dataset.json but missing; restore it or rebuild the dataset", rel)
                 continue
             present.add(rel)
-            size = path.stat().st_size
+            size = self.listing[rel]
             if size != entry["bytes"]:
                 self.add("files", f"has {size} bytes, dataset.json says {entry['bytes']} (truncated or changed); rebuild the dataset", rel)
-            elif file_sha256(path) != entry["sha256"]:
+            elif (self.root / rel).sha256() != entry["sha256"]:
                 self.add("files", "content differs from dataset.json (sha256 mismatch); rebuild the dataset", rel)
         listed = {e["path"] for e in manifest["files"]}
-        data_dir = self.root / "data"
-        if data_dir.is_dir():
-            for path in sorted(data_dir.glob("*.parquet")):
-                rel = path.relative_to(self.root).as_posix()
-                if rel not in listed:
-                    self.add("files", "shard not listed in dataset.json (left over from another build?); remove it", rel, severity="warning")
+        for rel in sorted(self.listing):
+            if rel.startswith("data/") and rel.count("/") == 1 and rel.endswith(".parquet") and rel not in listed:
+                self.add("files", "shard not listed in dataset.json (left over from another build?); remove it", rel, severity="warning")
         return present
 
     # -- shards -------------------------------------------------------------------------------------------
     def check_shard(self, entry: dict[str, Any], manifest: dict[str, Any], knobs: list[KnobColumn], plan: dict[int, dict[str, Any]]) -> None:
         rel = entry["path"]
+        target = self.root / rel
+        source = target.local_path if target.is_local else None
         try:
-            parquet = pq.ParquetFile(self.root / rel)
+            if source is None:
+                source = target.open_input()
+            parquet = pq.ParquetFile(source)
             schema = parquet.schema_arrow
         except (pa.ArrowException, OSError, ValueError) as exc:
             self.add("open", f"cannot be opened: truncated or not a Parquet file ({_short(exc)}); rebuild the dataset", rel)
             return
+        try:
+            self._check_parquet(parquet, schema, entry, manifest, knobs, plan)
+        finally:
+            parquet.close()
+
+    def _check_parquet(self, parquet: pq.ParquetFile, schema: pa.Schema, entry: dict[str, Any], manifest: dict[str, Any],
+                       knobs: list[KnobColumn], plan: dict[int, dict[str, Any]]) -> None:
+        rel = entry["path"]
         expected = row_schema(knobs)
         have = {f.name: f.type for f in schema}
         missing = [f.name for f in expected if f.name not in have]
@@ -314,15 +328,15 @@ class _Validator:
 
         path = self.root / index
         try:
-            frame = pd.read_csv(path, usecols=["input_path", "target_path"])
-        except (OSError, ValueError) as exc:
+            frame = pd.read_csv(io.BytesIO(path.read_bytes()), usecols=["input_path", "target_path"])
+        except (OSError, ValueError, pa.ArrowException) as exc:
             self.add("wav", f"cannot be read ({_short(exc)})", index)
             return
-        base = path.parent
+        base = index.rsplit("/", 1)[0] + "/" if "/" in index else ""
         reported = 0
         for row, (a, b) in enumerate(zip(frame["input_path"], frame["target_path"])):
             for rel in (a, b):
-                if not (base / str(rel)).is_file() and reported < MAX_LEAK_REPORTS:
+                if posixpath.normpath(base + str(rel)) not in self.listing and reported < MAX_LEAK_REPORTS:
                     self.add("wav", f"points at {rel}, which does not exist", index, row)
                     reported += 1
 
@@ -332,12 +346,13 @@ def _short(exc: BaseException) -> str:
     return text[:200]
 
 
-def validate(dataset_dir: str | Path) -> list[Problem]:
-    """Check a dataset folder (see the module docstring); an empty list means it is sound.
+def validate(dataset_dir: str | Path | Location) -> list[Problem]:
+    """Check a dataset folder, local or a URI (see the module docstring); an empty list means it is sound.
 
-    Never raises for a damaged dataset: every finding is a :class:`Problem` naming file and row.
+    Never raises for a damaged dataset: every finding is a :class:`Problem` naming file and row. Every
+    file is read once, streamed (shards row group by row group), so a remote dataset is never held in memory.
     """
-    root = Path(dataset_dir)
+    root = locate(dataset_dir)
     checker = _Validator(root)
     try:
         manifest = read_manifest(root)

@@ -2,7 +2,9 @@
 
 Reads ``evaluation.json`` of every run folder given (or found under a runs directory), writes
 ``comparison.md`` and ``comparison.csv``, and marks the best value of each column (lowest error,
-fewest parameters, least compute) with an asterisk in the Markdown table.
+fewest parameters, least compute) with an asterisk in the Markdown table. Runs of the same scheme and
+cell trained with different seeds are also summarised as mean ± std over seeds
+(``comparison_seeds.md`` / ``.csv``, see :func:`aggregate_seeds`).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ def comparison_table(runs: list[str | Path], split: str = "test") -> pd.DataFram
         compute = data.get("compute", {})
         row = {
             "run": Path(run).name,
+            "seed": _seed(Path(run)),
             "scheme": data["model"].get("cond"),
             "cell": data["model"].get("cell"),
             "params": data.get("parameters"),
@@ -63,6 +66,69 @@ def comparison_table(runs: list[str | Path], split: str = "test") -> pd.DataFram
     if not rows:
         raise ModelError(f"no run has scores for the {split!r} split")
     return pd.DataFrame(rows)
+
+
+def _seed(run: Path) -> int | None:
+    """The training seed of a run (from its ``config.json``), ``None`` when unknown."""
+    try:
+        seed = json.loads((run / "config.json").read_text(encoding="utf-8"))["train"]["seed"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        return None
+    return int(seed) if seed is not None else None
+
+
+GROUP_KEYS = ["scheme", "cell"]
+CONSTANT_KEYS = ["params", "gflops_per_s", "hyper_mflops_per_change"]
+
+
+def aggregate_seeds(frame: pd.DataFrame) -> pd.DataFrame:
+    """Mean and sample standard deviation (ddof 1) of every metric over the seeds of each (scheme, cell).
+
+    ``frame`` is a :func:`comparison_table`. Returns one row per (scheme, cell), in first-seen order, with
+    ``seeds`` (how many runs), the constant columns (params, compute) and ``<metric>_mean`` /
+    ``<metric>_std`` for every metric (std is NaN for a single run).
+    """
+    if frame.empty:
+        raise ModelError("no run to aggregate")
+    rows = []
+    for key, part in frame.groupby(GROUP_KEYS, sort=False, dropna=False):
+        row: dict[str, Any] = dict(zip(GROUP_KEYS, key))
+        row["seeds"] = int(len(part))
+        for column in CONSTANT_KEYS:
+            row[column] = part[column].iloc[0] if column in part else None
+        for metric, _ in COLUMNS:
+            values = pd.to_numeric(part[metric], errors="coerce")
+            row[f"{metric}_mean"] = float(values.mean())
+            row[f"{metric}_std"] = float(values.std(ddof=1)) if values.notna().sum() > 1 else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def seeds_markdown(aggregate: pd.DataFrame) -> str:
+    """A Markdown table of :func:`aggregate_seeds`: "mean ± std" per metric, best mean marked with ``*``."""
+    headers = ["scheme", "cell", "seeds", "params"] + [label for _, label in COLUMNS]
+    best = {}
+    for metric, _ in COLUMNS:
+        values = pd.to_numeric(aggregate[f"{metric}_mean"], errors="coerce")
+        if values.notna().any():
+            best[metric] = values.min()
+    lines = ["Mean ± std over seeds (sample std; lower is better).", "",
+             "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for _, row in aggregate.iterrows():
+        params = row["params"]
+        cells = [str(row["scheme"]), str(row["cell"]), str(int(row["seeds"])),
+                 "-" if params is None or pd.isna(params) else str(int(params))]
+        for metric, _ in COLUMNS:
+            mean, std = row[f"{metric}_mean"], row[f"{metric}_std"]
+            if pd.isna(mean):
+                cells.append("-")
+                continue
+            text = f"{mean:.4g} ± {std:.2g}" if pd.notna(std) else f"{mean:.4g}"
+            if metric in best and mean == best[metric]:
+                text += "*"
+            cells.append(text)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n\n`*` best mean in column.\n"
 
 
 TABLE_COLUMNS = [
@@ -115,11 +181,19 @@ def to_markdown(frame: pd.DataFrame) -> str:
 
 
 def compare_runs(runs: list[str | Path], out_dir: str | Path, split: str = "test") -> pd.DataFrame:
-    """Write ``comparison.md`` and ``comparison.csv`` to ``out_dir`` and return the table."""
+    """Write ``comparison.md``/``.csv`` (every run) and ``comparison_seeds.md``/``.csv`` (mean ± std over
+    seeds per scheme and cell) to ``out_dir``; return the per-run table."""
     frame = comparison_table(runs, split)
     out_dir = Path(out_dir)
     atomic_write_text(out_dir / "comparison.md", to_markdown(frame))
+    _write_csv(out_dir / "comparison.csv", frame)
+    aggregate = aggregate_seeds(frame)
+    atomic_write_text(out_dir / "comparison_seeds.md", seeds_markdown(aggregate))
+    _write_csv(out_dir / "comparison_seeds.csv", aggregate)
+    return frame
+
+
+def _write_csv(path: Path, frame: pd.DataFrame) -> None:
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False)
-    atomic_write_text(out_dir / "comparison.csv", buffer.getvalue())
-    return frame
+    atomic_write_text(path, buffer.getvalue())

@@ -46,7 +46,8 @@ def _predict_batched(model: torch.nn.Module, inputs: list[np.ndarray], knobs: li
 
 
 def score_split(
-    model: torch.nn.Module, dataset_dir: str | Path, split: str, sample_rate: int, batch: int = 64
+    model: torch.nn.Module, dataset_dir: str | Path, split: str, sample_rate: int, batch: int = 64,
+    cache_dir: str | Path | None = None, cache_max_bytes: int | str | None = None,
 ) -> list[dict[str, Any]]:
     """Rows of metrics, one per knob setting of ``split`` (empty if the dataset has no such split).
 
@@ -56,7 +57,7 @@ def score_split(
     info = load_dataset_info(dataset_dir)
     if split not in info.splits or not info.splits[split].files:
         return []
-    segments = SequenceDataset(dataset_dir, split)
+    segments = SequenceDataset(dataset_dir, split, cache_dir=cache_dir, cache_max_bytes=cache_max_bytes)
     inputs, targets, knob_rows, keys = [], [], [], []
     groups: dict[tuple, dict[str, Any]] = {}
     for index in range(len(segments)):
@@ -82,11 +83,15 @@ def score_split(
     return rows
 
 
-def evaluate_run(run_dir: str | Path, dataset_dir: str | Path | None = None, which: str = "best") -> dict[str, Any]:
-    """Score ``run_dir`` on its dataset's test (and holdout) split; writes and returns the summary."""
+def evaluate_run(run_dir: str | Path, dataset_dir: str | Path | None = None, which: str = "best", *,
+                 cache_dir: str | Path | None = None, cache_max_bytes: int | str | None = None) -> dict[str, Any]:
+    """Score ``run_dir`` on its dataset's test (and holdout) split; writes and returns the summary.
+
+    ``dataset_dir`` (default: the one the run was trained on) may be a local folder or a URI.
+    """
     run_dir = Path(run_dir)
     model, run_config = load_run(run_dir, which)
-    dataset_dir = Path(dataset_dir or run_config["dataset"]["path"])
+    dataset_dir = dataset_dir or run_config["dataset"]["path"]
     info = load_dataset_info(dataset_dir)
     if run_config["dataset"].get("hash") and info.dataset_hash != run_config["dataset"]["hash"]:
         raise ModelError(
@@ -94,7 +99,7 @@ def evaluate_run(run_dir: str | Path, dataset_dir: str | Path | None = None, whi
         )
     rows = []
     for split in EVAL_SPLITS:
-        rows.extend(score_split(model, dataset_dir, split, info.sample_rate))
+        rows.extend(score_split(model, dataset_dir, split, info.sample_rate, cache_dir=cache_dir, cache_max_bytes=cache_max_bytes))
     if not rows:
         raise ModelError(f"{dataset_dir} has no test segments; rebuild it with a non-zero test fraction")
     frame = pd.DataFrame(rows)

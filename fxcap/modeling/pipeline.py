@@ -10,6 +10,7 @@ import pandas as pd
 import torch
 
 from fxcap.dataset import load_dataset_info
+from fxcap.dataset.remote import locate
 from fxcap.errors import ModelError
 from fxcap.modeling.compare import compare_runs
 from fxcap.modeling.evaluate import evaluate_run
@@ -35,7 +36,7 @@ class TrainRequest:
 
     conds: list[str]
     cell: str = "gru"
-    dataset: Path | None = None
+    dataset: Path | str | None = None
     datasets_dir: Path = Path("datasets")
     runs_dir: Path = Path("runs")
     preset: str = "default"
@@ -69,12 +70,13 @@ def train_models(request: TrainRequest, console: Any | None = None) -> TrainResu
     """Train (or resume) every scheme of ``request``, then evaluate and compare them."""
     if request.preset not in PRESETS:
         raise ModelError(f"unknown preset {request.preset!r}; use one of {', '.join(PRESETS)}")
-    dataset = Path(request.dataset) if request.dataset else newest_dataset(request.datasets_dir)
-    info = load_dataset_info(dataset)
+    location = locate(request.dataset) if request.dataset else locate(newest_dataset(request.datasets_dir))
+    dataset = location.as_target()
+    info = load_dataset_info(location)
     config = replace(PRESETS[request.preset], seed=request.seed, **request.overrides)
     if config.threads:
         torch.set_num_threads(config.threads)
-    runs_root = Path(request.runs_dir) / dataset.name
+    runs_root = Path(request.runs_dir) / location.name
     runs = []
     for cond in request.conds:
         model_config = ModelConfig(cond=cond, cell=request.cell, num_knobs=len(info.knob_names), **request.model_overrides)
@@ -88,7 +90,7 @@ def train_models(request: TrainRequest, console: Any | None = None) -> TrainResu
     return TrainResults(runs=runs, comparison=comparison)
 
 
-def _train_with_progress(dataset: Path, model_config: ModelConfig, run_dir: Path, config: TrainConfig, resume: bool, console: Any | None):
+def _train_with_progress(dataset: Path | str, model_config: ModelConfig, run_dir: Path, config: TrainConfig, resume: bool, console: Any | None):
     if console is None:
         return train(dataset, model_config, run_dir, config, resume=resume)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn

@@ -26,6 +26,7 @@ from typing import Any, Callable
 import torch
 
 from fxcap.dataset import load_dataset_info, make_dataloader
+from fxcap.dataset.remote import location_text
 from fxcap.errors import ModelError
 from fxcap.io import atomic_write_text
 from fxcap.modeling.checkpoint import load_state, load_weights, save_json, save_state, save_weights
@@ -122,9 +123,14 @@ def train(
     resume: bool = False,
     on_epoch: EpochCallback | None = None,
     on_step: Callable[[int, int, float], None] | None = None,
+    *,
+    cache_dir: str | Path | None = None,
+    cache_max_bytes: int | str | None = None,
 ) -> RunResult:
     """Train one model on ``dataset_dir`` into ``run_dir`` (see the module docstring).
 
+    ``dataset_dir`` is a local folder or a URI (``s3://...``); ``cache_dir`` and ``cache_max_bytes``
+    go to :func:`fxcap.dataset.make_dataloader` (where and how much audio is cached locally).
     ``model_config.num_knobs`` must equal the dataset's knob count. ``on_epoch(row)`` is called
     after every epoch, ``on_step(step, steps_per_epoch, loss)`` after every optimizer step.
     """
@@ -171,7 +177,7 @@ def train(
                 "model": model_config.to_dict(),
                 "train": config.to_dict(),
                 "dataset": {
-                    "path": str(Path(dataset_dir)),
+                    "path": location_text(dataset_dir),
                     "hash": info.dataset_hash,
                     "device": info.device,
                     "knob_names": list(info.knob_names),
@@ -183,7 +189,9 @@ def train(
             },
         )
 
-    valid_loader = make_dataloader(dataset_dir, "valid", window=window, batch_size=config.batch_size, shuffle=False, sequential=True)
+    cache = {"cache_dir": cache_dir, "cache_max_bytes": cache_max_bytes}
+    valid_loader = make_dataloader(dataset_dir, "valid", window=window, batch_size=config.batch_size, shuffle=False, sequential=True,
+                                   **cache)
     stopped_early = since_best >= config.early_stop_patience
     epoch = start_epoch
     while epoch < config.max_epochs and not stopped_early:
@@ -196,6 +204,7 @@ def train(
             shuffle=True,
             seed=config.seed * 100003 + epoch,
             num_windows=config.steps_per_epoch * config.batch_size if config.steps_per_epoch else None,
+            **cache,
         )
         model.train()
         total, steps = 0.0, 0
