@@ -136,7 +136,7 @@ def test_remote_segments_equal_local_ones_and_workers_reopen_the_cache(local_and
 def test_training_from_s3_equals_training_from_the_local_copy(local_and_remote, tmp_path):
     local, remote = local_and_remote
     tiny = TrainConfig(window=512, batch_size=4, steps_per_epoch=3, max_epochs=1, valid_windows=8, threads=1)
-    model = ModelConfig(cond="concat", cell="gru", num_knobs=3)
+    model = ModelConfig(cond="concat", cell="gru", num_knobs=len(local.knob_names))
     train(local.path, model, tmp_path / "local", tiny)
     train(remote.path, model, tmp_path / "remote", tiny, cache_dir=tmp_path / "cache", cache_max_bytes="64M")
     config = json.loads((tmp_path / "remote" / "config.json").read_text())
@@ -181,7 +181,7 @@ def test_memory_and_file_uris(dummy_session, small_config, tmp_path):
     assert info.path == "memory://fxcap-tests/ds"
     assert [p for p in validate("memory://fxcap-tests/ds") if p.severity == "error"] == []
     x, y, knobs = next(iter(make_dataloader("memory://fxcap-tests/ds", "train", window=256, batch_size=2, cache_dir=tmp_path)))
-    assert x.shape == (2, 256) and knobs.shape == (2, 3)
+    assert x.shape == (2, 256) and knobs.shape == (2, 2)  # tone and drive vary; level is fixed
 
     local = build_dataset([dummy_session.root], f"file://{tmp_path}/viauri", small_config(write_wav=False))
     assert local.is_local and local.path == tmp_path / "viauri" and local.dataset_hash == info.dataset_hash
