@@ -14,7 +14,7 @@ from typing import Any
 from fxcap.capture.capture import CaptureRequest, run_capture
 from fxcap.capture.plan import PlanConfig
 from fxcap.capture.record import session_summary
-from fxcap.dataset import BuildConfig, build_dataset
+from fxcap.dataset import BuildConfig, SplitConfig, build_dataset
 from fxcap.modeling.compare import compare_runs, to_markdown
 from fxcap.modeling.pipeline import TrainRequest, train_models
 
@@ -41,6 +41,7 @@ class Study:
     seed: int = 0
     sample_rate: int = 48000
     sessions: list[Path] | None = None  # use these sessions instead of capturing
+    segment_seconds: float = 2.0  # dataset segment length (shorter for short imported files)
 
 
 def capture(study: Study):
@@ -81,7 +82,10 @@ def run_study(study: Study, console: Any | None = None) -> dict[str, Any]:
 
     start = time.perf_counter()
     # Imported SignalTrain sessions each played their own input: split each along time on its own.
-    config = BuildConfig(window=study.window, holdout=study.holdout, write_wav=False, mixed_signals=bool(study.sessions))
+    config = BuildConfig(
+        split=SplitConfig(segment_seconds=study.segment_seconds), window=study.window, holdout=study.holdout,
+        write_wav=False, mixed_signals=bool(study.sessions),
+    )
     info = build_dataset(session_roots, study.out / "dataset", config, overwrite=True)
     timings["dataset_s"] = time.perf_counter() - start
     say(info.describe(), markup=False)

@@ -67,5 +67,6 @@ def test_la2a_quick_recipe_on_signaltrain_style_files(tmp_path):
 
     sessions = [s.root for s in import_signaltrain(folder, tmp_path / "la2a" / "sessions")]
     study = la2a.la2a_study(tmp_path / "la2a", quick=True, sessions=sessions)
-    study.window = 4096  # 8-second files: shorter windows than the recipe's 8192 so every split has some
+    study.window = 4096  # 8-second files: shorter windows and segments than the recipe's so every split has some
+    study.segment_seconds = 0.5
     _check_result(la2a.run_study(study))
