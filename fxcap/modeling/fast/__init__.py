@@ -11,7 +11,8 @@ oracle; ``model(x, knobs, state)`` dispatches here (:func:`dispatch`) unless the
 
 Force the reference with ``model.fast = False`` on one model or ``FXCAP_REFERENCE=1`` in the
 environment (read at every call). The fast path needs float32 weights on the CPU; anything else runs
-the reference.
+the reference, and so does any call made while PyTorch traces, exports, compiles or counts operations
+(``torch.jit.trace``, ONNX export, ``torch.compile``, ``FlopCounterMode``), which cannot see numba.
 
 Public API: :func:`accelerate`, :class:`FastRenderer`, :func:`fast_forward`, :func:`supports`,
 :func:`reference_forced`.
@@ -22,6 +23,7 @@ from __future__ import annotations
 import os
 
 import torch
+from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 from fxcap.modeling.fast.infer import FastRenderer, accelerate, fast_forward, supports
 
@@ -43,14 +45,34 @@ def _needs_grad(model: torch.nn.Module, *tensors: torch.Tensor) -> bool:
     return any(t.requires_grad for t in tensors) or any(p.requires_grad for p in model.parameters())
 
 
+def _observed(*tensors: torch.Tensor) -> bool:
+    """True while PyTorch records or re-interprets the operations (tracing, ONNX export, torch.compile,
+    a dispatch mode such as the FLOP counter, tensor subclasses such as fake tensors): the numba
+    kernels are invisible to it, so the reference must run."""
+    if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export():
+        return True
+    if torch.compiler.is_compiling() or _get_current_dispatch_mode() is not None:
+        return True
+    return any(type(t) is not torch.Tensor for t in tensors)
+
+
 def dispatch(model, x: torch.Tensor, knobs: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
     """``(y, new_state)`` from the fast path for checked inputs (see ``ConditionedRNN.forward``), or
-    ``None`` when the reference must run (forced, unsupported model or dtype/device)."""
-    if reference_forced(model) or x.dtype != torch.float32 or not supports(model):
+    ``None`` when the reference must run (forced, unsupported model, dtype or device, or operations
+    being traced/exported/counted).
+
+    Without autograd: :func:`fast_forward` (float32). With autograd: the training Functions (float32,
+    and float64 so ``gradcheck`` can check them through the model).
+    """
+    if reference_forced(model) or x.device.type != "cpu" or _observed(x, knobs, state):
         return None
     if not _needs_grad(model, x, knobs, state):
+        if x.dtype != torch.float32 or not supports(model):
+            return None
         return fast_forward(model, x, knobs, state)
-    from fxcap.modeling.fast.autograd import fast_run
+    from fxcap.modeling.fast.autograd import RUNS, fast_run
 
+    if x.dtype not in (torch.float32, torch.float64) or type(model) not in RUNS:
+        return None
     hidden, parts = fast_run(model, x.unsqueeze(-1), knobs, model.split_state(state))
     return model.output(hidden)[..., 0], torch.cat(parts, dim=-1)

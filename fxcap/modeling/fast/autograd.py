@@ -241,9 +241,14 @@ def _run_dynamic(model: DynamicHyperRNN, x, knobs, state):
     lstm = model.cell == "lstm"
     hidden, hyper = model.hidden_size, model.hyper_size
     rnn, hyp = model.rnn, model.hyper_rnn
-    values, row, _ = _runs(knobs, x.shape[1])
+    batch, steps, _ = x.shape
     hyp_w_h, hyp_w_c = hyp.weight_ih.split([hidden, model.num_knobs], dim=1)
-    hc = F.linear(values, hyp_w_c, hyp.bias_ih)
+    if knobs.dim() == 2:
+        _, row, _ = _runs(knobs, steps)
+        hc = F.linear(knobs, hyp_w_c, hyp.bias_ih)
+    else:  # like the reference, one hyper input per step (so each step's knobs get their own gradient)
+        row = np.arange(batch * steps, dtype=np.int64).reshape(batch, steps)
+        hc = F.linear(knobs.reshape(batch * steps, -1), hyp_w_c, hyp.bias_ih)
 
     def pad(w: torch.Tensor) -> torch.Tensor:
         return F.pad(w, (0, padded(w.shape[1]) - w.shape[1]))
