@@ -12,6 +12,7 @@ from fxcap.capture.profiles import Knob
 from fxcap.modeling.base import ConditionedRNN
 from fxcap.modeling.fast import infer
 from fxcap.modeling.fast.infer import FastRenderer, accelerate, fast_forward, knob_runs, supports
+from fxcap.modeling.fast.threads import chunks
 from fxcap.modeling.film import FiLMRNN
 from fxcap.modeling.registry import ModelConfig
 from fxcap.modeling.render import KnobSchedule, render_file
@@ -75,6 +76,22 @@ def test_block_streaming_mixes_with_the_reference(cond, cell):
                 piece, state = model(x[:, a:b], knobs[:, a:b], state)
             pieces.append(piece)
     assert_close((y_ref, s_ref), (torch.cat(pieces, 1), state))
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_many_streams_in_groups_and_threads(cell):
+    """Nine streams on two threads: DynamicHyper runs groups of four streams plus single ones."""
+    model = make_model("dynamichyper", cell)
+    x = torch.from_numpy(np.stack([guitar(300, 0.4 + 0.02 * i) for i in range(9)]))
+    knobs = torch.linspace(-1, 1, 18).reshape(9, 2)
+    assert chunks(9, 4) == [(0, 9)]  # one thread (set by fast_cases)
+    torch.set_num_threads(2)
+    try:
+        assert chunks(9, 4) == [(0, 4), (4, 9)] and chunks(3, 4) == [(0, 2), (2, 3)]
+        expected, got = run_both(model, x, knobs)
+    finally:
+        torch.set_num_threads(1)
+    assert_close(expected, got)
 
 
 @pytest.mark.parametrize("cond", ["film", "statichyper", "dynamichyper"])

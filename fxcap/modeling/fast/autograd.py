@@ -17,7 +17,6 @@ Gradients equal autograd's through the reference loop (tests compare them, and
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
 
 import numpy as np
@@ -28,34 +27,10 @@ from fxcap.modeling.base import ConditionedRNN, KnobSegments
 from fxcap.modeling.concat import ConcatRNN
 from fxcap.modeling.dynamic_hyper import DynamicHyperRNN
 from fxcap.modeling.fast.ops import padded
+from fxcap.modeling.fast.threads import chunks, parallel
 from fxcap.modeling.fast.train_kernels import cell_train_kernels, dynamic_train_kernels
 from fxcap.modeling.film import FiLMRNN
 from fxcap.modeling.static_hyper import StaticHyperRNN
-
-_pool: ThreadPoolExecutor | None = None
-_pool_size = 0
-
-
-def _chunks(batch: int) -> list[tuple[int, int]]:
-    """Split ``range(batch)`` into one contiguous chunk per thread (``torch.get_num_threads()``)."""
-    n = max(1, min(batch, torch.get_num_threads()))
-    bounds = np.linspace(0, batch, n + 1).round().astype(int)
-    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
-
-
-def _parallel(job: Callable[[int, int, int], None], chunks: Sequence[tuple[int, int]]) -> None:
-    """Run ``job(index, b0, b1)`` for every chunk, on a thread pool when there are several."""
-    global _pool, _pool_size
-    if len(chunks) == 1:
-        job(0, *chunks[0])
-        return
-    if _pool is None or _pool_size < len(chunks):
-        if _pool is not None:
-            _pool.shutdown(wait=True)
-        _pool, _pool_size = ThreadPoolExecutor(max_workers=len(chunks), thread_name_prefix="fxcap-fast"), len(chunks)
-    for future in [_pool.submit(job, i, b0, b1) for i, (b0, b1) in enumerate(chunks)]:
-        future.result()
-
 
 def _arr(t: torch.Tensor) -> np.ndarray:
     """A C-contiguous NumPy view (or copy) of a detached tensor."""
@@ -93,7 +68,7 @@ class CellRecurrence(torch.autograd.Function):
         def job(_, b0, b1):
             forward(b0, b1, A["gx"], row, A["a"], A["c"], A["whT"], wrow, A["h0"], A["c0"], out, gates, aux, preh, hT, cT)
 
-        _parallel(job, _chunks(batch))
+        parallel(job, chunks(batch))
         ctx.arrays = dict(arrays, row=row, wrow=wrow, hidden=out, gates=gates, aux=aux, preh=preh)
         ctx.config = (hidden, lstm, scaled, a.shape if scaled else None)
         return torch.from_numpy(out), torch.from_numpy(hT), torch.from_numpy(cT)
@@ -106,8 +81,8 @@ class CellRecurrence(torch.autograd.Function):
         batch = A["gx"].shape[0]
         dh = _grad(dhidden, A["hidden"])
         dhT_, dcT_ = _grad(dhT, A["h0"]), _grad(dcT, A["c0"])
-        chunks = _chunks(batch)
-        n = len(chunks)
+        parts = chunks(batch)
+        n = len(parts)
         dgx = np.empty_like(A["gx"])
         da = np.zeros((n,) + A["c"].shape, A["c"].dtype)
         dc = np.zeros((n,) + A["c"].shape, A["c"].dtype)
@@ -118,7 +93,7 @@ class CellRecurrence(torch.autograd.Function):
             backward(b0, b1, dh, dhT_, dcT_, A["row"], A["a"], A["whT"], A["wrow"], A["h0"], A["c0"],
                      A["hidden"], A["gates"], A["aux"], A["preh"], dgx, da[i], dc[i], dW[i], dh0, dc0)
 
-        _parallel(job, chunks)
+        parallel(job, parts)
         t = torch.from_numpy
         return (t(dgx), t(da.sum(0)) if scaled else None, t(dc.sum(0)), t(dW.sum(0)), t(dh0),
                 t(dc0) if lstm else None, None, None, None)
@@ -154,7 +129,7 @@ class DynamicRecurrence(torch.autograd.Function):
                     a["h0"], a["c0"], a["hh0"], a["hc0"], s["hidden"], s["gates"], s["aux"], s["preh"],
                     s["hgates"], s["haux"], s["hhid"], s["zs"], s["ds"], *finals)
 
-        _parallel(job, _chunks(batch))
+        parallel(job, chunks(batch))
         ctx.arrays = dict(arrays, row=row, **saved)
         ctx.sizes = sizes
         return (torch.from_numpy(saved["hidden"]),) + tuple(torch.from_numpy(f) for f in finals)
@@ -166,8 +141,8 @@ class DynamicRecurrence(torch.autograd.Function):
         _, backward = dynamic_train_kernels(*ctx.sizes)
         dh = _grad(dhidden, a["hidden"])
         finals = [_grad(g, a[k]) for g, k in ((dhT, "h0"), (dcT, "c0"), (dhhT, "hh0"), (dhcT, "hc0"))]
-        chunks = _chunks(a["wx"].shape[0])
-        n = len(chunks)
+        parts = chunks(a["wx"].shape[0])
+        n = len(parts)
         acc = {k: np.zeros((n,) + a[k].shape, a[k].dtype) for k in ("hc", "bx", "bh", "A", "V", "bv", "Wz", "P")}
         dwx = np.empty_like(a["wx"])
         starts = [np.empty_like(a[k]) for k in ("h0", "c0", "hh0", "hc0")]
@@ -178,7 +153,7 @@ class DynamicRecurrence(torch.autograd.Function):
                      a["hgates"], a["haux"], a["hhid"], a["zs"], a["ds"], dwx, acc["hc"][i], acc["bx"][i],
                      acc["bh"][i], acc["A"][i], acc["V"][i], acc["bv"][i], acc["Wz"][i], acc["P"][i], *starts)
 
-        _parallel(job, chunks)
+        parallel(job, parts)
         t = torch.from_numpy
         sums = [t(acc[k].sum(0)) for k in ("hc", "bx", "bh", "A", "V", "bv", "Wz", "P")]
         h0g, c0g, hh0g, hc0g = (t(s) for s in starts)

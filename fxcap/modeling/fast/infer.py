@@ -6,7 +6,8 @@ per stream; the hypernetwork (FiLM's MLP, StaticHyper's weight generation, the k
 Concat's input and of DynamicHyper's hyper cell) runs once per run, so constant knobs cost it once
 per call (and once per file: the tables of the last constant setting are kept), and automation costs
 it once per knob change. Long automated blocks are processed in chunks so the per-run tables stay
-within :data:`MAX_TABLE_BYTES`.
+within :data:`MAX_TABLE_BYTES`. A batch of streams (e.g. many knob settings) is split over
+``torch.get_num_threads()`` threads.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 
 from fxcap.modeling.base import ConditionedRNN
 from fxcap.modeling.fast.plans import Plan, make_plan
+from fxcap.modeling.fast.threads import chunks, parallel
 
 MAX_TABLE_BYTES = 8 << 20
 """Upper bound of the per-run tables built at once under knob automation (bytes)."""
@@ -92,10 +94,12 @@ def fast_forward(
     state_np = np.array(state.detach().numpy(), dtype=np.float32, order="C", copy=True)
     y = np.empty_like(x_np)
     knobs = knobs.detach()
+    parts = chunks(batch, plan.group)
     if knobs.dim() == 2:
         tables = _constant_tables(plan, knobs.contiguous())
         seg_ptr = np.arange(batch + 1, dtype=np.int64)
-        plan.run(x_np, y, state_np, seg_ptr, np.zeros(batch, np.int64), seg_ptr[:-1], tables)
+        seg_start = np.zeros(batch, np.int64)
+        parallel(lambda _, lo, hi: plan.run(x_np, y, state_np, seg_ptr, seg_start, seg_ptr[:-1], tables, lo, hi), parts)
         return torch.from_numpy(y), torch.from_numpy(state_np)
     knobs_np = knobs.numpy()
     chunk = max(16, MAX_TABLE_BYTES // (plan.row_bytes * batch))
@@ -103,9 +107,9 @@ def fast_forward(
         t1 = min(steps, t0 + chunk)
         values, seg_ptr, seg_start, seg_row = knob_runs(knobs_np[:, t0:t1])
         tables = plan.tables(torch.from_numpy(values))
-        part = np.empty((batch, t1 - t0), dtype=np.float32)
-        plan.run(np.ascontiguousarray(x_np[:, t0:t1]), part, state_np, seg_ptr, seg_start, seg_row, tables)
-        y[:, t0:t1] = part
+        x_part, y_part = np.ascontiguousarray(x_np[:, t0:t1]), np.empty((batch, t1 - t0), dtype=np.float32)
+        parallel(lambda _, lo, hi: plan.run(x_part, y_part, state_np, seg_ptr, seg_start, seg_row, tables, lo, hi), parts)
+        y[:, t0:t1] = y_part
     return torch.from_numpy(y), torch.from_numpy(state_np)
 
 

@@ -23,13 +23,29 @@ from functools import lru_cache
 import numpy as np
 from numba import njit
 
-from fxcap.modeling.fast.ops import F32, FAST, KERNEL, block_project, gru_update, lstm_update, matvec, padded
+from fxcap.modeling.fast.ops import (
+    F32,
+    FAST,
+    KERNEL,
+    block_project_streams,
+    gru_update,
+    lstm_update,
+    matmat,
+    matvec,
+    padded,
+)
 
 
 @njit(inline="always", **FAST)
 def run_end(seg_start, s, s_end, steps):
     """The step where run ``s`` (of a stream whose runs end before ``s_end``) stops."""
     return seg_start[s + 1] if s + 1 < s_end else steps
+
+
+@njit(inline="always", **FAST)
+def row_of(table, u):
+    """Row ``u`` of a per-run table, or its only row when it is shared by every run (shape ``(1, n)``)."""
+    return table[u] if table.shape[0] > 1 else table[0]
 
 
 @lru_cache(maxsize=None)
@@ -42,21 +58,22 @@ def cell_kernel(hidden: int, lstm: bool, scaled: bool):
         gh = ah[u] * (whT[m].T @ h) + bh[u]      (scaled)      or      whT[m].T @ h + bh[u]
         (h, c) = cell(gx, gh, (h, c));   y_t = wo . h + bo
 
-    Signature: ``kernel(x, y, state, seg_ptr, seg_start, seg_row, wx, bx, ah, bh, mat_row, whT, wo, bo)``
-    with tables ``wx, bx, ah, bh`` ``(U, G*H)``, ``mat_row`` ``(U,)``, ``whT`` ``(M, H, G*H)``,
+    Signature: ``kernel(b_lo, b_hi, x, y, state, seg_ptr, seg_start, seg_row, wx, bx, ah, bh, mat_row, whT,
+    wo, bo)`` for streams ``b_lo .. b_hi-1``, with tables ``wx, bx, ah, bh`` ``(U, G*H)`` (or ``(1, G*H)``:
+    shared by every run), ``mat_row`` ``(U,)``, ``whT`` ``(M, H, G*H)``,
     ``wo`` ``(H,)``, ``bo`` a float32 scalar. State ``[h]`` or ``[h, c]``.
     """
     H = int(hidden)
     GH = (4 if lstm else 3) * H
 
     @njit(**KERNEL)
-    def kernel(x, y, state, seg_ptr, seg_start, seg_row, wx, bx, ah, bh, mat_row, whT, wo, bo):
-        batch, steps = x.shape
+    def kernel(b_lo, b_hi, x, y, state, seg_ptr, seg_start, seg_row, wx, bx, ah, bh, mat_row, whT, wo, bo):
+        steps = x.shape[1]
         h = np.empty(H, F32)
         c = np.empty(H, F32)
         gx = np.empty(GH, F32)
         gh = np.empty(GH, F32)
-        for b in range(batch):
+        for b in range(b_lo, b_hi):
             for i in range(H):
                 h[i] = state[b, i]
                 if lstm:
@@ -65,7 +82,7 @@ def cell_kernel(hidden: int, lstm: bool, scaled: bool):
             for s in range(seg_ptr[b], s_end):
                 u = seg_row[s]
                 w = whT[mat_row[u]]
-                wxu, bxu, ahu, bhu = wx[u], bx[u], ah[u], bh[u]
+                wxu, bxu, ahu, bhu = row_of(wx, u), row_of(bx, u), row_of(ah, u), row_of(bh, u)
                 for t in range(seg_start[s], run_end(seg_start, s, s_end, steps)):
                     xt = x[b, t]
                     matvec(gh, w, h, H, GH)
@@ -92,10 +109,10 @@ def cell_kernel(hidden: int, lstm: bool, scaled: bool):
 
 
 @lru_cache(maxsize=None)
-def dynamic_kernel(hidden: int, hyper: int, nz: int, lstm: bool):
-    """Kernel of the DynamicHyper RNN (see :mod:`fxcap.modeling.dynamic_hyper`).
+def dynamic_kernel(hidden: int, hyper: int, nz: int, lstm: bool, group: int):
+    """Kernel of the DynamicHyper RNN (see :mod:`fxcap.modeling.dynamic_hyper`), ``group`` streams at a time.
 
-    Per step (``u`` the run's row of ``hyp_c``, the knob part of the hyper input plus its bias)::
+    Per step and stream (``u`` the run's row of ``hyp_c``, the knob part of the hyper input plus its bias)::
 
         m = A.T @ h                        A = [W_h.T | W^_xh.T] (H, G*H + G*H_hyp): both products of h
         (h^, c^) = cell(hyp_c[u] + m[G*H:], V.T @ h^ + bv, (h^, c^))
@@ -103,74 +120,80 @@ def dynamic_kernel(hidden: int, hyper: int, nz: int, lstm: bool):
         gx = (1 + d_x) * (wx * x_t) + (bx + d_b);   gh = (1 + d_h) * m[:G*H] + bh
         (h, c) = cell(gx, gh, (h, c));   y_t = wo . h + bo
 
-    Signature: ``kernel(x, y, state, seg_ptr, seg_start, seg_row, hyp_c, wx, bx, bh, A, V, bv, Wz, P,
-    wo, bo)`` with ``hyp_c`` ``(U, G*H_hyp)``, ``V`` ``(H_hyp, G*H_hyp)``, ``Wz`` ``(H_hyp, 3G*n_z)``,
-    ``P`` ``(3G, n_z, H)``. State ``[h, h^]`` or ``[h, c, h^, c^]``.
+    The weights (about 80 KB, more than L1) are shared by the ``group`` streams processed together
+    (:func:`~fxcap.modeling.fast.ops.matmat`). Signature: ``kernel(b_lo, b_hi, x, y, state, seg_ptr,
+    seg_start, seg_row, hyp_c, wx, bx, bh, A, V, bv, Wz, P, wo, bo)`` for streams ``b_lo .. b_hi-1``
+    (a multiple of ``group`` of them), with ``hyp_c`` ``(U, G*H_hyp)``, ``A``, ``V``, ``Wz`` transposed
+    with zero-padded columns (:func:`~fxcap.modeling.fast.ops.padded`), ``P`` ``(3G, n_z, H)``.
+    State ``[h, h^]`` or ``[h, c, h^, c^]``.
     """
-    H, HY, NZ = int(hidden), int(hyper), int(nz)
+    H, HY, NZ, NB = int(hidden), int(hyper), int(nz), int(group)
     G = 4 if lstm else 3
     GH, GHY, NK = G * H, G * HY, 3 * G
-    NA = GH + GHY
-    NZP, NAP, GHYP = padded(NK * NZ), padded(NA), padded(GHY)  # column counts of Wz, A, V, zero-padded
+    NZP, NAP, GHYP = padded(NK * NZ), padded(GH + GHY), padded(GHY)  # column counts of Wz, A, V
     OFF = 2 * H if lstm else H  # start of the hyper state in the flat state
 
     @njit(**KERNEL)
-    def kernel(x, y, state, seg_ptr, seg_start, seg_row, hyp_c, wx, bx, bh, A, V, bv, Wz, P, wo, bo):
-        batch, steps = x.shape
-        h = np.empty(H, F32)
-        c = np.empty(H, F32)
-        hh = np.empty(HY, F32)
-        hc = np.empty(HY, F32)
-        m = np.empty(NAP, F32)
-        hgx = np.empty(GHY, F32)
-        hgh = np.empty(GHYP, F32)
-        z = np.empty(NZP, F32)
-        d = np.empty(NK * H, F32)
-        gx = np.empty(GH, F32)
-        gh = np.empty(GH, F32)
-        for b in range(batch):
-            for i in range(H):
-                h[i] = state[b, i]
-                if lstm:
-                    c[i] = state[b, H + i]
-            for i in range(HY):
-                hh[i] = state[b, OFF + i]
-                if lstm:
-                    hc[i] = state[b, OFF + HY + i]
-            s_end = seg_ptr[b + 1]
-            for s in range(seg_ptr[b], s_end):
-                hcu = hyp_c[seg_row[s]]
-                for t in range(seg_start[s], run_end(seg_start, s, s_end, steps)):
-                    xt = x[b, t]
-                    matvec(m, A, h, H, NAP)
-                    matvec(hgh, V, hh, HY, GHYP)
+    def kernel(b_lo, b_hi, x, y, state, seg_ptr, seg_start, seg_row, hyp_c, wx, bx, bh, A, V, bv, Wz, P, wo, bo):
+        steps = x.shape[1]
+        h, c = np.empty((NB, H), F32), np.empty((NB, H), F32)
+        hh, hc = np.empty((NB, HY), F32), np.empty((NB, HY), F32)
+        m, hgx, hgh = np.empty((NB, NAP), F32), np.empty((NB, GHY), F32), np.empty((NB, GHYP), F32)
+        z, d = np.empty((NB, NZP), F32), np.empty((NB, NK * H), F32)
+        gx, gh = np.empty((NB, GH), F32), np.empty((NB, GH), F32)
+        s_cur, s_end, t_next = np.empty(NB, np.int64), np.empty(NB, np.int64), np.empty(NB, np.int64)
+        for b0 in range(b_lo, b_hi, NB):
+            for q in range(NB):
+                b = b0 + q
+                for i in range(H):
+                    h[q, i] = state[b, i]
+                    if lstm:
+                        c[q, i] = state[b, H + i]
+                for i in range(HY):
+                    hh[q, i] = state[b, OFF + i]
+                    if lstm:
+                        hc[q, i] = state[b, OFF + HY + i]
+                s_cur[q], s_end[q] = seg_ptr[b], seg_ptr[b + 1]
+                t_next[q] = run_end(seg_start, s_cur[q], s_end[q], steps)
+            for t in range(steps):
+                matmat(m, A, h, NB, H, NAP)
+                matmat(hgh, V, hh, NB, HY, GHYP)
+                for q in range(NB):
+                    if t == t_next[q]:  # the next knob run of this stream starts
+                        s_cur[q] += 1
+                        t_next[q] = run_end(seg_start, s_cur[q], s_end[q], steps)
+                    hcu = hyp_c[seg_row[s_cur[q]]]
                     for g in range(GHY):
-                        hgx[g] = hcu[g] + m[GH + g]
-                        hgh[g] += bv[g]
+                        hgx[q, g] = hcu[g] + m[q, GH + g]
+                        hgh[q, g] += bv[g]
                     if lstm:
-                        lstm_update(hh, hc, hgx, hgh, HY)
+                        lstm_update(hh[q], hc[q], hgx[q], hgh[q], HY)
                     else:
-                        gru_update(hh, hgx, hgh, HY)
-                    matvec(z, Wz, hh, HY, NZP)
-                    block_project(d, z, P, NK, NZ, H)
+                        gru_update(hh[q], hgx[q], hgh[q], HY)
+                matmat(z, Wz, hh, NB, HY, NZP)
+                block_project_streams(d, z, P, NB, NK, NZ, H)
+                for q in range(NB):
+                    xt = x[b0 + q, t]
                     for g in range(GH):
-                        gx[g] = (d[g] + F32(1)) * (wx[g] * xt) + (d[2 * GH + g] + bx[g])
-                        gh[g] = (d[GH + g] + F32(1)) * m[g] + bh[g]
+                        gx[q, g] = (d[q, g] + F32(1)) * (wx[g] * xt) + (d[q, 2 * GH + g] + bx[g])
+                        gh[q, g] = (d[q, GH + g] + F32(1)) * m[q, g] + bh[g]
                     if lstm:
-                        lstm_update(h, c, gx, gh, H)
+                        lstm_update(h[q], c[q], gx[q], gh[q], H)
                     else:
-                        gru_update(h, gx, gh, H)
+                        gru_update(h[q], gx[q], gh[q], H)
                     out = bo
                     for i in range(H):
-                        out += wo[i] * h[i]
-                    y[b, t] = out
-            for i in range(H):
-                state[b, i] = h[i]
-                if lstm:
-                    state[b, H + i] = c[i]
-            for i in range(HY):
-                state[b, OFF + i] = hh[i]
-                if lstm:
-                    state[b, OFF + HY + i] = hc[i]
+                        out += wo[i] * h[q, i]
+                    y[b0 + q, t] = out
+            for q in range(NB):
+                b = b0 + q
+                for i in range(H):
+                    state[b, i] = h[q, i]
+                    if lstm:
+                        state[b, H + i] = c[q, i]
+                for i in range(HY):
+                    state[b, OFF + i] = hh[q, i]
+                    if lstm:
+                        state[b, OFF + HY + i] = hc[q, i]
 
     return kernel

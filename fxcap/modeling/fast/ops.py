@@ -146,6 +146,51 @@ def block_project(d, z, P, n_blocks, n_z, n):
                 d[k * n + i] += zk * P[k, j, i]
 
 
+@njit(inline="always", **FAST)
+def matmat(out, w, v, nb, n_in, n_out):
+    """:func:`matvec` for ``nb`` streams at once: ``out[b, g] = sum_j v[b, j] * w[j, g]``.
+
+    Each group of four weight rows is used for all streams while it is in L1, so a weight matrix
+    larger than L1 is read from L2 once per ``nb`` streams instead of once per stream.
+    """
+    for b in range(nb):
+        for g in range(n_out):
+            out[b, g] = 0
+    n4 = n_in - n_in % 4
+    for j in range(0, n4, 4):
+        for b in range(nb):
+            v0, v1, v2, v3 = v[b, j], v[b, j + 1], v[b, j + 2], v[b, j + 3]
+            for g in range(n_out):
+                out[b, g] += (v0 * w[j, g] + v1 * w[j + 1, g]) + (v2 * w[j + 2, g] + v3 * w[j + 3, g])
+    for j in range(n4, n_in):
+        for b in range(nb):
+            vj = v[b, j]
+            for g in range(n_out):
+                out[b, g] += vj * w[j, g]
+
+
+@njit(inline="always", **FAST)
+def block_project_streams(d, z, P, nb, n_blocks, n_z, n):
+    """:func:`block_project` for ``nb`` streams at once (``d`` ``(nb, n_blocks*n)``, ``z`` ``(nb, .)``)."""
+    for b in range(nb):
+        for g in range(n_blocks * n):
+            d[b, g] = 0
+    n4 = n_z - n_z % 4
+    for j in range(0, n4, 4):
+        for k in range(n_blocks):
+            for b in range(nb):
+                base = k * n_z + j
+                z0, z1, z2, z3 = z[b, base], z[b, base + 1], z[b, base + 2], z[b, base + 3]
+                for i in range(n):
+                    d[b, k * n + i] += (z0 * P[k, j, i] + z1 * P[k, j + 1, i]) + (z2 * P[k, j + 2, i] + z3 * P[k, j + 3, i])
+    for j in range(n4, n_z):
+        for k in range(n_blocks):
+            for b in range(nb):
+                zk = z[b, k * n_z + j]
+                for i in range(n):
+                    d[b, k * n + i] += zk * P[k, j, i]
+
+
 def padded(n: int, multiple: int = 16) -> int:
     """``n`` rounded up to a multiple of 16 floats (one AVX-512 register): product loops over a
     padded length vectorise without a remainder."""

@@ -47,9 +47,11 @@ class Plan(ABC):
 
     Attributes:
         row_bytes: bytes of one row of the per-run tables (bounds how many runs are built at once).
+        group: streams the kernel prefers to process together (thread boundaries are multiples of it).
     """
 
     row_bytes: int
+    group = 1
 
     def __init__(self, model: ConditionedRNN) -> None:
         self.hidden = model.hidden_size
@@ -63,21 +65,24 @@ class Plan(ABC):
         """Per-run tables for knob values ``(U, K)`` (float32 tensor), in the kernel's argument order."""
 
     @abstractmethod
-    def run(self, x, y, state, seg_ptr, seg_start, seg_row, tables: tuple[np.ndarray, ...]) -> None:
-        """Run the kernel over ``x`` ``(B, T)`` into ``y``, updating ``state`` ``(B, S)`` in place."""
+    def run(self, x, y, state, seg_ptr, seg_start, seg_row, tables: tuple[np.ndarray, ...], lo: int, hi: int) -> None:
+        """Run the kernel over streams ``lo .. hi-1`` of ``x`` ``(B, T)`` into ``y``, updating ``state``
+        ``(B, S)`` in place (different streams may run in different threads)."""
 
 
 class CellPlan(Plan):
     """Concat, FiLM and StaticHyper: a plain GRU/LSTM with per-run weights (:func:`cell_kernel`)."""
 
     scaled = False
+    per_run_vectors = 4
+    """How many of the ``(G*H,)`` vectors ``wx, bx, ah, bh`` differ between runs (the others are shared)."""
 
     def __init__(self, model: ConditionedRNN) -> None:
         super().__init__(model)
         gh = self.gates * self.hidden
         shared_whT = self.shared_whT(model)
         per_run_matrix = 0 if shared_whT is not None else gh * self.hidden
-        self.row_bytes = 4 * (4 * gh + per_run_matrix + 1)
+        self.row_bytes = 4 * (self.per_run_vectors * gh + per_run_matrix + 1)
         self.whT = shared_whT
         self.kernel = cell_kernel(self.hidden, self.lstm, self.scaled)
 
@@ -85,27 +90,27 @@ class CellPlan(Plan):
         """``(1, H, G*H)`` recurrent weight shared by every run, or ``None`` if generated per run."""
         return None
 
-    def run(self, x, y, state, seg_ptr, seg_start, seg_row, tables):
-        self.kernel(x, y, state, seg_ptr, seg_start, seg_row, *tables, self.wo, self.bo)
+    def run(self, x, y, state, seg_ptr, seg_start, seg_row, tables, lo, hi):
+        self.kernel(lo, hi, x, y, state, seg_ptr, seg_start, seg_row, *tables, self.wo, self.bo)
 
 
 class ConcatPlan(CellPlan):
+    per_run_vectors = 1  # only the input bias carries the knobs
+
     def __init__(self, model: ConditionedRNN) -> None:
         rnn = model.rnn
         self.w_ih = rnn.weight_ih_l0.detach().float()
         self.b_ih = rnn.bias_ih_l0.detach().float()
-        self.b_hh = rnn.bias_hh_l0.detach().float()
+        self.wx = _np(self.w_ih[:, 0])[None]
+        self.bh = _np(rnn.bias_hh_l0)[None]
         super().__init__(model)
 
     def shared_whT(self, model):
         return _np(model.rnn.weight_hh_l0.t())[None]
 
     def tables(self, values):
-        n = values.shape[0]
-        wx = _np(self.w_ih[:, 0].expand(n, -1))
         bx = _np(F.linear(values, self.w_ih[:, 1:], self.b_ih))
-        bh = _np(self.b_hh.expand(n, -1))
-        return wx, bx, bh, bh, np.zeros(n, np.int64), self.whT
+        return self.wx, bx, self.bh, self.bh, np.zeros(values.shape[0], np.int64), self.whT
 
 
 class FiLMPlan(CellPlan):
@@ -130,20 +135,31 @@ class FiLMPlan(CellPlan):
 
 
 class StaticHyperPlan(CellPlan):
+    per_run_vectors = 3  # wx, bx, bh (no scale)
+
     def __init__(self, model: ConditionedRNN) -> None:
         self.model = model
         super().__init__(model)
+        gh, hidden = self.gates * self.hidden, self.hidden
+        # rows of the W_h head reordered so the generated weights come out transposed, (H, G*H) per run
+        order = torch.arange(gh * hidden).reshape(gh, hidden).t().reshape(-1)
+        self.head_whT = model.head_weight_hh.weight.detach()[order]
+        self.head_bhT = model.head_weight_hh.bias.detach()[order]
 
     def tables(self, values):
+        m = self.model
         with torch.no_grad():
-            w_x, w_h, b_x, b_h = self.model.generate(values)
-        bh = _np(b_h)
-        whT = _np(w_h.transpose(1, 2))
-        return _np(w_x[..., 0]), _np(b_x), bh, bh, np.arange(values.shape[0], dtype=np.int64), whT
+            e = m.hyper(values)  # as StaticHyperRNN.generate, with W_h generated transposed
+            whT = F.linear(e, self.head_whT, self.head_bhT).reshape(len(values), self.hidden, -1)
+            bh = _np(m.head_bias_hh(e))
+            return _np(m.head_weight_ih(e)), _np(m.head_bias_ih(e)), bh, bh, np.arange(len(values), dtype=np.int64), _np(whT)
 
 
 class DynamicHyperPlan(Plan):
-    """DynamicHyper (:func:`dynamic_kernel`): shared weights, one hyper-input vector per run."""
+    """DynamicHyper (:func:`dynamic_kernel`): shared weights, one hyper-input vector per run; streams
+    are processed four at a time (the weights exceed L1: one read from L2 serves four streams)."""
+
+    group = 4
 
     def __init__(self, model: ConditionedRNN) -> None:
         super().__init__(model)
@@ -161,13 +177,19 @@ class DynamicHyperPlan(Plan):
             _np(model.z_to_d),
         )
         self.row_bytes = 4 * self.gates * model.hyper_size
-        self.kernel = dynamic_kernel(self.hidden, model.hyper_size, model.nz, self.lstm)
+        sizes = (self.hidden, model.hyper_size, model.nz, self.lstm)
+        self.kernel_one, self.kernel_group = dynamic_kernel(*sizes, 1), dynamic_kernel(*sizes, self.group)
 
     def tables(self, values):
         return (_np(F.linear(values, self.w_c, self.b_c)),)
 
-    def run(self, x, y, state, seg_ptr, seg_start, seg_row, tables):
-        self.kernel(x, y, state, seg_ptr, seg_start, seg_row, *tables, *self.weights, self.wo, self.bo)
+    def run(self, x, y, state, seg_ptr, seg_start, seg_row, tables, lo, hi):
+        args = (x, y, state, seg_ptr, seg_start, seg_row, *tables, *self.weights, self.wo, self.bo)
+        split = lo + (hi - lo) // self.group * self.group
+        if split > lo:
+            self.kernel_group(lo, split, *args)
+        if hi > split:
+            self.kernel_one(split, hi, *args)
 
 
 PLANS: dict[type, Callable[[ConditionedRNN], Plan]] = {
