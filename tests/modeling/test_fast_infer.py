@@ -107,6 +107,15 @@ def test_long_automation_is_processed_in_chunks(cond, monkeypatch):
     assert_close(expected, got)
 
 
+@pytest.mark.parametrize("cond", ["concat", "film", "statichyper", "dynamichyper"])
+def test_sizes_that_are_not_multiples_of_four(cond):
+    """Product loops have remainders (H = 5, H_hyp = 7, n_z = 3); LSTM, automation, batch 2."""
+    model = make_model(cond, "lstm", hidden_size=5, film_hidden=(6,), static_hidden=(3,), dynamic_hidden=7, dynamic_nz=3)
+    x = torch.from_numpy(np.stack([guitar(400), guitar(400, 0.5)]))
+    expected, got = run_both(model, x, ramp_and_steps(400))
+    assert_close(expected, got)
+
+
 def test_knob_runs():
     knobs = np.zeros((2, 6, 1), np.float32)
     knobs[0, :, 0] = [1, 1, 2, 2, 2, 3]
@@ -143,7 +152,7 @@ def test_dispatch_and_reference_switches(monkeypatch):
         assert len(calls) == 2
 
 
-@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning", "ignore::DeprecationWarning")
 def test_traced_and_counted_calls_run_the_reference():
     """Tracing and FLOP counting must see PyTorch operations, so they bypass the kernels."""
     from torch.utils.flop_counter import FlopCounterMode

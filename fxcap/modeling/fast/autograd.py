@@ -26,19 +26,30 @@ import torch.nn.functional as F
 from fxcap.modeling.base import ConditionedRNN, KnobSegments
 from fxcap.modeling.concat import ConcatRNN
 from fxcap.modeling.dynamic_hyper import DynamicHyperRNN
-from fxcap.modeling.fast.ops import padded
+from fxcap.modeling.fast.ops import aligned_copy, aligned_empty, padded
 from fxcap.modeling.fast.threads import chunks, parallel
 from fxcap.modeling.fast.train_kernels import cell_train_kernels, dynamic_train_kernels
 from fxcap.modeling.film import FiLMRNN
 from fxcap.modeling.static_hyper import StaticHyperRNN
 
 def _arr(t: torch.Tensor) -> np.ndarray:
-    """A C-contiguous NumPy view (or copy) of a detached tensor."""
-    return np.ascontiguousarray(t.detach().numpy())
+    """A NumPy view of a detached tensor, or a copy when it is not C-contiguous and 64-byte aligned."""
+    a = t.detach().numpy()
+    return a if a.flags.c_contiguous and a.ctypes.data % 64 == 0 else aligned_copy(a)
+
+
+def _empty(shape: tuple[int, ...], dtype) -> np.ndarray:
+    return aligned_empty(shape, dtype)
+
+
+def _zeros(shape: tuple[int, ...], dtype) -> np.ndarray:
+    out = aligned_empty(shape, dtype)
+    out[...] = 0
+    return out
 
 
 def _grad(g: torch.Tensor | None, like: np.ndarray) -> np.ndarray:
-    return np.zeros_like(like) if g is None else _arr(g)
+    return _zeros(like.shape, like.dtype) if g is None else _arr(g)
 
 
 class CellRecurrence(torch.autograd.Function):
@@ -58,11 +69,11 @@ class CellRecurrence(torch.autograd.Function):
         forward, _ = cell_train_kernels(hidden, lstm, scaled)
         dtype = gx.detach().numpy().dtype
         arrays = dict(gx=_arr(gx), a=_arr(a if scaled else c), c=_arr(c), whT=_arr(whT), h0=_arr(h0), c0=_arr(c0))
-        out = np.empty((batch, steps, hidden), dtype)
-        gates = np.empty((batch, steps, gh), dtype)
-        aux = np.empty((batch, steps, hidden), dtype)
-        preh = np.empty((batch, steps, gh) if scaled else (1, 1, gh), dtype)
-        hT, cT = np.empty((batch, hidden), dtype), np.empty((batch, hidden), dtype)
+        out = _empty((batch, steps, hidden), dtype)
+        gates = _empty((batch, steps, gh), dtype)
+        aux = _empty((batch, steps, hidden), dtype)
+        preh = _empty((batch, steps, gh) if scaled else (1, 1, gh), dtype)
+        hT, cT = _empty((batch, hidden), dtype), _empty((batch, hidden), dtype)
         A = arrays
 
         def job(_, b0, b1):
@@ -83,11 +94,10 @@ class CellRecurrence(torch.autograd.Function):
         dhT_, dcT_ = _grad(dhT, A["h0"]), _grad(dcT, A["c0"])
         parts = chunks(batch)
         n = len(parts)
-        dgx = np.empty_like(A["gx"])
-        da = np.zeros((n,) + A["c"].shape, A["c"].dtype)
-        dc = np.zeros((n,) + A["c"].shape, A["c"].dtype)
-        dW = np.zeros((n,) + A["whT"].shape, A["whT"].dtype)
-        dh0, dc0 = np.empty_like(A["h0"]), np.empty_like(A["c0"])
+        dgx = _empty(A["gx"].shape, A["gx"].dtype)
+        # per-thread gradient buffers of the shared tables
+        da, dc, dW = ([_zeros(A[k].shape, A[k].dtype) for _ in range(n)] for k in ("c", "c", "whT"))
+        dh0, dc0 = _empty(A["h0"].shape, A["h0"].dtype), _empty(A["c0"].shape, A["c0"].dtype)
 
         def job(i, b0, b1):
             backward(b0, b1, dh, dhT_, dcT_, A["row"], A["a"], A["whT"], A["wrow"], A["h0"], A["c0"],
@@ -95,7 +105,7 @@ class CellRecurrence(torch.autograd.Function):
 
         parallel(job, parts)
         t = torch.from_numpy
-        return (t(dgx), t(da.sum(0)) if scaled else None, t(dc.sum(0)), t(dW.sum(0)), t(dh0),
+        return (t(dgx), t(sum(da)) if scaled else None, t(sum(dc)), t(sum(dW)), t(dh0),
                 t(dc0) if lstm else None, None, None, None)
 
 
@@ -117,17 +127,17 @@ class DynamicRecurrence(torch.autograd.Function):
                                                 h0=h0, c0=c0, hh0=hh0, hc0=hc0).items()}
 
         def empty(*shape):
-            return np.empty((batch, steps) + shape, dtype)
+            return _empty((batch, steps) + shape, dtype)
 
         saved = dict(hidden=empty(hidden), gates=empty(gh), aux=empty(hidden), preh=empty(gh), hgates=empty(ghy),
-                     haux=empty(hyper), hhid=empty(hyper), zs=empty(Wz.shape[1]), ds=empty(3 * gh))
-        finals = [np.empty((batch, n), dtype) for n in (hidden, hidden, hyper, hyper)]
+                     haux=empty(hyper), hhid=empty(hyper), zs=empty(Wz.shape[1]))
+        finals = [_empty((batch, n), dtype) for n in (hidden, hidden, hyper, hyper)]
         a, s = arrays, saved
 
         def job(_, b0, b1):
             forward(b0, b1, a["wx"], row, a["hc"], a["bx"], a["bh"], a["A"], a["V"], a["bv"], a["Wz"], a["P"],
                     a["h0"], a["c0"], a["hh0"], a["hc0"], s["hidden"], s["gates"], s["aux"], s["preh"],
-                    s["hgates"], s["haux"], s["hhid"], s["zs"], s["ds"], *finals)
+                    s["hgates"], s["haux"], s["hhid"], s["zs"], *finals)
 
         parallel(job, chunks(batch))
         ctx.arrays = dict(arrays, row=row, **saved)
@@ -143,19 +153,20 @@ class DynamicRecurrence(torch.autograd.Function):
         finals = [_grad(g, a[k]) for g, k in ((dhT, "h0"), (dcT, "c0"), (dhhT, "hh0"), (dhcT, "hc0"))]
         parts = chunks(a["wx"].shape[0])
         n = len(parts)
-        acc = {k: np.zeros((n,) + a[k].shape, a[k].dtype) for k in ("hc", "bx", "bh", "A", "V", "bv", "Wz", "P")}
-        dwx = np.empty_like(a["wx"])
-        starts = [np.empty_like(a[k]) for k in ("h0", "c0", "hh0", "hc0")]
+        # per-thread gradient buffers of the shared weights
+        acc = {k: [_zeros(a[k].shape, a[k].dtype) for _ in range(n)] for k in ("hc", "bx", "bh", "A", "V", "bv", "Wz", "P")}
+        dwx = _empty(a["wx"].shape, a["wx"].dtype)
+        starts = [_empty(a[k].shape, a[k].dtype) for k in ("h0", "c0", "hh0", "hc0")]
 
         def job(i, b0, b1):
             backward(b0, b1, dh, *finals, a["wx"], a["row"], a["A"], a["V"], a["Wz"], a["P"],
                      a["h0"], a["c0"], a["hh0"], a["hc0"], a["hidden"], a["gates"], a["aux"], a["preh"],
-                     a["hgates"], a["haux"], a["hhid"], a["zs"], a["ds"], dwx, acc["hc"][i], acc["bx"][i],
+                     a["hgates"], a["haux"], a["hhid"], a["zs"], dwx, acc["hc"][i], acc["bx"][i],
                      acc["bh"][i], acc["A"][i], acc["V"][i], acc["bv"][i], acc["Wz"][i], acc["P"][i], *starts)
 
         parallel(job, parts)
         t = torch.from_numpy
-        sums = [t(acc[k].sum(0)) for k in ("hc", "bx", "bh", "A", "V", "bv", "Wz", "P")]
+        sums = [t(sum(acc[k])) for k in ("hc", "bx", "bh", "A", "V", "bv", "Wz", "P")]
         h0g, c0g, hh0g, hc0g = (t(s) for s in starts)
         return (t(dwx), *sums, h0g, c0g if lstm else None, hh0g, hc0g if lstm else None, None, None)
 

@@ -78,11 +78,13 @@ def _constant_tables(plan: Plan, knobs: torch.Tensor) -> tuple[np.ndarray, ...]:
 
 
 def fast_forward(
-    model: ConditionedRNN, x: torch.Tensor, knobs: torch.Tensor, state: torch.Tensor
+    model: ConditionedRNN, x: torch.Tensor, knobs: torch.Tensor, state: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run ``model`` on checked inputs: ``x`` ``(B, T)``, knobs ``(B, K)`` or ``(B, T, K)``, ``state``
-    ``(B, state_size)``, all float32 CPU. Returns ``(y (B, T), new_state)``, equal to the reference
-    module's within about 1e-6 (float32 rounding and the kernels' tanh approximation).
+    ``(B, state_size)`` or ``None`` (zero state), float32 CPU tensors. Returns ``(y (B, T),
+    new_state)``, equal to the reference module's within about 1e-6 (float32 rounding and the kernels'
+    tanh approximation). ``model(x, knobs, state)`` under ``torch.no_grad()`` checks its inputs and
+    calls this.
 
     Raises ``ValueError`` for a model without a fast path (see :func:`supports`).
     """
@@ -90,6 +92,8 @@ def fast_forward(
     if plan is None:
         raise ValueError(f"{type(model).__name__} has no fast path; call the model itself")
     batch, steps = x.shape
+    if state is None:
+        state = model.init_state(batch)
     x_np = np.ascontiguousarray(x.detach().numpy(), dtype=np.float32)
     state_np = np.array(state.detach().numpy(), dtype=np.float32, order="C", copy=True)
     y = np.empty_like(x_np)

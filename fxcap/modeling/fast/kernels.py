@@ -29,6 +29,8 @@ from fxcap.modeling.fast.ops import (
     KERNEL,
     block_project_streams,
     gru_update,
+    local_buffer,
+    local_rows,
     lstm_update,
     matmat,
     matvec,
@@ -69,10 +71,10 @@ def cell_kernel(hidden: int, lstm: bool, scaled: bool):
     @njit(**KERNEL)
     def kernel(b_lo, b_hi, x, y, state, seg_ptr, seg_start, seg_row, wx, bx, ah, bh, mat_row, whT, wo, bo):
         steps = x.shape[1]
-        h = np.empty(H, F32)
-        c = np.empty(H, F32)
-        gx = np.empty(GH, F32)
-        gh = np.empty(GH, F32)
+        h = local_buffer(H, F32)
+        c = local_buffer(H, F32)
+        gx = local_buffer(GH, F32)
+        gh = local_buffer(GH, F32)
         for b in range(b_lo, b_hi):
             for i in range(H):
                 h[i] = state[b, i]
@@ -136,11 +138,11 @@ def dynamic_kernel(hidden: int, hyper: int, nz: int, lstm: bool, group: int):
     @njit(**KERNEL)
     def kernel(b_lo, b_hi, x, y, state, seg_ptr, seg_start, seg_row, hyp_c, wx, bx, bh, A, V, bv, Wz, P, wo, bo):
         steps = x.shape[1]
-        h, c = np.empty((NB, H), F32), np.empty((NB, H), F32)
-        hh, hc = np.empty((NB, HY), F32), np.empty((NB, HY), F32)
-        m, hgx, hgh = np.empty((NB, NAP), F32), np.empty((NB, GHY), F32), np.empty((NB, GHYP), F32)
-        z, d = np.empty((NB, NZP), F32), np.empty((NB, NK * H), F32)
-        gx, gh = np.empty((NB, GH), F32), np.empty((NB, GH), F32)
+        h, c = local_rows(NB, H, F32), local_rows(NB, H, F32)
+        hh, hc = local_rows(NB, HY, F32), local_rows(NB, HY, F32)
+        m, hgx, hgh = local_rows(NB, NAP, F32), local_rows(NB, GHY, F32), local_rows(NB, GHYP, F32)
+        z, d = local_rows(NB, NZP, F32), local_rows(NB, NK * H, F32)
+        gx, gh = local_rows(NB, GH, F32), local_rows(NB, GH, F32)
         s_cur, s_end, t_next = np.empty(NB, np.int64), np.empty(NB, np.int64), np.empty(NB, np.int64)
         for b0 in range(b_lo, b_hi, NB):
             for q in range(NB):

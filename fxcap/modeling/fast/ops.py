@@ -191,6 +191,39 @@ def block_project_streams(d, z, P, nb, n_blocks, n_z, n):
                     d[b, k * n + i] += zk * P[k, j, i]
 
 
+@njit(inline="always")
+def local_buffer(n, dtype):
+    """A 64-byte aligned scratch array of ``n`` elements inside a kernel (numba aligns to 32 bytes only,
+    so AVX-512 loads and stores of half the buffers would straddle cache lines)."""
+    raw = np.empty(n + 16, dtype)
+    start = (-raw.ctypes.data % 64) // raw.itemsize
+    return raw[start : start + n]
+
+
+@njit(inline="always")
+def local_rows(rows, n, dtype):
+    """A ``(rows, m)`` :func:`local_buffer` with ``m`` = ``n`` rounded up to 16 elements, so every row
+    is aligned too (use the first ``n`` columns)."""
+    width = (n + 15) // 16 * 16
+    return local_buffer(rows * width, dtype).reshape((rows, width))
+
+
+def aligned_empty(shape: tuple[int, ...], dtype=np.float32, alignment: int = 64) -> np.ndarray:
+    """An uninitialised C-contiguous array whose data starts on an ``alignment``-byte boundary (a cache
+    line: AVX-512 loads of misaligned weights straddle two lines)."""
+    size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    raw = np.empty(size + alignment, dtype=np.uint8)
+    start = -raw.ctypes.data % alignment
+    return raw[start : start + size].view(dtype).reshape(shape)
+
+
+def aligned_copy(a: np.ndarray, alignment: int = 64) -> np.ndarray:
+    """A C-contiguous copy of ``a`` in :func:`aligned_empty` memory."""
+    out = aligned_empty(a.shape, a.dtype, alignment)
+    out[...] = a
+    return out
+
+
 def padded(n: int, multiple: int = 16) -> int:
     """``n`` rounded up to a multiple of 16 floats (one AVX-512 register): product loops over a
     padded length vectorise without a remainder."""

@@ -24,6 +24,7 @@ from fxcap.modeling.fast.ops import (
     block_project_back,
     gru_backward,
     gru_forward,
+    local_buffer,
     lstm_backward,
     lstm_forward,
     matvec,
@@ -59,9 +60,9 @@ def cell_train_kernels(hidden: int, lstm: bool, scaled: bool):
     @njit(**KERNEL)
     def forward(b0, b1, gx, row, a, c, whT, wrow, h0, c0, hidden, gates, aux, preh, hT, cT):
         steps = gx.shape[1]
-        h = np.empty(H, gx.dtype)
-        cell = np.empty(H, gx.dtype)
-        gh = np.empty(GH, gx.dtype)
+        h = local_buffer(H, gx.dtype)
+        cell = local_buffer(H, gx.dtype)
+        gh = local_buffer(GH, gx.dtype)
         for b in range(b0, b1):
             h[:] = h0[b]
             cell[:] = c0[b]
@@ -87,9 +88,9 @@ def cell_train_kernels(hidden: int, lstm: bool, scaled: bool):
     @njit(**KERNEL)
     def backward(b0, b1, dhidden, dhT, dcT, row, a, whT, wrow, h0, c0, hidden, gates, aux, preh, dgx, da, dc, dW, dh0, dc0):
         steps = dhidden.shape[1]
-        dh = np.empty(H, dhidden.dtype)
-        dcell = np.empty(H, dhidden.dtype)
-        dgh = np.empty(GH, dhidden.dtype)
+        dh = local_buffer(H, dhidden.dtype)
+        dcell = local_buffer(H, dhidden.dtype)
+        dgh = local_buffer(GH, dhidden.dtype)
         for b in range(b0, b1):
             dh[:] = dhT[b]
             dcell[:] = dcT[b]
@@ -125,14 +126,14 @@ def dynamic_train_kernels(hidden: int, hyper: int, nz: int, lstm: bool):
     with ``wx[b, t] = W_x x_t`` given and no output layer).
 
     ``forward(b0, b1, wx, row, hc, bx, bh, A, V, bv, Wz, P, h0, c0, hh0, hc0, hidden, gates, aux, preh,
-    hgates, haux, hhid, zs, ds, hT, cT, hhT, hcT)``: ``A`` ``(H, pad(G*H + G*H_hyp))``, ``V``
+    hgates, haux, hhid, zs, hT, cT, hhT, hcT)``: ``A`` ``(H, pad(G*H + G*H_hyp))``, ``V``
     ``(H_hyp, pad(G*H_hyp))``, ``Wz`` ``(H_hyp, pad(3G*n_z))`` (zero-padded columns, see
     :func:`~fxcap.modeling.fast.ops.padded`), ``P`` ``(3G, n_z, H)``, ``hc`` ``(U, G*H_hyp)`` per-run
     hyper inputs. Saves per step the main and hyper gates and auxiliaries (as
     :func:`cell_train_kernels`), ``preh = W_h h``, the hyper state ``hhid``, ``z`` and ``d``.
 
     ``backward(b0, b1, dhidden, dhT, dcT, dhhT, dhcT, wx, row, A, V, Wz, P, h0, c0, hh0, hc0, hidden,
-    gates, aux, preh, hgates, haux, hhid, zs, ds, dwx, dhc, dbx, dbh, dA, dV, dbv, dWz, dP, dh0, dc0,
+    gates, aux, preh, hgates, haux, hhid, zs, dwx, dhc, dbx, dbh, dA, dV, dbv, dWz, dP, dh0, dc0,
     dhh0, dhc0)`` writes ``dwx`` and the initial-state gradients and accumulates the rest.
     """
     H, HY, NZ = int(hidden), int(hyper), int(nz)
@@ -143,13 +144,13 @@ def dynamic_train_kernels(hidden: int, hyper: int, nz: int, lstm: bool):
 
     @njit(**KERNEL)
     def forward(b0, b1, wx, row, hc, bx, bh, A, V, bv, Wz, P, h0, c0, hh0, hc0,
-                hidden, gates, aux, preh, hgates, haux, hhid, zs, ds, hT, cT, hhT, hcT):
+                hidden, gates, aux, preh, hgates, haux, hhid, zs, hT, cT, hhT, hcT):
         steps = wx.shape[1]
         dt = wx.dtype
-        h, cell = np.empty(H, dt), np.empty(H, dt)
-        hh, hcell = np.empty(HY, dt), np.empty(HY, dt)
-        m, hgx, hgh = np.empty(NAP, dt), np.empty(GHY, dt), np.empty(GHYP, dt)
-        gx, gh = np.empty(GH, dt), np.empty(GH, dt)
+        h, cell = local_buffer(H, dt), local_buffer(H, dt)
+        hh, hcell = local_buffer(HY, dt), local_buffer(HY, dt)
+        m, hgx, hgh = local_buffer(NAP, dt), local_buffer(GHY, dt), local_buffer(GHYP, dt)
+        gx, gh, d = local_buffer(GH, dt), local_buffer(GH, dt), local_buffer(3 * GH, dt)
         for b in range(b0, b1):
             h[:] = h0[b]
             cell[:] = c0[b]
@@ -168,7 +169,7 @@ def dynamic_train_kernels(hidden: int, hyper: int, nz: int, lstm: bool):
                 else:
                     gru_forward(hh, hgx, hgh, HY, hgates[b, t], haux[b, t])
                 hhid[b, t] = hh
-                z, d = zs[b, t], ds[b, t]
+                z = zs[b, t]
                 matvec(z, Wz, hh, HY, NZP)
                 block_project(d, z, P, NK, NZ, H)
                 for g in range(GH):
@@ -189,15 +190,15 @@ def dynamic_train_kernels(hidden: int, hyper: int, nz: int, lstm: bool):
 
     @njit(**KERNEL)
     def backward(b0, b1, dhidden, dhT, dcT, dhhT, dhcT, wx, row, A, V, Wz, P, h0, c0, hh0, hc0,
-                 hidden, gates, aux, preh, hgates, haux, hhid, zs, ds,
+                 hidden, gates, aux, preh, hgates, haux, hhid, zs,
                  dwx, dhc, dbx, dbh, dA, dV, dbv, dWz, dP, dh0, dc0, dhh0, dhc0):
         steps = dhidden.shape[1]
         dt = dhidden.dtype
-        dh, dcell = np.empty(H, dt), np.empty(H, dt)
-        dhh, dhcell = np.empty(HY, dt), np.empty(HY, dt)
-        dgx, dgh = np.empty(GH, dt), np.empty(GH, dt)
-        dhgx, dhgh = np.empty(GHY, dt), np.empty(GHY, dt)
-        dd, dm, dz = np.empty(3 * GH, dt), np.empty(NA, dt), np.zeros(NZP, dt)
+        dh, dcell = local_buffer(H, dt), local_buffer(H, dt)
+        dhh, dhcell = local_buffer(HY, dt), local_buffer(HY, dt)
+        dgx, dgh = local_buffer(GH, dt), local_buffer(GH, dt)
+        dhgx, dhgh = local_buffer(GHY, dt), local_buffer(GHY, dt)
+        d, dd, dm, dz = local_buffer(3 * GH, dt), local_buffer(3 * GH, dt), local_buffer(NA, dt), local_buffer(NZP, dt)
         for b in range(b0, b1):
             dh[:] = dhT[b]
             dcell[:] = dcT[b]
@@ -214,7 +215,7 @@ def dynamic_train_kernels(hidden: int, hyper: int, nz: int, lstm: bool):
                     dgh[:] = dgx
                 else:
                     gru_backward(dh, h_prev, gates[b, t], aux[b, t], H, dgx, dgh)
-                d = ds[b, t]
+                block_project(d, zs[b, t], P, NK, NZ, H)  # d is recomputed: cheaper than storing it
                 for g in range(GH):
                     o = one(d[g])
                     dwx[b, t, g] = dgx[g] * (d[g] + o)
