@@ -79,6 +79,9 @@ class ConditionedRNN(nn.Module, ABC):
     :attr:`state_layout`.
     """
 
+    fast: bool = True
+    """Run on the fast path (:mod:`fxcap.modeling.fast`) when possible; set False for the reference."""
+
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
@@ -143,6 +146,11 @@ class ConditionedRNN(nn.Module, ABC):
             return x.reshape(shape), state
         if knobs.dim() == 3 and not bool((knobs[:, 1:] != knobs[:, :-1]).any()):
             knobs = knobs[:, 0]  # a constant sequence takes the constant path: identical results
+        from fxcap.modeling.fast import dispatch  # late: the fast path imports the models
+
+        fast = dispatch(self, x, knobs, state)  # numba kernels; None: run the reference below
+        if fast is not None:
+            return fast[0].reshape(shape), fast[1]
         hidden, parts = self._run(x.unsqueeze(-1), knobs, self.split_state(state))
         y = self.output(hidden)
         return y.reshape(shape), torch.cat(parts, dim=-1)

@@ -22,6 +22,7 @@ import torch
 from fxcap.capture.profiles import Knob
 from fxcap.errors import ModelError
 from fxcap.io import atomic_write
+from fxcap.modeling.fast import accelerate
 
 DEFAULT_BLOCK = 65536
 """Samples per block when streaming (about 1.4 s at 48 kHz)."""
@@ -133,6 +134,7 @@ def render_file(
         )
     total = info.frames
     peak = 0.0
+    model = accelerate(model)  # numba kernels when the model has a fast path; same call and state
 
     def write(tmp: Path) -> None:
         nonlocal peak
