@@ -7,7 +7,10 @@ Signal chain (digital full scale 1.0 stands for :data:`INPUT_VOLTS` volts at the
    ``1/(2 pi tau) = 300 Hz`` and a feedback-capacitor roll-off at 8 kHz: low frequencies pass at
    unity, mids and highs get ``1 + G``. ``1 + G`` follows the DRIVE pot's audio taper,
    0 dB (drive 0) to +40 dB (drive 10), 4 dB per step;
-3. diode clipper, run at 2x oversampling below 88.2 kHz: a series resistor ``R`` into a capacitor
+3. diode clipper, run at the capture rate (ANALOG_LATENCY: the 2x-oversampling path's minimum-phase
+   half-band filters delayed the output by about 5 samples at 48 kHz, which an analogue pedal does not
+   do and which a 32-unit RNN cannot reproduce on high-frequency material; the kernel still supports
+   ``oversampling = 2``): a series resistor ``R`` into a capacitor
    ``C`` shunted by an asymmetric antiparallel diode pair (one silicon diode one way, two in series
    the other way, which adds even harmonics). Its ODE
    ``C dv/dt = (u - v) / R - i_d(v)`` is solved per sample (backward Euler, bracketed Newton), so the
@@ -254,7 +257,7 @@ class OD3Overdrive(VirtualDevice):
         self._up_taps = (np.ascontiguousarray(padded[0::2][::-1]), np.ascontiguousarray(padded[1::2][::-1]))
         self._down_taps = np.ascontiguousarray(fir[::-1])
         super().__init__(sample_rate)
-        self.oversampling = 2 if self.sample_rate < 88200 else 1
+        self.oversampling = 1  # see ANALOG_LATENCY note in the module docstring
         fs_inner = self.sample_rate * self.oversampling
         self._dt_c = 1.0 / (fs_inner * CAPACITOR_F)
         self._values, self._slopes, self._w0, self._inv_dw = clipper_table(self._dt_c, 1.0 / RESISTOR_OHM)
