@@ -108,3 +108,24 @@ def test_training_dispatches_to_the_fast_functions(monkeypatch):
     assert len(calls) == 1
     with pytest.raises(ValueError, match="no fast training path"):
         original(torch.nn.Linear(1, 1), x[..., None], knobs, ())
+
+
+def test_inputs_modified_in_place_before_backward_raise():
+    """The Functions read their inputs again in backward: autograd's in-place check guards them."""
+    from fxcap.modeling.fast.autograd import CellRecurrence
+
+    g = torch.Generator().manual_seed(0)
+    gx = torch.randn(1, 6, 9, generator=g, requires_grad=True)
+    c = torch.zeros(1, 9, requires_grad=True)
+    whT = (0.3 * torch.randn(1, 3, 9, generator=g)).requires_grad_()
+    h0 = torch.zeros(1, 3)
+    row, wrow = np.zeros((1, 6), np.int64), np.zeros(1, np.int64)
+    hidden, _, _ = CellRecurrence.apply(gx, None, c * 1.0, whT * 1.0, h0, h0, row, wrow, False)
+    hidden.sum().backward()  # fine
+    w = whT * 1.0
+    hidden, _, _ = CellRecurrence.apply(gx, None, c * 1.0, w, h0, h0, row, wrow, False)
+    with torch.no_grad():
+        w.mul_(2.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        hidden.sum().backward()
+

@@ -59,6 +59,9 @@ class CellRecurrence(torch.autograd.Function):
     ``apply(gx (B,T,G*H), a (U,G*H) or None, c (U,G*H), whT (M,H,G*H), h0 (B,H), c0 (B,H), row (B,T)
     int64 array, wrow (U,) int64 array, lstm)`` -> ``(hidden (B,T,H), hT, cT)``; ``a`` None means no
     scale. For a GRU ``c0`` is ignored and ``cT`` returned as is.
+
+    The kernels read NumPy views of the inputs in the backward pass; the tensors are also saved the
+    usual way, so modifying one in place before ``backward`` raises autograd's error.
     """
 
     @staticmethod
@@ -74,19 +77,22 @@ class CellRecurrence(torch.autograd.Function):
         aux = _empty((batch, steps, hidden), dtype)
         preh = _empty((batch, steps, gh) if scaled else (1, 1, gh), dtype)
         hT, cT = _empty((batch, hidden), dtype), _empty((batch, hidden), dtype)
-        A = arrays
 
         def job(_, b0, b1):
-            forward(b0, b1, A["gx"], row, A["a"], A["c"], A["whT"], wrow, A["h0"], A["c0"], out, gates, aux, preh, hT, cT)
+            forward(b0, b1, arrays["gx"], row, arrays["a"], arrays["c"], arrays["whT"], wrow, arrays["h0"],
+                    arrays["c0"], out, gates, aux, preh, hT, cT)
 
         parallel(job, chunks(batch))
+        outputs = torch.from_numpy(out), torch.from_numpy(hT), torch.from_numpy(cT)
+        ctx.save_for_backward(*(t for t in (gx, a, c, whT, h0, c0) if t is not None), outputs[0])
         ctx.arrays = dict(arrays, row=row, wrow=wrow, hidden=out, gates=gates, aux=aux, preh=preh)
-        ctx.config = (hidden, lstm, scaled, a.shape if scaled else None)
-        return torch.from_numpy(out), torch.from_numpy(hT), torch.from_numpy(cT)
+        ctx.config = (hidden, lstm, scaled)
+        return outputs
 
     @staticmethod
     def backward(ctx, dhidden, dhT, dcT):
-        hidden, lstm, scaled, _ = ctx.config
+        ctx.saved_tensors  # noqa: B018 (raises if a saved tensor was modified in place)
+        hidden, lstm, scaled = ctx.config
         A = ctx.arrays
         _, backward = cell_train_kernels(hidden, lstm, scaled)
         batch = A["gx"].shape[0]
@@ -140,12 +146,15 @@ class DynamicRecurrence(torch.autograd.Function):
                     s["hgates"], s["haux"], s["hhid"], s["zs"], *finals)
 
         parallel(job, chunks(batch))
+        outputs = (torch.from_numpy(saved["hidden"]),) + tuple(torch.from_numpy(f) for f in finals)
+        ctx.save_for_backward(wx, hc, bx, bh, A, V, bv, Wz, P, h0, c0, hh0, hc0, outputs[0])
         ctx.arrays = dict(arrays, row=row, **saved)
         ctx.sizes = sizes
-        return (torch.from_numpy(saved["hidden"]),) + tuple(torch.from_numpy(f) for f in finals)
+        return outputs
 
     @staticmethod
     def backward(ctx, dhidden, dhT, dcT, dhhT, dhcT):
+        ctx.saved_tensors  # noqa: B018 (raises if a saved tensor was modified in place)
         a = ctx.arrays
         lstm = ctx.sizes[3]
         _, backward = dynamic_train_kernels(*ctx.sizes)

@@ -191,6 +191,14 @@ def block_project_streams(d, z, P, nb, n_blocks, n_z, n):
                     d[b, k * n + i] += zk * P[k, j, i]
 
 
+@njit(inline="always", **FAST)
+def copy_row(dst, src, n):
+    """``dst[:n] = src[:n]`` as a plain loop (numba's slice assignment goes through a generic routine
+    that costs about 15 % of a training kernel when used every step)."""
+    for i in range(n):
+        dst[i] = src[i]
+
+
 @njit(inline="always")
 def local_buffer(n, dtype):
     """A 64-byte aligned scratch array of ``n`` elements inside a kernel (numba aligns to 32 bytes only,

@@ -22,6 +22,7 @@ from fxcap.modeling.fast.ops import (
     KERNEL,
     block_project,
     block_project_back,
+    copy_row,
     gru_backward,
     gru_forward,
     local_buffer,
@@ -64,13 +65,13 @@ def cell_train_kernels(hidden: int, lstm: bool, scaled: bool):
         cell = local_buffer(H, gx.dtype)
         gh = local_buffer(GH, gx.dtype)
         for b in range(b0, b1):
-            h[:] = h0[b]
-            cell[:] = c0[b]
+            copy_row(h, h0[b], H)
+            copy_row(cell, c0[b], H)
             for t in range(steps):
                 u = row[b, t]
                 matvec(gh, whT[wrow[u]], h, H, GH)
                 if scaled:
-                    preh[b, t] = gh
+                    copy_row(preh[b, t], gh, GH)
                     for g in range(GH):
                         gh[g] = a[u, g] * gh[g] + c[u, g]
                 else:
@@ -78,12 +79,12 @@ def cell_train_kernels(hidden: int, lstm: bool, scaled: bool):
                         gh[g] += c[u, g]
                 if lstm:
                     lstm_forward(h, cell, gx[b, t], gh, H, gates[b, t])
-                    aux[b, t] = cell
+                    copy_row(aux[b, t], cell, H)
                 else:
                     gru_forward(h, gx[b, t], gh, H, gates[b, t], aux[b, t])
-                hidden[b, t] = h
-            hT[b] = h
-            cT[b] = cell
+                copy_row(hidden[b, t], h, H)
+            copy_row(hT[b], h, H)
+            copy_row(cT[b], cell, H)
 
     @njit(**KERNEL)
     def backward(b0, b1, dhidden, dhT, dcT, row, a, whT, wrow, h0, c0, hidden, gates, aux, preh, dgx, da, dc, dW, dh0, dc0):
@@ -92,8 +93,8 @@ def cell_train_kernels(hidden: int, lstm: bool, scaled: bool):
         dcell = local_buffer(H, dhidden.dtype)
         dgh = local_buffer(GH, dhidden.dtype)
         for b in range(b0, b1):
-            dh[:] = dhT[b]
-            dcell[:] = dcT[b]
+            copy_row(dh, dhT[b], H)
+            copy_row(dcell, dcT[b], H)
             for t in range(steps - 1, -1, -1):
                 for i in range(H):
                     dh[i] += dhidden[b, t, i]
@@ -101,7 +102,7 @@ def cell_train_kernels(hidden: int, lstm: bool, scaled: bool):
                 if lstm:
                     c_prev = aux[b, t - 1] if t > 0 else c0[b]
                     lstm_backward(dh, dcell, c_prev, aux[b, t], gates[b, t], H, dgx[b, t])
-                    dgh[:] = dgx[b, t]
+                    copy_row(dgh, dgx[b, t], GH)
                 else:
                     gru_backward(dh, h_prev, gates[b, t], aux[b, t], H, dgx[b, t], dgh)
                 u = row[b, t]
@@ -114,8 +115,8 @@ def cell_train_kernels(hidden: int, lstm: bool, scaled: bool):
                 m = wrow[u]
                 outer_acc(dW[m], h_prev, dgh, H, GH)
                 matvec_rows(dh, whT[m], dgh, H, GH)
-            dh0[b] = dh
-            dc0[b] = dcell
+            copy_row(dh0[b], dh, H)
+            copy_row(dc0[b], dcell, H)
 
     return forward, backward
 
@@ -152,10 +153,10 @@ def dynamic_train_kernels(hidden: int, hyper: int, nz: int, lstm: bool):
         m, hgx, hgh = local_buffer(NAP, dt), local_buffer(GHY, dt), local_buffer(GHYP, dt)
         gx, gh, d = local_buffer(GH, dt), local_buffer(GH, dt), local_buffer(3 * GH, dt)
         for b in range(b0, b1):
-            h[:] = h0[b]
-            cell[:] = c0[b]
-            hh[:] = hh0[b]
-            hcell[:] = hc0[b]
+            copy_row(h, h0[b], H)
+            copy_row(cell, c0[b], H)
+            copy_row(hh, hh0[b], HY)
+            copy_row(hcell, hc0[b], HY)
             for t in range(steps):
                 u = row[b, t]
                 matvec(m, A, h, H, NAP)
@@ -165,10 +166,10 @@ def dynamic_train_kernels(hidden: int, hyper: int, nz: int, lstm: bool):
                     hgh[g] += bv[g]
                 if lstm:
                     lstm_forward(hh, hcell, hgx, hgh, HY, hgates[b, t])
-                    haux[b, t] = hcell
+                    copy_row(haux[b, t], hcell, HY)
                 else:
                     gru_forward(hh, hgx, hgh, HY, hgates[b, t], haux[b, t])
-                hhid[b, t] = hh
+                copy_row(hhid[b, t], hh, HY)
                 z = zs[b, t]
                 matvec(z, Wz, hh, HY, NZP)
                 block_project(d, z, P, NK, NZ, H)
@@ -179,14 +180,14 @@ def dynamic_train_kernels(hidden: int, hyper: int, nz: int, lstm: bool):
                     gh[g] = (d[GH + g] + o) * m[g] + bh[g]
                 if lstm:
                     lstm_forward(h, cell, gx, gh, H, gates[b, t])
-                    aux[b, t] = cell
+                    copy_row(aux[b, t], cell, H)
                 else:
                     gru_forward(h, gx, gh, H, gates[b, t], aux[b, t])
-                hidden[b, t] = h
-            hT[b] = h
-            cT[b] = cell
-            hhT[b] = hh
-            hcT[b] = hcell
+                copy_row(hidden[b, t], h, H)
+            copy_row(hT[b], h, H)
+            copy_row(cT[b], cell, H)
+            copy_row(hhT[b], hh, HY)
+            copy_row(hcT[b], hcell, HY)
 
     @njit(**KERNEL)
     def backward(b0, b1, dhidden, dhT, dcT, dhhT, dhcT, wx, row, A, V, Wz, P, h0, c0, hh0, hc0,
@@ -200,10 +201,10 @@ def dynamic_train_kernels(hidden: int, hyper: int, nz: int, lstm: bool):
         dhgx, dhgh = local_buffer(GHY, dt), local_buffer(GHY, dt)
         d, dd, dm, dz = local_buffer(3 * GH, dt), local_buffer(3 * GH, dt), local_buffer(NA, dt), local_buffer(NZP, dt)
         for b in range(b0, b1):
-            dh[:] = dhT[b]
-            dcell[:] = dcT[b]
-            dhh[:] = dhhT[b]
-            dhcell[:] = dhcT[b]
+            copy_row(dh, dhT[b], H)
+            copy_row(dcell, dcT[b], H)
+            copy_row(dhh, dhhT[b], HY)
+            copy_row(dhcell, dhcT[b], HY)
             for t in range(steps - 1, -1, -1):
                 for i in range(H):
                     dh[i] += dhidden[b, t, i]
@@ -212,7 +213,7 @@ def dynamic_train_kernels(hidden: int, hyper: int, nz: int, lstm: bool):
                 if lstm:
                     c_prev = aux[b, t - 1] if t > 0 else c0[b]
                     lstm_backward(dh, dcell, c_prev, aux[b, t], gates[b, t], H, dgx)
-                    dgh[:] = dgx
+                    copy_row(dgh, dgx, GH)
                 else:
                     gru_backward(dh, h_prev, gates[b, t], aux[b, t], H, dgx, dgh)
                 block_project(d, zs[b, t], P, NK, NZ, H)  # d is recomputed: cheaper than storing it
@@ -231,7 +232,7 @@ def dynamic_train_kernels(hidden: int, hyper: int, nz: int, lstm: bool):
                 if lstm:
                     hc_prev = haux[b, t - 1] if t > 0 else hc0[b]
                     lstm_backward(dhh, dhcell, hc_prev, haux[b, t], hgates[b, t], HY, dhgx)
-                    dhgh[:] = dhgx
+                    copy_row(dhgh, dhgx, GHY)
                 else:
                     gru_backward(dhh, hh_prev, hgates[b, t], haux[b, t], HY, dhgx, dhgh)
                 u = row[b, t]
@@ -243,9 +244,9 @@ def dynamic_train_kernels(hidden: int, hyper: int, nz: int, lstm: bool):
                 matvec_rows(dh, A, dm, H, NA)
                 outer_acc(dV, hh_prev, dhgh, HY, GHY)
                 matvec_rows(dhh, V, dhgh, HY, GHY)
-            dh0[b] = dh
-            dc0[b] = dcell
-            dhh0[b] = dhh
-            dhc0[b] = dhcell
+            copy_row(dh0[b], dh, H)
+            copy_row(dc0[b], dcell, H)
+            copy_row(dhh0[b], dhh, HY)
+            copy_row(dhc0[b], dhcell, HY)
 
     return forward, backward
