@@ -489,6 +489,16 @@ def reference_drift_db(first: np.ndarray, other: np.ndarray, layout: SignalLayou
     return float(power_to_db(esr(pick(first), pick(other))))
 
 
+def _spread_check(name: str, values: list[float], unit: str, tolerance: float, what: str, advice: str) -> list[CheckResult]:
+    """A warning-level check that ``values`` (one per take) span at most ``tolerance``; none for < 2 takes."""
+    if len(values) < 2:
+        return []
+    spread = max(values) - min(values)
+    ok = spread <= tolerance
+    message = f"{what} varies by {spread:.2f} {unit} across takes" + ("" if ok else f": {advice}")
+    return [_result(name, ok, spread, unit, tolerance, message, severity="warning")]
+
+
 def session_checks(
     records: Sequence[TakeRecord],
     reference_outputs: Mapping[str, np.ndarray] | None = None,
@@ -514,26 +524,12 @@ def session_checks(
         if failing else f"all {len(records)} kept takes passed their checks",
     ))
     offsets = [float(r.alignment.extra["latency_offset"]) for r in records if "latency_offset" in r.alignment.extra]
-    if len(offsets) >= 2:
-        spread = max(offsets) - min(offsets)
-        ok = spread <= config.latency_tolerance_samples
-        results.append(_result(
-            "latency_spread", ok, spread, "samples", config.latency_tolerance_samples,
-            f"marker latency varies by {spread:.2f} samples across takes"
-            + ("" if ok else ": the interface slipped buffers or the device's delay depends on its knobs; "
-                             "inspect the takes with the largest offsets"),
-            severity="warning",
-        ))
-    drifts = [float(r.alignment.drift_ppm) for r in records]
-    if len(drifts) >= 2:
-        spread = max(drifts) - min(drifts)
-        ok = spread <= config.drift_tolerance_ppm
-        results.append(_result(
-            "drift_spread", ok, spread, "ppm", config.drift_tolerance_ppm,
-            f"clock drift varies by {spread:.2f} ppm across takes"
-            + ("" if ok else ": the clocks are unstable; lock playback and recording to one clock"),
-            severity="warning",
-        ))
+    results += _spread_check("latency_spread", offsets, "samples", config.latency_tolerance_samples, "marker latency",
+                             "the interface slipped buffers or the device's delay depends on its knobs; "
+                             "inspect the takes with the largest offsets")
+    results += _spread_check("drift_spread", [float(r.alignment.drift_ppm) for r in records], "ppm",
+                             config.drift_tolerance_ppm, "clock drift",
+                             "the clocks are unstable; lock playback and recording to one clock")
     if reference_outputs:
         ids = [r.take_id for r in records if r.is_reference and r.take_id in reference_outputs]
         ids += [k for k in reference_outputs if k not in ids]
