@@ -353,6 +353,8 @@ def train(
     window: Annotated[Optional[int], typer.Option(help="BPTT window in samples (default: the dataset's).")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Adam learning rate.")] = None,
     stft_weight: Annotated[Optional[float], typer.Option(help="Weight of the multi-resolution STFT loss.")] = None,
+    stft_warmup: Annotated[Optional[int], typer.Option(help="Steps over which the STFT weight ramps up from 0 (overrides the preset).")] = None,
+    lr_schedule: Annotated[Optional[str], typer.Option(help="'plateau' (halve on plateaus, the paper's) or 'cosine' (overrides the preset).")] = None,
     pre_emphasis: Annotated[bool, typer.Option("--pre-emphasis/--no-pre-emphasis", help="Loss on pre-emphasised signals.")] = True,
     seed: Annotated[int, typer.Option(help="Seed for initialisation and window sampling.")] = 0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue interrupted runs from their last epoch.")] = False,
@@ -364,7 +366,9 @@ def train(
     conds = list(CONDITIONS) if cond == "all" else [cond]
     request = TrainRequest(
         conds=conds, cell=cell, dataset=dataset, runs_dir=runs_dir, preset=preset, seed=seed, resume=resume, evaluate=evaluate,
-        overrides={k: v for k, v in dict(max_epochs=epochs, steps_per_epoch=steps, batch_size=batch_size, window=window, lr=lr, stft_weight=stft_weight).items() if v is not None} | {"pre_emphasis": pre_emphasis},
+        overrides={k: v for k, v in dict(max_epochs=epochs, steps_per_epoch=steps, batch_size=batch_size, window=window, lr=lr,
+                                         stft_weight=stft_weight, stft_warmup_steps=stft_warmup, lr_schedule=lr_schedule).items()
+                   if v is not None} | {"pre_emphasis": pre_emphasis},
     )
     results = train_models(request, console=console)
     _print_comparison(results.comparison)

@@ -42,6 +42,7 @@ class Study:
     sample_rate: int = 48000
     sessions: list[Path] | None = None  # use these sessions instead of capturing
     segment_seconds: float = 2.0  # dataset segment length (shorter for short imported files)
+    train_overrides: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields replacing the preset's
 
 
 def capture(study: Study):
@@ -95,7 +96,7 @@ def run_study(study: Study, console: Any | None = None) -> dict[str, Any]:
     for cell in study.cells:
         request = TrainRequest(
             conds=CONDITIONS, cell=cell, dataset=info.path, runs_dir=study.out / "runs",
-            preset="quick" if study.quick else "paper", seed=study.seed, resume=True,
+            preset="quick" if study.quick else "paper", seed=study.seed, resume=True, overrides=dict(study.train_overrides),
         )
         runs.extend(train_models(request, console=console).runs)
     timings["train_evaluate_s"] = time.perf_counter() - start

@@ -221,6 +221,7 @@ class CombinedLoss(nn.Module):
         out["stft"] = self.stft(pred, target) if self.stft_weight else pred.new_zeros(())
         return out
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, stft_scale: float = 1.0) -> torch.Tensor:
+        """The weighted sum; ``stft_scale`` multiplies the STFT weight (the training warm-up's ramp)."""
         terms = self.terms(pred, target)
-        return self.l1_weight * terms["l1"] + self.stft_weight * terms["stft"]
+        return self.l1_weight * terms["l1"] + self.stft_weight * stft_scale * terms["stft"]

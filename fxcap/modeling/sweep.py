@@ -24,7 +24,7 @@ import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -37,7 +37,7 @@ from fxcap.io import atomic_write_json
 from fxcap.modeling.compare import aggregate_seeds, compare_runs
 from fxcap.modeling.config import CELLS, CONDS
 from fxcap.modeling.evaluate import evaluate_run
-from fxcap.modeling.pipeline import PRESETS, run_name
+from fxcap.modeling.pipeline import PRESETS, preset_config, run_name
 from fxcap.modeling.registry import ModelConfig, registered_models
 from fxcap.modeling.train import TrainConfig, train
 from fxcap.parallel import ProcessRunner, TaskRunner, task_runner, unwrap_error
@@ -226,7 +226,7 @@ class _Sweep:
                     for seed in c.seeds:
                         model = ModelConfig(cond=cond, cell=cell, num_knobs=len(info.knob_names),
                                             **{**c.model_overrides, "seed": seed})
-                        train_config = replace(PRESETS[c.preset], **{**c.overrides, "seed": seed, "threads": threads})
+                        train_config = preset_config(c.preset, cond, c.overrides, seed=seed, threads=threads)
                         key = f"{name}/{run_name(cond, cell, seed)}"
                         record = {
                             "trial": key, "dataset": location_text(location), "dataset_hash": info.dataset_hash,

@@ -86,3 +86,19 @@ def test_combined_loss_trains_a_model_output_shape():
     loss = CombinedLoss()(pred, noise((2, 1024, 1), 6))
     loss.backward()
     assert pred.grad is not None and torch.isfinite(pred.grad).all() and pred.grad.abs().sum() > 0
+
+
+def test_stft_terms_cannot_see_polarity_but_l1_can():
+    """Why training ramps the STFT weight up (TrainConfig.stft_warmup_steps): an inverted output
+    costs the STFT terms nothing, so only the time-domain term can steer a model away from it."""
+    target = noise((2, 4096), 7)
+    assert float(MultiResolutionSTFTLoss()(-target, target)) < 1e-5
+    assert float(L1Loss()(-target, target)) == pytest.approx(2 * float(target.abs().mean()), rel=1e-5)
+
+
+def test_combined_loss_stft_scale_reweights_only_the_stft_term():
+    pred, target = noise((2, 2048), 8), noise((2, 2048), 9)
+    loss = CombinedLoss()
+    terms = loss.terms(pred, target)
+    assert torch.allclose(loss(pred, target, stft_scale=0.0), terms["l1"])
+    assert torch.allclose(loss(pred, target, stft_scale=0.5), terms["l1"] + 0.05 * terms["stft"])

@@ -135,3 +135,104 @@ def test_batched_scoring_equals_one_segment_at_a_time(dataset, tmp_path):
         assert a.keys() == b.keys()
         for key in ("l1", "esr", "rms_diff_db"):
             assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-7)
+
+
+def test_cosine_factor_warms_up_then_decays_to_the_floor():
+    from fxcap.modeling.train import cosine_factor
+
+    assert cosine_factor(0, 100, warmup_steps=10) == pytest.approx(0.1)
+    assert cosine_factor(9, 100, warmup_steps=10) == pytest.approx(1.0)
+    assert cosine_factor(10, 100, warmup_steps=10) == pytest.approx(1.0)
+    assert cosine_factor(99, 100, warmup_steps=10, min_factor=0.02) == pytest.approx(0.02)
+    assert cosine_factor(500, 100, min_factor=0.02) == pytest.approx(0.02)
+    middle = cosine_factor(55, 101, warmup_steps=10, min_factor=0.0)  # halfway through the decay
+    assert middle == pytest.approx(0.5, abs=0.02)
+    values = [cosine_factor(s, 100, warmup_steps=10) for s in range(10, 100)]
+    assert all(a >= b for a, b in zip(values, values[1:]))
+
+
+def test_cosine_schedule_follows_the_optimizer_steps(dataset, tmp_path):
+    config = TrainConfig(**{**TINY.to_dict(), "max_epochs": 3, "lr": 1e-2, "lr_schedule": "cosine", "warmup_steps": 2,
+                            "lr_min_factor": 0.1, "stft_warmup_steps": 4})
+    result = train(dataset, _config(), tmp_path / "full", config)
+    # 3 steps per epoch: the rate after epochs 1..3 is the factor at steps 3, 6 and 9 (of 9)
+    from fxcap.modeling.train import cosine_factor
+
+    expected = [1e-2 * cosine_factor(step, 9, 2, 0.1) for step in (3, 6, 9)]
+    assert [row["lr"] for row in result.history] == pytest.approx(expected)
+
+
+def test_resume_with_cosine_schedule_is_exact(dataset, tmp_path):
+    config = TrainConfig(**{**TINY.to_dict(), "max_epochs": 3, "lr": 1e-2, "lr_schedule": "cosine", "warmup_steps": 2,
+                            "stft_warmup_steps": 4})
+    train(dataset, _config(), tmp_path / "full", config)
+    original = __import__("fxcap.modeling.train", fromlist=["train"])
+    calls = {"epochs": 0}
+
+    def stop_after_first_epoch(row):
+        calls["epochs"] += 1
+        if calls["epochs"] == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        original.train(dataset, _config(), tmp_path / "cut", config, on_epoch=stop_after_first_epoch)
+    train(dataset, _config(), tmp_path / "cut", config, resume=True)
+    full, _ = load_weights(tmp_path / "full" / "last.safetensors")
+    cut, _ = load_weights(tmp_path / "cut" / "last.safetensors")
+    for name in full:
+        torch.testing.assert_close(cut[name], full[name], rtol=0, atol=0)
+
+
+class _LossWithOverflows(torch.nn.Module):
+    """The real loss, except that the training calls numbered in ``bad`` return NaN."""
+
+    def __init__(self, bad, **kwargs):
+        super().__init__()
+        from fxcap.modeling.losses import CombinedLoss
+
+        self.inner, self.bad, self.calls = CombinedLoss(**kwargs), set(bad), 0
+
+    def forward(self, pred, target, stft_scale=None):
+        loss = self.inner(pred, target) if stft_scale is None else self.inner(pred, target, stft_scale)
+        if stft_scale is None:  # validation
+            return loss
+        self.calls += 1
+        return loss * float("nan") if self.calls in self.bad or "all" in self.bad else loss
+
+
+def test_non_finite_steps_are_skipped_not_applied(dataset, tmp_path, monkeypatch):
+    import fxcap.modeling.train as training
+
+    monkeypatch.setattr(training, "CombinedLoss", lambda **kw: _LossWithOverflows({2, 3}, **kw))
+    result = train(dataset, _config(), tmp_path / "run", TINY)
+    assert [row["skipped_steps"] for row in result.history] == [2, 0]
+    weights, _ = load_weights(tmp_path / "run" / "last.safetensors")
+    assert all(torch.isfinite(w).all() for w in weights.values())
+    assert all(np.isfinite(row["train_loss"]) for row in result.history)
+
+
+def test_a_diverged_run_stops_with_a_clear_error_and_keeps_its_last_good_epoch(dataset, tmp_path, monkeypatch):
+    import fxcap.modeling.train as training
+
+    train(dataset, _config(), tmp_path / "run", TrainConfig(**{**TINY.to_dict(), "max_epochs": 1}))
+    before = (tmp_path / "run" / "last.safetensors").read_bytes()
+    monkeypatch.setattr(training, "CombinedLoss", lambda **kw: _LossWithOverflows({"all"}, **kw))
+    with pytest.raises(ModelError, match="diverged.*lower the learning rate"):
+        train(dataset, _config(), tmp_path / "run", TINY, resume=True)
+    assert (tmp_path / "run" / "last.safetensors").read_bytes() == before
+
+
+def test_validation_sample_covers_every_knob_setting(dataset):
+    from fxcap.modeling.train import validation_loader
+
+    config = TrainConfig(**{**TINY.to_dict(), "valid_windows": 8})
+    seen = [set(), set()]
+    for attempt in range(2):
+        windows = 0
+        for _, _, knobs in validation_loader(dataset, 512, config):
+            for row in knobs.numpy():
+                if windows < 8:
+                    seen[attempt].add(tuple(np.round(row, 4)))
+                windows += 1
+    assert seen[0] == seen[1]  # the same sample every epoch
+    assert len(seen[0]) == 2  # both training settings (drive 0 and 10; drive 5 is held out)
