@@ -10,9 +10,13 @@ oracle; ``model(x, knobs, state)`` dispatches here (:func:`dispatch`) unless the
   outside the recurrence (hypernetwork MLPs, input products, output layer, loss) stays PyTorch.
 
 Force the reference with ``model.fast = False`` on one model or ``FXCAP_REFERENCE=1`` in the
-environment (read at every call). The fast path needs float32 weights on the CPU; anything else runs
-the reference, and so does any call made while PyTorch traces, exports, compiles or counts operations
-(``torch.jit.trace``, ONNX export, ``torch.compile``, ``FlopCounterMode``), which cannot see numba.
+environment (read at every call). The fast path needs CPU weights, float32 (training also float64,
+with exact activations, for ``gradcheck``); anything else runs the reference, and so does any call
+made while PyTorch traces, exports, compiles or counts operations (``torch.jit.trace``, ONNX export,
+``torch.compile``, ``FlopCounterMode``), which cannot see numba.
+
+Kernels are compiled on first use for each model size (a few seconds each) and cached on disk by
+numba, so later processes start in well under a second.
 
 Public API: :func:`accelerate`, :class:`FastRenderer`, :func:`fast_forward`, :func:`supports`,
 :func:`reference_forced`.
