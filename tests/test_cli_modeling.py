@@ -21,7 +21,8 @@ def test_train_all_compare_and_render(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     session = make_dummy_session(tmp_path / "sessions" / "s", knob_grid={"drive": [0, 10]}, sample_rate=44100, seconds=2.0)
     build_dataset([session.root], tmp_path / "datasets" / "od3", BuildConfig(split=SplitConfig(segment_seconds=0.25), write_wav=False))
-    args = ["train", "--cond", "all", "--preset", "quick", "--epochs", "1", "--steps", "2", "--batch-size", "2", "--window", "256"]
+    args = ["train", "--cond", "all", "--preset", "quick", "--epochs", "1", "--steps", "2", "--batch-size", "2", "--window", "256",
+            "--stft-warmup", "1", "--lr-schedule", "plateau"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     for cond in ("concat", "film", "statichyper", "dynamichyper"):
@@ -51,3 +52,11 @@ def test_user_errors_are_one_line_with_exit_1(tmp_path):
     assert "not a training run" in proc.stderr and "Traceback" not in proc.stderr
     proc = subprocess.run([sys.executable, "-c", code.replace("'render'", "'render','--bogus'")], cwd=tmp_path, capture_output=True, text=True, env=env)
     assert proc.returncode == 2  # usage error
+
+
+def test_train_rejects_an_unknown_schedule_before_any_work(tmp_path):
+    code = "import sys; sys.argv=['fxcap','train','--lr-schedule','linear']; from fxcap.cli import main; main()"
+    env = {**os.environ, "PYTHONPATH": str(Path(fxcap.__file__).parents[1])}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "lr_schedule must be one of plateau, cosine" in proc.stderr
