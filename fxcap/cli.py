@@ -419,6 +419,11 @@ def evaluate_command(
         )
         if "holdout" in summary:
             console.print(f"  held-out knob settings: ESR {summary['holdout']['esr']:.4f} ({summary['holdout']['esr_db']:.1f} dB)")
+        warnings = summary.get("warnings", [])
+        for warning in warnings[:3]:
+            console.print(f"  [yellow]warning[/] {warning}", highlight=False)
+        if len(warnings) > 3:
+            console.print(f"  [yellow]warning[/] ... and {len(warnings) - 3} more settings (see {run}/evaluation.json)", highlight=False)
 
 
 @app.command()

@@ -83,6 +83,21 @@ def score_split(
     return rows
 
 
+def inverted_settings(frame: pd.DataFrame) -> list[str]:
+    """One line per knob setting whose prediction is anti-correlated with the target (an inverted
+    output: the STFT loss terms cannot see polarity, so such a model can look fine by its loss)."""
+    knob_columns = [c for c in frame.columns if c.startswith("knob_")]
+    lines = []
+    for _, row in frame[frame["correlation"] < 0].iterrows():
+        setting = ", ".join(f"{c[len('knob_'):]}={row[c]:g}" if isinstance(row[c], (int, float)) else f"{c[len('knob_'):]}={row[c]}"
+                            for c in knob_columns)
+        lines.append(
+            f"{row['split']} {setting}: the output is inverted (correlation {row['correlation']:.2f}); retrain with a "
+            "longer --stft-warmup or a higher L1 weight"
+        )
+    return lines
+
+
 def evaluate_run(run_dir: str | Path, dataset_dir: str | Path | None = None, which: str = "best", *,
                  cache_dir: str | Path | None = None, cache_max_bytes: int | str | None = None) -> dict[str, Any]:
     """Score ``run_dir`` on its dataset's test (and holdout) split; writes and returns the summary.
@@ -115,6 +130,9 @@ def evaluate_run(run_dir: str | Path, dataset_dir: str | Path | None = None, whi
     for split, part in frame.groupby("split"):
         summary[split] = {c: float(part[c].mean()) for c in metric_columns}
         summary[split]["settings"] = int(len(part))
+    warnings = inverted_settings(frame)
+    if warnings:
+        summary["warnings"] = warnings
     atomic_write_json(run_dir / "evaluation.json", summary)
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False)

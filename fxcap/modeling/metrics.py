@@ -90,6 +90,18 @@ def esr(pred: Any, target: Any) -> float:
     return float(np.sum((p - t) ** 2) / (np.sum(t**2) + 1e-12))
 
 
+def correlation(pred: Any, target: Any) -> float:
+    """Pearson correlation of prediction and target (-1 .. 1; 0 where either is constant).
+
+    Not an error (higher is better) and not in the comparison tables: a diagnostic. A negative
+    value means the model learned an inverted output, which the STFT metrics cannot see.
+    """
+    p, t = _pair(pred, target)
+    p, t = p - p.mean(), t - t.mean()
+    scale = math.sqrt(float(np.sum(p**2)) * float(np.sum(t**2)))
+    return float(np.sum(p * t) / scale) if scale > 0 else 0.0
+
+
 def esr_db(pred: Any, target: Any) -> float:
     """ESR in decibels, ``10·log10(esr)`` (an energy ratio), floored at -120 dB."""
     return 10.0 * math.log10(max(esr(pred, target), 1e-12))
@@ -204,7 +216,7 @@ def transient_error(pred: Any, target: Any, sample_rate: int) -> float:
 
 def score_all(pred: Any, target: Any, sample_rate: int) -> dict[str, float]:
     """Every metric of this module: keys ``l1, esr, esr_db, mrstft, stft_2048, lufs_diff,
-    crest_factor_diff_db, rms_diff_db, transient`` (signals of at least 32 samples)."""
+    crest_factor_diff_db, rms_diff_db, transient, correlation`` (signals of at least 32 samples)."""
     p, t = _pair(pred, target)
     if p.size < min(STFT_FFT_SIZES):
         raise ModelError(f"scoring needs at least {min(STFT_FFT_SIZES)} samples, got {p.size}")
@@ -218,4 +230,5 @@ def score_all(pred: Any, target: Any, sample_rate: int) -> dict[str, float]:
         "crest_factor_diff_db": crest_factor_diff_db(p, t),
         "rms_diff_db": rms_diff_db(p, t),
         "transient": transient_error(p, t, sample_rate),
+        "correlation": correlation(p, t),
     }

@@ -118,12 +118,35 @@ def test_score_all_has_every_metric_and_accepts_tensors():
     y = tone_and_noise(0.25)
     scores = M.score_all(torch.from_numpy(0.5 * y).float(), y.astype(np.float32), SR)
     assert set(scores) == {
-        "l1", "esr", "esr_db", "mrstft", "stft_2048", "lufs_diff", "crest_factor_diff_db", "rms_diff_db", "transient"
+        "l1", "esr", "esr_db", "mrstft", "stft_2048", "lufs_diff", "crest_factor_diff_db", "rms_diff_db", "transient",
+        "correlation",
     }
     assert scores["rms_diff_db"] == pytest.approx(DB6, abs=1e-5)
     assert all(isinstance(v, float) for v in scores.values())
     same = M.score_all(y, y, SR)
     assert all(same[k] == 0.0 for k in ("l1", "esr", "lufs_diff", "crest_factor_diff_db", "rms_diff_db", "transient"))
+
+
+def test_correlation_sees_polarity_and_ignores_level():
+    y = tone_and_noise(0.25)
+    assert M.correlation(0.5 * y, y) == pytest.approx(1.0)
+    assert M.correlation(-2.0 * y, y) == pytest.approx(-1.0)
+    assert M.correlation(np.zeros_like(y), y) == 0.0
+    noise = np.random.default_rng(3).standard_normal(len(y))
+    assert abs(M.correlation(noise, y)) < 0.05
+
+
+def test_inverted_settings_are_named():
+    import pandas as pd
+
+    from fxcap.modeling.evaluate import inverted_settings
+
+    frame = pd.DataFrame([
+        {"split": "test", "knob_drive": 2.5, "knob_mode": "compress", "correlation": 0.9},
+        {"split": "holdout", "knob_drive": 7.5, "knob_mode": "limit", "correlation": -0.7},
+    ])
+    (line,) = inverted_settings(frame)
+    assert line.startswith("holdout drive=7.5, mode=limit: the output is inverted (correlation -0.70)")
 
 
 def test_bad_inputs():
