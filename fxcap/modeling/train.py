@@ -141,7 +141,8 @@ def _ramp(step: int, warmup_steps: int) -> float:
 def _diverged(bad_steps: int, epoch: int, lr: float) -> ModelError:
     return ModelError(
         f"training diverged: {bad_steps} steps in a row had a non-finite loss or gradient (epoch {epoch}); "
-        f"lower the learning rate (now {lr:g}, e.g. --lr {lr / 3:.2g}) and start again, or --resume from the last good epoch"
+        f"train again with a lower learning rate (now {lr:g}, e.g. --lr {lr / 3:.2g}); the best weights so far stay in "
+        "best.safetensors"
     )
 
 
