@@ -5,7 +5,7 @@ split, gradient clipping, exact resume.
 A run folder holds::
 
     config.json          TrainConfig + ModelConfig + dataset identity (path, hash, knobs, rate)
-    metrics.csv/.json    one row per epoch (train loss, valid loss, lr, seconds)
+    metrics.csv/.json    one row per epoch (train loss, valid loss, lr, seconds, skipped steps)
     best.safetensors     weights with the lowest validation loss
     last.safetensors     weights after the last finished epoch
     state.pt             optimizer, scheduler, RNG and early-stopping state (for --resume)
@@ -268,7 +268,6 @@ def train(
         )
 
     cache = {"cache_dir": cache_dir, "cache_max_bytes": cache_max_bytes}
-
     stopped_early = since_best >= config.early_stop_patience
     epoch = start_epoch
     bad_in_a_row = 0
