@@ -26,7 +26,7 @@ CPU_STFT_WEIGHT = 0.02
 loss and short runs match spectra more than waveforms; measured on the OD-3 quick recipe, two seeds x
 four schemes, 0.02 lowered test ESR in all eight runs (e.g. Concat 0.37 -> 0.19 and 0.89 -> 0.40,
 StaticHyper 0.29 -> 0.17 and 0.66 -> 0.26) and the multi-resolution STFT metric itself in six of
-eight (the other two within 2 %)."""
+eight (the other two within 2.3 %)."""
 
 PRESETS: dict[str, TrainConfig] = {
     # The paper's recipe: batch 80, Adam 1e-3 halved on plateaus, long training, early stopping decides
