@@ -22,7 +22,7 @@ STFT_WARMUP_STEPS = 400
 without it a model can settle with inverted polarity, which the STFT terms cannot see."""
 
 CPU_STFT_WEIGHT = 0.02
-"""STFT weight of the short-budget presets (the paper's is 0.1). With 0.1 the STFT term is ~85 % of the
+"""STFT weight of the short-budget presets (the paper's is 0.1). With 0.1 the STFT term is ~95 % of the
 loss and short runs match spectra more than waveforms; measured on the OD-3 quick recipe, two seeds x
 four schemes, 0.02 lowered test ESR in all eight runs (e.g. Concat 0.37 -> 0.19 and 0.89 -> 0.40,
 StaticHyper 0.29 -> 0.17 and 0.66 -> 0.26) and the multi-resolution STFT metric itself in six of
