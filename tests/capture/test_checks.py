@@ -244,3 +244,32 @@ def test_session_checks():
     results = {r.name: r for r in session_checks([r1, broken])}
     assert not results["kept_takes_pass"].passed and results["kept_takes_pass"].severity == "error"
     assert "take-0004" in results["kept_takes_pass"].message
+
+
+def _sweep_take(lost_in: str):
+    """A program burst then a -20 dBFS log sweep 20 Hz..20 kHz; the output loses 0.3 s in ``lost_in``."""
+    from scipy.signal import chirp
+
+    from fxcap.capture.checks import _check_silence
+    from fxcap.capture.layout import Region, SignalLayout
+
+    rng = np.random.default_rng(3)
+    program = 0.3 * rng.standard_normal(2 * FS)
+    t = np.arange(3 * FS) / FS
+    sweep = 0.1 * chirp(t, 20.0, t[-1], 20000.0, method="logarithmic")
+    played = np.concatenate([program, sweep]).astype(np.float32)
+    regions = [Region("program", "program", 0, 2 * FS), Region("sweep_1", "sweep", 2 * FS, 5 * FS)]
+    layout = SignalLayout(version="t", sample_rate=FS, length=len(played), peak_dbfs=-6.0, preset="t", regions=regions)
+    floor = db_to_amp(NOISE_DBFS) * np.random.default_rng(4).standard_normal(len(played))
+    aligned = played + floor
+    start = {"program": FS, "sweep": 5 * FS - int(0.3 * FS)}[lost_in]  # the sweep's top: a dark device's range
+    aligned[start : start + int(0.3 * FS)] = floor[start : start + int(0.3 * FS)]
+    raw = RawTake(played=played, recorded=aligned.astype(np.float32), sample_rate=FS)
+    return _check_silence(raw, aligned, layout, NOISE_DBFS, CheckConfig())
+
+
+def test_a_sweep_top_below_the_floor_is_not_signal_loss():
+    """A dark tone setting filters a quiet sweep's top octave below the noise floor: not a pulled cable."""
+    assert _sweep_take("sweep").passed
+    lost = _sweep_take("program")
+    assert not lost.passed and "signal lost from 1.0" in lost.message
