@@ -409,16 +409,24 @@ def evaluate_command(
 ) -> None:
     """Score trained runs on the test split (and held-out knob settings), per knob setting and averaged."""
     from fxcap.modeling.evaluate import evaluate_run
+    from fxcap.modeling.metrics import esr_grade
 
     for run in model:
         summary = evaluate_run(run, dataset, checkpoint)
         scores = summary["test"]
         console.print(
-            f"{run}: ESR {scores['esr']:.4f} ({scores['esr_db']:.1f} dB), L1 {scores['l1']:.4f}, STFT {scores['mrstft']:.3f}, "
-            f"LUFS {scores['lufs_diff']:.2f}, CF {scores['crest_factor_diff_db']:.2f} dB, RMS {scores['rms_diff_db']:.2f} dB"
+            f"{run}: ESR {scores['esr']:.4f} ({scores['esr_db']:.1f} dB, {esr_grade(scores['esr'])}), L1 {scores['l1']:.4f}, "
+            f"STFT {scores['mrstft']:.3f}, LUFS {scores['lufs_diff']:.2f}, CF {scores['crest_factor_diff_db']:.2f} dB, "
+            f"RMS {scores['rms_diff_db']:.2f} dB",
+            highlight=False,
         )
+        if "esr_worst" in scores:
+            console.print(f"  worst knob setting: ESR {scores['esr_worst']:.4f} ({esr_grade(scores['esr_worst'])}) at "
+                          f"{summary['test_worst_setting']}", highlight=False)
         if "holdout" in summary:
-            console.print(f"  held-out knob settings: ESR {summary['holdout']['esr']:.4f} ({summary['holdout']['esr_db']:.1f} dB)")
+            held = summary["holdout"]
+            console.print(f"  held-out knob settings: ESR {held['esr']:.4f} ({held['esr_db']:.1f} dB, {esr_grade(held['esr'])})",
+                          highlight=False)
         warnings = summary.get("warnings", [])
         for warning in warnings[:3]:
             console.print(f"  [yellow]warning[/] {warning}", highlight=False)

@@ -41,6 +41,11 @@ class ModelConfig:
         dynamic_hidden: hidden size of the DynamicHyper's hyper cell (paper: 40; released code: 8).
         dynamic_nz: n_z per gate of the DynamicHyper projection; ``None`` means the paper's value
             for the cell (12 for GRU, 6 for LSTM; released code: 8). Read it through :attr:`nz`.
+        pre_filter_poles / post_filter_poles: poles of the learned linear filters before and after
+            the recurrent cell (:class:`fxcap.modeling.filters.LearnedIIR`; 0: none, the paper's).
+            They give the model the long linear memory of a device's coupling high-passes, which a
+            small RNN does not learn; each costs ``2 M + 1`` multiply-adds per sample and ``2 M + 1``
+            parameters.
         seed: seed of the weight initialisation (``None``: use torch's global RNG as it stands).
     """
 
@@ -53,6 +58,8 @@ class ModelConfig:
     mlp_activation: str = "tanh"
     dynamic_hidden: int = 40
     dynamic_nz: int | None = None
+    pre_filter_poles: int = 0
+    post_filter_poles: int = 0
     seed: int | None = 0
 
     def __post_init__(self) -> None:
@@ -73,6 +80,10 @@ class ModelConfig:
             raise ModelError(
                 f"unknown mlp_activation {self.mlp_activation!r}; choose one of {', '.join(ACTIVATIONS)}"
             )
+        for name in ("pre_filter_poles", "post_filter_poles"):
+            if int(getattr(self, name)) < 0:
+                raise ModelError(f"model config: {name} must be 0 (no filter) or a positive integer, got {getattr(self, name)!r}")
+            setattr(self, name, int(getattr(self, name)))
         for name in ("num_knobs", "hidden_size", "dynamic_hidden"):
             if int(getattr(self, name)) < 1:
                 raise ModelError(f"model config: {name} must be a positive integer, got {getattr(self, name)!r}")

@@ -20,7 +20,7 @@ from fxcap.dataset import SequenceDataset, load_dataset_info
 from fxcap.errors import ModelError
 from fxcap.io import atomic_write_json, atomic_write_text
 from fxcap.modeling.compute import compute_cost
-from fxcap.modeling.metrics import score_all
+from fxcap.modeling.metrics import esr_grade, score_all
 from fxcap.modeling.train import load_run
 
 EVAL_SPLITS = ("test", "holdout")
@@ -83,14 +83,21 @@ def score_split(
     return rows
 
 
+def setting_text(row: pd.Series) -> str:
+    """A per-setting row's knob values as ``drive=10, tone=0`` (from its ``knob_*`` columns)."""
+    parts = []
+    for column in (c for c in row.index if c.startswith("knob_")):
+        value = row[column]
+        parts.append(f"{column[len('knob_'):]}={value:g}" if isinstance(value, (int, float)) else f"{column[len('knob_'):]}={value}")
+    return ", ".join(parts)
+
+
 def inverted_settings(frame: pd.DataFrame) -> list[str]:
     """One line per knob setting whose prediction is anti-correlated with the target (an inverted
     output: the STFT loss terms cannot see polarity, so such a model can look fine by its loss)."""
-    knob_columns = [c for c in frame.columns if c.startswith("knob_")]
     lines = []
     for _, row in frame[frame["correlation"] < 0].iterrows():
-        setting = ", ".join(f"{c[len('knob_'):]}={row[c]:g}" if isinstance(row[c], (int, float)) else f"{c[len('knob_'):]}={row[c]}"
-                            for c in knob_columns)
+        setting = setting_text(row)
         lines.append(
             f"{row['split']} {setting}: the output is inverted (correlation {row['correlation']:.2f}); retrain with a "
             "longer --stft-warmup or a higher L1 weight"
@@ -130,6 +137,10 @@ def evaluate_run(run_dir: str | Path, dataset_dir: str | Path | None = None, whi
     for split, part in frame.groupby("split"):
         summary[split] = {c: float(part[c].mean()) for c in metric_columns}
         summary[split]["settings"] = int(len(part))
+        worst = part.loc[part["esr"].idxmax()]
+        summary[split]["esr_worst"] = float(worst["esr"])
+        summary[split]["grade"] = esr_grade(summary[split]["esr"])
+        summary[f"{split}_worst_setting"] = setting_text(worst)
     warnings = inverted_settings(frame)
     if warnings:
         summary["warnings"] = warnings

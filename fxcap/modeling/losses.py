@@ -107,6 +107,46 @@ class ESRLoss(nn.Module):
         return (error / (target.square().sum(-1) + self.eps)).mean()
 
 
+class PooledESRLoss(nn.Module):
+    """Error-to-signal ratio pooled over the batch: ``sum (pred - target)^2 / (sum target^2 + eps)``,
+    both sums over every item and sample (dimensionless).
+
+    The training loss of most RNN pedal models (Wright et al., 2019, with a DC term and a first-order
+    pre-emphasis). Pooling over the batch keeps a window of near-silence (a gap in the test signal,
+    a decaying note) from dividing by almost nothing, which a per-window ratio does; each window then
+    counts in proportion to its energy, as in the evaluation's per-setting ESR.
+
+    ``emphasis``: coefficient ``a`` of the pre-emphasis ``1 - a z^-1`` applied to both signals first
+    (0: none; 0.85 is common for guitar effects: it weighs the upper mids, where the ear is sensitive).
+    """
+
+    def __init__(self, emphasis: float = 0.0, eps: float = 1e-10) -> None:
+        super().__init__()
+        if not 0.0 <= emphasis < 1.0:
+            raise ModelError(f"ESR pre-emphasis coefficient must be in [0, 1), got {emphasis}")
+        self.emphasis, self.eps = float(emphasis), eps
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        pred, target = _check_pair(pred, target)
+        if self.emphasis:
+            pred = pred[:, 1:] - self.emphasis * pred[:, :-1]
+            target = target[:, 1:] - self.emphasis * target[:, :-1]
+        return (pred - target).square().sum() / (target.square().sum() + self.eps)
+
+
+class DCLoss(nn.Module):
+    """DC error relative to the signal energy: ``mean_items (mean_t (pred - target))^2 / (mean target^2 + eps)``
+    (Wright et al., 2019): penalises an offset that the ESR of a pre-emphasised signal cannot see."""
+
+    def __init__(self, eps: float = 1e-10) -> None:
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        pred, target = _check_pair(pred, target)
+        return (pred - target).mean(-1).square().mean() / (target.square().mean() + self.eps)
+
+
 class STFTLoss(nn.Module):
     """Single-resolution STFT loss (Yamamoto et al., 2020; auraloss ``STFTLoss``).
 
@@ -191,10 +231,15 @@ class MultiResolutionSTFTLoss(nn.Module):
 
 
 class CombinedLoss(nn.Module):
-    """``l1_weight * L1 + stft_weight * MRSTFT``, optionally on pre-emphasised signals.
+    """``l1_weight * L1 + stft_weight * MRSTFT + esr_weight * ESR + dc_weight * DC``.
 
-    Defaults follow the released code: ``L1 + 0.1 * MRSTFT`` with the ``(1 - z^-1)/(1 - 0.995 z^-1)``
-    pre-emphasis (``pre_emphasis_kind="fir"`` selects ``1 - 0.95 z^-1`` instead).
+    L1 and MRSTFT see the signals after the ``pre_emphasis`` filter when it is on (the released code's
+    ``(1 - z^-1)/(1 - 0.995 z^-1)``; ``pre_emphasis_kind="fir"`` selects ``1 - 0.95 z^-1``); the ESR
+    term has its own first-order emphasis ``1 - esr_emphasis z^-1`` (:class:`PooledESRLoss`) and the DC
+    term sees the plain signals. ``skip`` samples at the start of every window are left out of every
+    term: each training window starts from a zero state, which the device never had, so its first
+    samples cannot be predicted (the device's slow filters and the clipper's charge remember what came
+    before). Defaults follow the released code: ``L1 + 0.1 * MRSTFT`` with pre-emphasis, nothing skipped.
     """
 
     def __init__(
@@ -204,24 +249,49 @@ class CombinedLoss(nn.Module):
         pre_emphasis: bool = True,
         pre_emphasis_kind: str = "hp",
         fft_sizes: tuple[int, ...] = STFT_FFT_SIZES,
+        esr_weight: float = 0.0,
+        dc_weight: float = 0.0,
+        esr_emphasis: float = 0.0,
+        skip: int = 0,
     ) -> None:
         super().__init__()
+        weights = {"l1_weight": l1_weight, "stft_weight": stft_weight, "esr_weight": esr_weight, "dc_weight": dc_weight}
+        for name, value in weights.items():
+            if not float(value) >= 0.0:
+                raise ModelError(f"loss weight {name} must be zero or positive, got {value}")
+        if not any(float(v) for v in weights.values()):
+            raise ModelError("every loss weight is zero: give at least one term a positive weight")
+        if int(skip) < 0:
+            raise ModelError(f"the loss skip must be zero or a positive number of samples, got {skip}")
         self.l1_weight, self.stft_weight = float(l1_weight), float(stft_weight)
+        self.esr_weight, self.dc_weight, self.skip = float(esr_weight), float(dc_weight), int(skip)
         self.pre_emphasis = PreEmphasis(pre_emphasis_kind) if pre_emphasis else None
         self.l1 = L1Loss()
         self.stft = MultiResolutionSTFTLoss(fft_sizes)
+        self.esr = PooledESRLoss(esr_emphasis)
+        self.dc = DCLoss()
 
     def terms(self, pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The unweighted terms ``{"l1", "stft"}`` (after pre-emphasis, if on)."""
+        """The unweighted terms ``{"l1", "stft", "esr", "dc"}`` (a term with weight 0 is 0, not computed)."""
         if pred.shape != target.shape:
             raise ModelError(f"prediction and target shapes differ: {tuple(pred.shape)} vs {tuple(target.shape)}")
-        if self.pre_emphasis is not None:
+        pred, target = as_batch_time(pred), as_batch_time(target)
+        if self.skip:
+            if pred.shape[-1] <= self.skip:
+                raise ModelError(f"windows of {pred.shape[-1]} samples are not longer than the loss skip ({self.skip}); "
+                                 "use a longer --window or a shorter --loss-skip")
+            pred, target = pred[:, self.skip :], target[:, self.skip :]
+        zero = pred.new_zeros(())
+        out = {"esr": self.esr(pred, target) if self.esr_weight else zero,
+               "dc": self.dc(pred, target) if self.dc_weight else zero}
+        if self.pre_emphasis is not None and (self.l1_weight or self.stft_weight):
             pred, target = self.pre_emphasis(pred), self.pre_emphasis(target)
-        out = {"l1": self.l1(pred, target)}
-        out["stft"] = self.stft(pred, target) if self.stft_weight else pred.new_zeros(())
+        out["l1"] = self.l1(pred, target) if self.l1_weight else zero
+        out["stft"] = self.stft(pred, target) if self.stft_weight else zero
         return out
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, stft_scale: float = 1.0) -> torch.Tensor:
         """The weighted sum; ``stft_scale`` multiplies the STFT weight (the training warm-up's ramp)."""
         terms = self.terms(pred, target)
-        return self.l1_weight * terms["l1"] + self.stft_weight * stft_scale * terms["stft"]
+        return (self.l1_weight * terms["l1"] + self.stft_weight * stft_scale * terms["stft"]
+                + self.esr_weight * terms["esr"] + self.dc_weight * terms["dc"])

@@ -90,6 +90,26 @@ def esr(pred: Any, target: Any) -> float:
     return float(np.sum((p - t) ** 2) / (np.sum(t**2) + 1e-12))
 
 
+ESR_GRADES: tuple[tuple[float, str], ...] = (
+    (0.01, "great"),
+    (0.035, "not bad"),
+    (0.1, "might sound OK"),
+    (0.3, "probably will not sound great"),
+)
+"""Upper ESR bounds and the words capture tools commonly print for them (NAM's trainer uses these bands)."""
+
+
+def esr_grade(value: float) -> str:
+    """The grade of an ESR in words: ``great`` (< 0.01), ``not bad`` (< 0.035), ``might sound OK`` (< 0.1),
+    ``probably will not sound great`` (< 0.3), else ``poor``; ``n/a`` for a missing (NaN) value."""
+    if value is None or not math.isfinite(float(value)):
+        return "n/a"
+    for bound, words in ESR_GRADES:
+        if value < bound:
+            return words
+    return "poor"
+
+
 def correlation(pred: Any, target: Any) -> float:
     """Pearson correlation of prediction and target (-1 .. 1; 0 where either is constant).
 

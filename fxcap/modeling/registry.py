@@ -78,7 +78,16 @@ def build_model(config: ModelConfig | dict[str, Any]) -> ConditionedRNN:
         raise ModelError(f"no model registered as {config.cond!r}; registered: {', '.join(sorted(_REGISTRY))}")
     cls = _REGISTRY[config.cond]
     if config.seed is None:
-        return cls(config)
+        return _with_filters(cls(config), config)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        return cls(config)
+        return _with_filters(cls(config), config)
+
+
+def _with_filters(model: ConditionedRNN, config: ModelConfig) -> torch.nn.Module:
+    """``model`` itself, or wrapped in learned linear filters when ``config`` asks for them."""
+    if not (config.pre_filter_poles or config.post_filter_poles):
+        return model
+    from fxcap.modeling.filters import FilteredRNN
+
+    return FilteredRNN(model, config.pre_filter_poles, config.post_filter_poles)

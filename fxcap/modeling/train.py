@@ -74,7 +74,13 @@ class TrainConfig:
         warmup_steps / lr_min_factor: the cosine schedule's warm-up length and final rate.
         early_stop_patience: stop when the validation loss has not improved for this many epochs.
         grad_clip: max gradient norm.
-        l1_weight / stft_weight / pre_emphasis: the loss (released code: 1, 0.1, on).
+        l1_weight / stft_weight / pre_emphasis: the L1 and multi-resolution STFT terms and their
+            pre-emphasis (released code: 1, 0.1, on).
+        esr_weight / dc_weight / esr_emphasis: the error-to-signal ratio term (pooled over the batch,
+            on signals filtered by ``1 - esr_emphasis z^-1``) and the DC term (released code: off).
+            See :class:`fxcap.modeling.losses.CombinedLoss`.
+        loss_skip: samples at the start of every window left out of the loss (and of the validation
+            loss): each window starts from a zero state the device never had.
         stft_warmup_steps: ramp the STFT weight linearly from 0 to ``stft_weight`` over this many
             optimizer steps (0: full weight from the start, the released code's). The STFT terms
             ignore phase and polarity, and the log-magnitude term makes a near-silent output very
@@ -108,6 +114,10 @@ class TrainConfig:
     l1_weight: float = 1.0
     stft_weight: float = 0.1
     pre_emphasis: bool = True
+    esr_weight: float = 0.0
+    dc_weight: float = 0.0
+    esr_emphasis: float = 0.0
+    loss_skip: int = 0
     stft_warmup_steps: int = 0
     valid_windows: int | None = 64
     max_skipped_steps: int = 20
@@ -117,6 +127,20 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.lr_schedule not in LR_SCHEDULES:
             raise ModelError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, not {self.lr_schedule!r}")
+        positive = {"batch_size": self.batch_size, "max_epochs": self.max_epochs, "lr": self.lr, "grad_clip": self.grad_clip}
+        for name, value in positive.items():
+            if not value > 0:
+                raise ModelError(f"{name} must be positive, got {value}")
+        non_negative = {"l1_weight": self.l1_weight, "stft_weight": self.stft_weight, "esr_weight": self.esr_weight,
+                        "dc_weight": self.dc_weight, "loss_skip": self.loss_skip, "stft_warmup_steps": self.stft_warmup_steps,
+                        "warmup_steps": self.warmup_steps}
+        for name, value in non_negative.items():
+            if not value >= 0:
+                raise ModelError(f"{name} must be zero or positive, got {value}")
+        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
+            raise ModelError(f"steps_per_epoch must be positive (or unset), got {self.steps_per_epoch}")
+        if not 0.0 <= self.esr_emphasis < 1.0:
+            raise ModelError(f"esr_emphasis must be in [0, 1), got {self.esr_emphasis}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -131,6 +155,14 @@ class RunResult:
     best_valid_loss: float
     stopped_early: bool
     history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def make_loss(config: TrainConfig) -> CombinedLoss:
+    """The training (and validation) loss that ``config`` describes."""
+    return CombinedLoss(
+        l1_weight=config.l1_weight, stft_weight=config.stft_weight, pre_emphasis=config.pre_emphasis,
+        esr_weight=config.esr_weight, dc_weight=config.dc_weight, esr_emphasis=config.esr_emphasis, skip=config.loss_skip,
+    )
 
 
 def _ramp(step: int, warmup_steps: int) -> float:
@@ -235,7 +267,10 @@ def train(
         )
     else:
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=config.lr_factor, patience=config.lr_patience)
-    loss_fn = CombinedLoss(l1_weight=config.l1_weight, stft_weight=config.stft_weight, pre_emphasis=config.pre_emphasis)
+    loss_fn = make_loss(config)
+    if config.loss_skip >= window:
+        raise ModelError(f"the loss skip ({config.loss_skip} samples) must be shorter than the window ({window}); "
+                         "lower --loss-skip or use a longer --window")
 
     history: list[dict[str, Any]] = []
     best, since_best, start_epoch = math.inf, 0, 0

@@ -102,3 +102,51 @@ def test_combined_loss_stft_scale_reweights_only_the_stft_term():
     terms = loss.terms(pred, target)
     assert torch.allclose(loss(pred, target, stft_scale=0.0), terms["l1"])
     assert torch.allclose(loss(pred, target, stft_scale=0.5), terms["l1"] + 0.05 * terms["stft"])
+
+
+def test_pooled_esr_and_dc_equal_their_hand_values():
+    from fxcap.modeling.losses import DCLoss, PooledESRLoss
+
+    target = torch.tensor([[1.0, -1.0, 2.0, 0.0], [0.0, 0.0, 0.0, 0.0]])  # the second window is silent
+    pred = torch.tensor([[1.5, -1.0, 2.0, 0.5], [0.1, 0.0, 0.0, 0.0]])
+    # pooled: (0.25 + 0.25 + 0.01) / (1 + 1 + 4): a silent window does not divide by zero
+    assert float(PooledESRLoss()(pred, target)) == pytest.approx(0.51 / 6.0)
+    # with emphasis 0.5: e[n] = d[n] - 0.5 d[n-1] for n >= 1 on the error d = pred - target
+    d = (pred - target).numpy()
+    t = target.numpy()
+    err = sum((d[i, n] - 0.5 * d[i, n - 1]) ** 2 for i in range(2) for n in range(1, 4))
+    sig = sum((t[i, n] - 0.5 * t[i, n - 1]) ** 2 for i in range(2) for n in range(1, 4))
+    assert float(PooledESRLoss(0.5)(pred, target)) == pytest.approx(err / sig, rel=1e-6)
+    # DC: mean over items of (mean error)^2, over the mean target power: ((0.25)^2 + (0.025)^2) / 2 / (6 / 8)
+    assert float(DCLoss()(pred, target)) == pytest.approx((0.25**2 + 0.025**2) / 2 / 0.75, rel=1e-6)
+    assert float(DCLoss()(target, target)) == 0.0
+
+
+def test_combined_loss_weights_esr_dc_and_skips_the_warm_up():
+    from fxcap.modeling.losses import DCLoss, PooledESRLoss
+
+    pred, target = noise((2, 2048), 11), noise((2, 2048), 12)
+    loss = CombinedLoss(l1_weight=0.0, stft_weight=0.0, esr_weight=2.0, dc_weight=3.0, esr_emphasis=0.85, skip=100)
+    expected = 2.0 * PooledESRLoss(0.85)(pred[:, 100:], target[:, 100:]) + 3.0 * DCLoss()(pred[:, 100:], target[:, 100:])
+    assert torch.allclose(loss(pred, target), expected)
+    # what happens in the skipped samples does not count at all
+    spoiled = pred.clone()
+    spoiled[:, :100] += 50.0
+    assert torch.allclose(loss(spoiled, target), expected)
+    assert not torch.allclose(CombinedLoss(l1_weight=0.0, stft_weight=0.0, esr_weight=1.0)(spoiled, target),
+                              PooledESRLoss()(pred, target))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [({"esr_weight": -1.0}, "esr_weight"), ({"l1_weight": 0.0, "stft_weight": 0.0}, "every loss weight is zero"),
+     ({"skip": -5}, "skip"), ({"esr_emphasis": 1.0}, "pre-emphasis coefficient")],
+)
+def test_bad_loss_settings_are_clear_errors(kwargs, message):
+    with pytest.raises(ModelError, match=message):
+        CombinedLoss(**kwargs)
+
+
+def test_a_skip_longer_than_the_window_is_a_clear_error():
+    with pytest.raises(ModelError, match="not longer than the loss skip"):
+        CombinedLoss(skip=512)(noise((1, 512), 1), noise((1, 512), 2))

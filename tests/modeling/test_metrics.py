@@ -158,3 +158,13 @@ def test_bad_inputs():
         M.esr(np.full(4, np.nan), np.zeros(4))
     with pytest.raises(ModelError, match="at least 32 samples"):
         M.score_all(np.zeros(10), np.zeros(10), SR)
+
+
+@pytest.mark.parametrize(
+    "value, words",
+    [(0.0, "great"), (0.0099, "great"), (0.01, "not bad"), (0.0349, "not bad"), (0.035, "might sound OK"),
+     (0.0999, "might sound OK"), (0.1, "probably will not sound great"), (0.2999, "probably will not sound great"),
+     (0.3, "poor"), (3.0, "poor"), (float("nan"), "n/a")],
+)
+def test_esr_grade_bands(value, words):
+    assert M.esr_grade(value) == words
