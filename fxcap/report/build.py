@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 
 from fxcap import __version__
 from fxcap.capture.profiles import KnobValue
@@ -277,6 +278,23 @@ def _consistency_notes(session: Session | None, info: DatasetInfo | None, runs: 
     return notes
 
 
+def per_setting_tables(runs: Sequence[ReportRun], split: str) -> dict[str, pd.DataFrame]:
+    """Label -> the rows of ``split`` in each evaluated run's ``evaluation_per_knob.csv`` (runs without one are left out)."""
+    tables = {}
+    for run in runs:
+        path = run.run_dir / "evaluation_per_knob.csv"
+        if not (run.evaluated and path.is_file()):
+            continue
+        try:
+            frame = pd.read_csv(path)
+        except (OSError, ValueError, pd.errors.ParserError):
+            continue
+        frame = frame[frame["split"] == split] if "split" in frame and "esr" in frame else frame.iloc[0:0]
+        if not frame.empty:
+            tables[run.label] = frame
+    return tables
+
+
 def build_report(
     out_dir: str | Path,
     session: str | Path | Session | None = None,
@@ -322,6 +340,8 @@ def build_report(
     histories = {r.label: r.history for r in report_runs if r.history}
     training_png = writer.png("training_curves.png", figures.training_curves_figure(histories, colors, config.dpi)) if histories else None
     comparison_body, comparison_data = S.comparison_section(report_runs)
+    esr_tables = per_setting_tables(report_runs, "test")
+    esr_png = writer.png("esr_per_setting.png", figures.esr_heatmap_figure(esr_tables, config.dpi)) if esr_tables else None
     all_notes = list(notes) + _consistency_notes(opened, info, report_runs) + device.notes
     points = selection.points if selection else []
     swept = selection.swept if selection else []
@@ -345,7 +365,7 @@ def build_report(
         S.spectrogram_section(device.listening, device.spectrogram_png, device.reason),
         S.audio_section(device.listening, points, swept, device.reason),
         S.training_section(report_runs, training_png),
-        H.Section("comparison", "Model comparison", comparison_body),
+        H.Section("comparison", "Model comparison", comparison_body + S.esr_map_body(esr_png)),
         H.Section("notes", "Notes", "<ul class=\"notes\">" + "".join(f"<li>{H.esc(n)}</li>" for n in all_notes) + "</ul>"
                   if all_notes else H.paragraph("Nothing to note.")),
     ]

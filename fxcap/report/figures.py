@@ -282,3 +282,54 @@ def training_curves_figure(histories: Mapping[str, Sequence[Mapping[str, float]]
     ax.set_title("Training curves: validation (solid) and training (dashed) loss")
     fig.tight_layout()
     return _png(fig, dpi)
+
+
+# -- per-setting ESR -------------------------------------------------------------------------------------
+
+ESR_COLOR_RANGE = (1e-3, 1.0)
+"""ESR values mapped to the ends of the heat map's colour scale (logarithmic)."""
+
+
+def esr_heatmap_figure(tables: Mapping[str, Any], dpi: int = DEFAULT_DPI) -> bytes:
+    """Test-split ESR per knob setting, one heat-map panel per run (label -> per-setting DataFrame with
+    ``knob_<name>`` columns and ``esr``; the rows of ``evaluation_per_knob.csv`` of one split).
+
+    Two varying knobs make a grid (first knob across, second down), one makes a single row, more are
+    averaged down to the first two. Each cell shows its ESR; colours are logarithmic from
+    :data:`ESR_COLOR_RANGE` (green: great, red: poor).
+    """
+    import pandas as pd
+    from matplotlib.colors import LogNorm
+
+    plt = _pyplot()
+    labels = list(tables)
+    if not labels:
+        raise ReportError("no evaluated run to draw a per-setting ESR heat map for")
+    fig, axes = plt.subplots(1, len(labels), figsize=(3.6 * len(labels) + 1.0, 3.6), squeeze=False)
+    norm = LogNorm(*ESR_COLOR_RANGE)
+    image = None
+    for ax, label in zip(axes[0], labels):
+        frame = tables[label]
+        knobs = [c for c in frame.columns if c.startswith("knob_") and frame[c].nunique() > 1][:2]
+        if not knobs:
+            knobs = [c for c in frame.columns if c.startswith("knob_")][:1]
+        if len(knobs) == 1:
+            grid = frame.groupby(knobs[0])["esr"].mean().to_frame().T
+        else:
+            grid = pd.pivot_table(frame, values="esr", index=knobs[1], columns=knobs[0], aggfunc="mean")
+        values = grid.to_numpy(dtype=float)
+        image = ax.imshow(np.clip(values, *ESR_COLOR_RANGE), cmap="RdYlGn_r", norm=norm, origin="lower", aspect="auto")
+        for (row, col), value in np.ndenumerate(values):
+            if np.isfinite(value):
+                ax.text(col, row, f"{value:.3f}", ha="center", va="center", fontsize=7)
+        ax.set_xticks(range(values.shape[1]), [format_value(v) for v in grid.columns], fontsize=8)
+        ax.set_xlabel(knobs[0][len("knob_"):])
+        if len(knobs) > 1:
+            ax.set_yticks(range(values.shape[0]), [format_value(v) for v in grid.index], fontsize=8)
+            ax.set_ylabel(knobs[1][len("knob_"):])
+        else:
+            ax.set_yticks([])
+        ax.set_title(label, fontsize=9)
+    if image is not None:
+        fig.colorbar(image, ax=list(axes[0]), label="ESR (log scale)", shrink=0.85)
+    return _png(fig, dpi)

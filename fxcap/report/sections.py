@@ -222,3 +222,15 @@ def comparison_section(runs: Sequence[ReportRun]) -> tuple[str, dict[str, list[d
     not_evaluated = [r.label for r in runs if not r.evaluated]
     tail = H.paragraph(f"Not evaluated, so not in the table: {', '.join(not_evaluated)}.") if not_evaluated else ""
     return lead + body + tail, data
+
+
+def esr_map_body(png: bytes | None) -> str:
+    """The per-setting ESR heat map (test split) with the grade bands in words, or nothing without evaluated runs."""
+    if png is None:
+        return ""
+    from fxcap.modeling.metrics import ESR_GRADES
+
+    bands = ", ".join(f"below {bound:g}: {words}" for bound, words in ESR_GRADES)
+    return ("<h3>ESR per knob setting (test split)</h3>" + H.figure(png, "ESR per knob setting")
+            + H.paragraph(f"How a capture's ESR is commonly read: {bands}; above: poor. The worst setting is what a player "
+                          "meets first."))

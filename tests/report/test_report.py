@@ -84,7 +84,8 @@ def test_full_report_has_every_section_and_decodable_embeds(full):
 
     images = [base64.b64decode(m) for m in PNG_URI.findall(html)]
     written = {p.name: p.read_bytes() for p in full.parent.glob("*.png")}
-    assert set(written) == {"capture_quality.png", "knob_response_drive.png", "spectrograms.png", "training_curves.png"}
+    assert set(written) == {"capture_quality.png", "knob_response_drive.png", "spectrograms.png", "training_curves.png",
+                            "esr_per_setting.png"}
     assert sorted(images) == sorted(written.values())  # every PNG written is the one embedded
     for data in images:
         with Image.open(io.BytesIO(data)) as image:
@@ -177,6 +178,19 @@ def test_comparison_table_marks_the_best_value_of_each_column(full, workspace):
     assert "concat-gru-s0" in training and "film-gru-s0" in training
 
 
+def test_esr_heat_map_shows_every_tested_setting_with_the_grade_words(full, workspace):
+    from fxcap.report.build import per_setting_tables
+    from fxcap.report.runs import load_report_runs
+
+    section = _section(full.read_text(encoding="utf-8"), "comparison")
+    assert "ESR per knob setting" in section and "below 0.01: great" in section
+    tables = per_setting_tables(load_report_runs(_runs(workspace)), "test")
+    assert set(tables) == {"concat-gru-s0", "film-gru-s0"}
+    for table in tables.values():  # one cell per tested drive setting, the ESRs the evaluation wrote
+        assert sorted(table["knob_drive"]) == sorted(table["knob_drive"].unique())
+        assert len(table) >= 3 and (table["esr"] > 0).all()
+
+
 # -- missing parts ---------------------------------------------------------------------------------------------
 
 
@@ -202,7 +216,7 @@ def test_runs_only_report_shows_training_and_comparison(workspace):
     assert "No capture session given" in _section(html, "audio")
     assert WAV_URI.findall(html) == []
     assert 'class="best"' in _section(html, "comparison")
-    assert sorted(p.name for p in path.parent.glob("*.png")) == ["training_curves.png"]
+    assert sorted(p.name for p in path.parent.glob("*.png")) == ["esr_per_setting.png", "training_curves.png"]
 
 
 def test_nothing_to_report_is_a_clear_error(tmp_path):
