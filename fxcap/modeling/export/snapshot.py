@@ -140,7 +140,7 @@ def _evaluation_rows(run_dir: Path, checkpoint: str) -> pd.DataFrame | None:
     if not table.is_file():
         return None
     try:
-        scored = json.loads(summary.readformat_value(encoding="utf-8")).get("checkpoint", "best") if summary.is_file() else "best"
+        scored = json.loads(summary.read_text(encoding="utf-8")).get("checkpoint", "best") if summary.is_file() else "best"
         rows = pd.read_csv(table)
     except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
         return None  # an unreadable evaluation only costs the ESR entry, not the export
