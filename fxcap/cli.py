@@ -544,14 +544,14 @@ def export_command(
                         at=list(at or []), grid=grid, meta_fields=list(meta or []))
     automation = "with knob automation" if report.get("knob_automation", True) else "at the fixed setting"
     for line in _export_lines(report):
-        console.print(line, markup=False, highlight=False)
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
     console.print(
         f"self-test on {report['seconds']:.2f} s of audio {automation}: max abs error {report['max_abs_error']:.2e} "
         f"(limit {report['tolerance']:g}) - passed",
-        markup=False, highlight=False,
+        markup=False, highlight=False, soft_wrap=True,
     )
     for note in report.get("notes", []):
-        console.print(f"note: {note}", markup=False, highlight=False)
+        console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _export_lines(report: dict) -> list[str]:
