@@ -308,6 +308,16 @@ def float32_lists(array: Any) -> Any:
     return short.reshape(array.shape).tolist()
 
 
+def read_json_file(path: str | Path) -> Any:
+    """The parsed JSON of an exported file; :class:`ModelError` when it is missing or not JSON."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"{path} does not exist") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{path} is not valid JSON ({exc})") from None
+
+
 def to_json_bytes(obj: Any) -> bytes:
     """Compact JSON (no NaN) as UTF-8 bytes."""
     return (json.dumps(obj, separators=(",", ":"), allow_nan=False) + "\n").encode("utf-8")

@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -60,7 +59,7 @@ from fxcap.errors import ModelError
 from fxcap.io import atomic_write_text
 from fxcap.modeling.base import CellWeights, ConditionedRNN
 from fxcap.modeling.export.cells_numpy import lstm_sequence
-from fxcap.modeling.export.common import ExportMeta, SelfTestConfig, float32_lists, self_test, to_json_bytes, write_checked
+from fxcap.modeling.export.common import ExportMeta, read_json_file, SelfTestConfig, float32_lists, self_test, to_json_bytes, write_checked
 from fxcap.modeling.export.snapshot import Snapshot, format_value
 
 NAM_FILE_VERSION = "0.5.4"
@@ -194,13 +193,7 @@ class NamLSTM:
     @classmethod
     def from_file(cls, path: str | Path) -> "NamLSTM":
         """Read and check a ``.nam`` file; :class:`ModelError` names what is wrong."""
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ModelError(f"{path} does not exist") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ModelError(f"{path} is not valid JSON ({exc})") from None
-        return cls.from_dict(data, str(path))
+        return cls.from_dict(read_json_file(path), str(path))
 
     @classmethod
     def from_dict(cls, data: Any, source: str = ".nam model") -> "NamLSTM":

@@ -41,7 +41,6 @@ PyTorch; the export's self-test uses it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,7 +50,7 @@ import numpy as np
 from fxcap.errors import ModelError
 from fxcap.modeling.base import ConditionedRNN
 from fxcap.modeling.export.cells_numpy import gru_sequence, lstm_sequence
-from fxcap.modeling.export.common import ExportMeta, SelfTestConfig, float32_lists, self_test, to_json_bytes, write_checked
+from fxcap.modeling.export.common import ExportMeta, read_json_file, SelfTestConfig, float32_lists, self_test, to_json_bytes, write_checked
 
 DENSE_ACTIVATIONS = {
     "": lambda v: v,
@@ -150,13 +149,7 @@ class RTNeuralModel:
     @classmethod
     def from_file(cls, path: str | Path) -> "RTNeuralModel":
         """Read and check an RTNeural JSON file; :class:`ModelError` names what is wrong."""
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ModelError(f"{path} does not exist") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ModelError(f"{path} is not valid JSON ({exc})") from None
-        return cls.from_dict(data, str(path))
+        return cls.from_dict(read_json_file(path), str(path))
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "RTNeural model") -> "RTNeuralModel":
