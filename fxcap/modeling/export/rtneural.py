@@ -1,4 +1,4 @@
-"""RTNeural JSON export of the Concat GRU/LSTM: the model file AIDA-X / Proteus-style plugins load.
+"""RTNeural JSON export of the Concat GRU/LSTM, knob inputs in [-1, 1], for an RTNeural host you control.
 
 File layout (the Keras-style JSON that RTNeural's ``json_parser`` and the AIDA-X / rt-neural-generic
 plugins read; numbers are float32 values written in their shortest exact decimal form)::
