@@ -536,22 +536,45 @@ def dataset_validate_command(path: Annotated[str, typer.Argument(help="Dataset f
 @app.command("export")
 def export_command(
     model: Annotated[Path, typer.Option("--model", "-m", help="Run folder of a trained model.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="File to write (.onnx / .json), or a folder (no suffix) for <run>.onnx / <run>.json.")],
-    format_: Annotated[str, typer.Option("--format", "-f", help="onnx (every scheme, streaming graph with state) or rtneural (Concat GRU/LSTM, JSON for AIDA-X / Proteus-style plugins).")] = "onnx",
+    out: Annotated[Path, typer.Option("--out", "-o", help="File to write (.onnx / .json / .nam), or a folder (no suffix) for <run>.<suffix>; a .nam pack is a folder.")],
+    format_: Annotated[str, typer.Option("--format", "-f", help="onnx (every scheme), rtneural (Concat, knobs in [-1, 1]), aidax (Concat, knobs 0..1 for AIDA-X) or nam (LSTM snapshot for Neural Amp Modeler).")] = "onnx",
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="nam: knob value of the snapshot, e.g. --set drive=7 (others at their default).")] = None,
+    at: Annotated[Optional[list[str]], typer.Option("--at", help="nam pack: one setting per file, e.g. --at drive=7,tone=4 (repeatable).")] = None,
+    grid: Annotated[Optional[int], typer.Option("--grid", help="nam pack: this many evenly spaced values of every knob not fixed by --set.")] = None,
+    meta: Annotated[Optional[list[str]], typer.Option("--meta", help="nam metadata, e.g. --meta gear_type=pedal --meta tone_type=overdrive --meta input_level_dbu=12.")] = None,
     checkpoint: Annotated[str, typer.Option(help="best or last.")] = "best",
     seconds: Annotated[float, typer.Option(help="Length of the self-test audio in seconds.")] = 3.0,
 ) -> None:
-    """Export a trained model to ONNX or RTNeural JSON; the written file is self-tested against PyTorch."""
+    """Export a trained model to ONNX, RTNeural / AIDA-X JSON or NAM .nam; every written file is self-tested against PyTorch."""
     from fxcap.modeling.export import export_run
 
-    report = export_run(model, out, format_, checkpoint=checkpoint, seconds=seconds)
+    report = export_run(model, out, format_, checkpoint=checkpoint, seconds=seconds, settings=list(set_ or []),
+                        at=list(at or []), grid=grid, meta_fields=list(meta or []))
+    automation = "with knob automation" if report.get("knob_automation", True) else "at the fixed setting"
+    for line in _export_lines(report):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
     console.print(
-        f"wrote {report['path']} ({report['bytes']} bytes, {report['format']}); self-test on {report['seconds']:.2f} s of audio "
-        f"with knob automation: max abs error {report['max_abs_error']:.2e} (limit {report['tolerance']:g}) - passed",
-        markup=False, highlight=False,
+        f"self-test on {report['seconds']:.2f} s of audio {automation}: max abs error {report['max_abs_error']:.2e} "
+        f"(limit {report['tolerance']:g}) - passed",
+        markup=False, highlight=False, soft_wrap=True,
     )
     for note in report.get("notes", []):
-        console.print(f"note: {note}", markup=False, highlight=False)
+        console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _export_lines(report: dict) -> list[str]:
+    """What an export wrote: the file, or a pack's files and index, with each snapshot's setting and test ESR."""
+    def esr(item: dict) -> str:
+        return f"test ESR {item['test_esr']:.4g} ({item['esr_split']})" if item.get("test_esr") is not None else "test ESR not measured at this setting"
+
+    if "files" in report:
+        lines = [f"wrote {len(report['files'])} .nam files and {report['index']} ({report['bytes']} bytes in all)"]
+        lines += [f"  {Path(item['path']).name}: {esr(item)}" for item in report["files"]]
+        return lines
+    line = f"wrote {report['path']} ({report['bytes']} bytes, {report['format']})"
+    if "setting" in report:
+        line += f" at {report['setting']}; {esr(report)}"
+    return [line]
 
 
 # -- report ----------------------------------------------------------------------------------------------

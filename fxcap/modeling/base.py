@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -40,6 +41,29 @@ class ModelCost:
     macs_per_sample: int
     macs_per_change: int
     elementwise_per_sample: int
+
+
+@dataclass
+class CellWeights:
+    """A plain GRU/LSTM cell in ``nn.GRU``/``nn.LSTM`` layout (PyTorch gate order), float64.
+
+    What a model whose cell weights depend only on the knobs is at one fixed knob setting (see
+    :meth:`ConditionedRNN.cell_at`): ``gx = weight_ih x + bias_ih``, ``gh = weight_hh h + bias_hh``,
+    then the update of :mod:`fxcap.modeling.cells`, then the model's ``Linear(H, 1)`` output.
+
+    Attributes:
+        cell: ``gru`` or ``lstm``.
+        weight_ih: ``(G*H, 1)`` input weights (mono audio).
+        weight_hh: ``(G*H, H)`` recurrent weights.
+        bias_ih: ``(G*H,)`` input-side bias.
+        bias_hh: ``(G*H,)`` hidden-side bias (inside the GRU's reset product).
+    """
+
+    cell: str
+    weight_ih: torch.Tensor
+    weight_hh: torch.Tensor
+    bias_ih: torch.Tensor
+    bias_hh: torch.Tensor
 
 
 @dataclass
@@ -81,6 +105,9 @@ class ConditionedRNN(nn.Module, ABC):
 
     fast: bool = True
     """Run on the fast path (:mod:`fxcap.modeling.fast`) when possible; set False for the reference."""
+
+    folds_at_setting: bool = False
+    """Whether the model is a plain GRU/LSTM at any fixed knob setting (:meth:`cell_at` works)."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -172,6 +199,26 @@ class ConditionedRNN(nn.Module, ABC):
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         """The recurrence: ``x`` ``(B, T, 1)``, knobs ``(B, K)`` (constant) or ``(B, T, K)`` (varying),
         state parts -> hidden states ``(B, T, H)`` and the final state parts."""
+
+    def cell_at(self, knobs: torch.Tensor) -> CellWeights:
+        """The plain cell this model is at the constant normalized knob setting ``knobs`` ``(K,)``.
+
+        Computed in float64 from the model's own conditioning code, so the folded cell equals the
+        model up to one float32 rounding of its weights. Raises :class:`ModelError` for schemes whose
+        cell is not fixed by the knobs (:attr:`folds_at_setting` is False).
+        """
+        raise ModelError(f"the {self.config.cond} scheme is not a plain {self.cell.upper()} at a fixed knob setting")
+
+    def _float64(self) -> "ConditionedRNN":
+        """A float64 copy of the model (for exact folding with the model's own methods)."""
+        return copy.deepcopy(self).double().eval()
+
+    def _knob_row(self, knobs: torch.Tensor) -> torch.Tensor:
+        """``knobs`` as a float64 ``(1, K)`` row, checked against the model's knob count."""
+        row = torch.as_tensor(knobs, dtype=torch.float64).reshape(1, -1)
+        if row.shape[1] != self.num_knobs:
+            raise ModelError(f"a {self.num_knobs}-knob model needs {self.num_knobs} knob value(s), got {row.shape[1]}")
+        return row
 
     @abstractmethod
     def cost(self) -> ModelCost:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fxcap.modeling.base import ConditionedRNN, ModelCost
+from fxcap.modeling.base import CellWeights, ConditionedRNN, ModelCost
 from fxcap.modeling.cells import ELEMENTWISE_OPS_PER_UNIT
 from fxcap.modeling.config import ModelConfig
 from fxcap.modeling.init import init_recurrent
@@ -21,6 +21,8 @@ from fxcap.modeling.registry import register_model
 @register_model("concat")
 class ConcatRNN(ConditionedRNN):
     """``nn.GRU``/``nn.LSTM`` over ``[x; c]`` with a linear output (see module doc)."""
+
+    folds_at_setting = True
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config)
@@ -42,6 +44,17 @@ class ConcatRNN(ConditionedRNN):
             return hidden, (h[0],)
         hidden, (h, c) = self.rnn(inputs, initial)
         return hidden, (h[0], c[0])
+
+    def cell_at(self, knobs: torch.Tensor) -> CellWeights:
+        """At a fixed setting ``c`` the knob columns of the input weights join the input bias:
+        ``gx = W_x x + (W_c c + b_ih)``."""
+        c = self._knob_row(knobs)[0]
+        with torch.no_grad():
+            w_ih = self.rnn.weight_ih_l0.double()
+            return CellWeights(
+                self.cell, w_ih[:, :1].clone(), self.rnn.weight_hh_l0.double().clone(),
+                self.rnn.bias_ih_l0.double() + w_ih[:, 1:] @ c, self.rnn.bias_hh_l0.double().clone(),
+            )
 
     def cost(self) -> ModelCost:
         out_macs, out_ops = self._output_cost()

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fxcap.modeling.base import ConditionedRNN, KnobSegments, ModelCost, make_mlp, mlp_macs, time_steps
+from fxcap.modeling.base import CellWeights, ConditionedRNN, KnobSegments, ModelCost, make_mlp, mlp_macs, time_steps
 from fxcap.modeling.cells import ELEMENTWISE_OPS_PER_UNIT, RecurrentWeights, cell_update
 from fxcap.modeling.config import ModelConfig
 from fxcap.modeling.init import init_head, init_mlp
@@ -30,6 +30,8 @@ from fxcap.modeling.registry import register_model
 @register_model("film")
 class FiLMRNN(ConditionedRNN):
     """GRU/LSTM whose gate pre-activations are FiLM-modulated by an MLP of the knobs (see module doc)."""
+
+    folds_at_setting = True
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config)
@@ -67,6 +69,18 @@ class FiLMRNN(ConditionedRNN):
             state = cell_update(self.cell, gx[t], gh, state)
             outputs.append(state[0])
         return torch.stack(outputs, dim=1), state
+
+    def cell_at(self, knobs: torch.Tensor) -> CellWeights:
+        """At a fixed setting the modulations are constants: ``gx = (a_x W_x) x + (a_x b_x + s_x)``,
+        ``gh = (a_h W_h) h + (a_h b_h + s_h)`` (``a_h`` scales the rows of ``W_h``)."""
+        model = self._float64()
+        with torch.no_grad():
+            a_x, s_x, a_h, s_h = model.modulation(self._knob_row(knobs))[0].split(self.gates * self.hidden_size)
+            rnn = model.rnn
+            return CellWeights(
+                self.cell, a_x[:, None] * rnn.weight_ih, a_h[:, None] * rnn.weight_hh,
+                a_x * rnn.bias_ih + s_x, a_h * rnn.bias_hh + s_h,
+            )
 
     def cost(self) -> ModelCost:
         out_macs, out_ops = self._output_cost()

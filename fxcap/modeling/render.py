@@ -104,6 +104,24 @@ def read_automation_csv(path: str | Path) -> dict[str, tuple[np.ndarray, np.ndar
     return {c: (times, frame[c].to_numpy(dtype=np.float64)) for c in frame.columns if c != "time"}
 
 
+def parse_settings(items: list[str], knobs: list[Knob], option: str = "--set") -> dict[str, Any]:
+    """``["drive=7", "tone=4"]`` -> ``{"drive": 7.0, "tone": 4.0}`` (switch values stay strings).
+
+    Names must be knobs of ``knobs``; values are checked later, when normalized.
+    """
+    by_name = {k.name: k for k in knobs}
+    constant: dict[str, Any] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        name, value = name.strip(), value.strip()
+        if not sep:
+            raise ModelError(f"{option} expects NAME=VALUE (e.g. drive=7), not {item!r}")
+        if name not in by_name:
+            raise ModelError(f"the model has no knob {name!r}; its knobs are {', '.join(by_name)}")
+        constant[name] = value if by_name[name].is_switch else _number(name, value)
+    return constant
+
+
 def knobs_from_run(run_config: dict[str, Any]) -> list[Knob]:
     """The knobs (names, ranges, defaults) stored in a run's config, in the model's input order."""
     return [Knob.from_dict(item) for item in run_config["dataset"]["knobs"]]
@@ -174,15 +192,7 @@ def render_run(
 
     model, run_config = load_run(run_dir, checkpoint)
     knobs = knobs_from_run(run_config)
-    by_name = {k.name: k for k in knobs}
-    constant: dict[str, Any] = {}
-    for item in settings or []:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise ModelError(f"--set expects NAME=VALUE (e.g. drive=7), not {item!r}")
-        if name not in by_name:
-            raise ModelError(f"the model has no knob {name!r}; its knobs are {', '.join(by_name)}")
-        constant[name] = value if by_name[name].is_switch else _number(name, value)
+    constant = parse_settings(settings or [], knobs)
     try:
         duration = sf.info(str(in_path)).duration
     except (RuntimeError, sf.LibsndfileError) as exc:

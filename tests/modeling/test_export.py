@@ -125,7 +125,7 @@ def test_rtneural_round_trip(runs, tmp_path, cell):
     out = tmp_path / "model.json"
     report = _export(run, out, "rtneural")
     assert report["max_abs_error"] < 1e-4 and report["format"] == "rtneural"
-    assert report["inputs"] == ["audio", "drive", "tone"] and report["aidax_compatible"]
+    assert report["inputs"] == ["audio", "drive", "tone"] and "--format aidax" in report["notes"][0]
     assert report["bytes"] == out.stat().st_size
 
     doc = json.loads(out.read_text())
@@ -213,9 +213,11 @@ def test_rtneural_refuses_schemes_it_cannot_express(runs, tmp_path, cond):
 
 def test_format_table_and_unknown_format(runs, tmp_path):
     model, _ = load_run(runs("concat"))
-    assert formats_for(model) == ["onnx", "rtneural"] and set(FORMATS) == {"onnx", "rtneural"}
-    with pytest.raises(ModelError, match="unknown export format 'nam'; choose one of onnx, rtneural"):
-        _export(runs("concat"), tmp_path / "m.nam", "nam")
+    assert formats_for(model) == ["onnx", "rtneural", "aidax"] and set(FORMATS) == {"onnx", "rtneural", "aidax", "nam"}
+    model, _ = load_run(runs("film", "lstm"))
+    assert formats_for(model) == ["onnx", "nam"]
+    with pytest.raises(ModelError, match="unknown export format 'keras'; choose one of onnx, rtneural, aidax, nam"):
+        _export(runs("concat"), tmp_path / "m.h5", "keras")
     with pytest.raises(ModelError, match="checkpoint must be 'best' or 'last'"):
         export_run(runs("concat"), tmp_path / "m.json", "rtneural", checkpoint="final")
 
@@ -309,21 +311,12 @@ def test_export_model_takes_a_model_directly(tmp_path):
     meta = ExportMeta.from_run(model, {"dataset": {"sample_rate": 8000, "knob_names": ["gain"]}})
     report = export_model(model, meta, tmp_path / "m.json", "rtneural", SelfTestConfig(seconds=0.1))
     assert report["max_abs_error"] < 1e-4 and report["inputs"] == ["audio", "gain"]
-    assert report["aidax_compatible"]
     with pytest.raises(ModelError, match="positive length"):
         SelfTestConfig(seconds=0)
     with torch.no_grad():
         model.output.bias.fill_(float("nan"))
     with pytest.raises(ModelError, match="output.bias holds NaN or Inf"):
         export_model(model, meta, tmp_path / "nan.json", "rtneural")
-
-
-def test_plugin_notes_flag_sizes_aidax_does_not_load():
-    from fxcap.modeling.registry import ModelConfig, build_model
-
-    model = build_model(ModelConfig(cond="concat", num_knobs=3, hidden_size=24))
-    notes = rt.plugin_notes(model)
-    assert len(notes) == 2 and "hidden sizes" in notes[0] and "at most 2 knobs" in notes[1]
 
 
 # -- CLI -------------------------------------------------------------------------------------------------

@@ -76,6 +76,7 @@ class ExportMeta:
         model_config: the run's :class:`~fxcap.modeling.config.ModelConfig` as a dict.
         checkpoint: which checkpoint was exported (``best`` or ``last``).
         run: name of the run folder.
+        device: name of the captured device (the dataset's device profile), if recorded.
     """
 
     scheme: str
@@ -87,6 +88,7 @@ class ExportMeta:
     model_config: dict[str, Any]
     checkpoint: str = "best"
     run: str = ""
+    device: str = ""
 
     @property
     def knob_names(self) -> list[str]:
@@ -128,6 +130,7 @@ class ExportMeta:
             model_config=model.config.to_dict(),
             checkpoint=checkpoint,
             run=run,
+            device=str(dataset.get("device") or ""),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -146,6 +149,7 @@ class ExportMeta:
             "model_config": self.model_config,
             "checkpoint": self.checkpoint,
             "run": self.run,
+            "device": self.device,
         }
 
 
@@ -251,13 +255,19 @@ def self_test(
     runner: Callable[[np.ndarray, np.ndarray], np.ndarray],
     config: SelfTestConfig,
     label: str,
+    fixed_knobs: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Run ``runner(audio (T,), knobs (T, K)) -> output (T,)`` on the test signal and compare it with PyTorch.
 
-    Returns ``{"max_abs_error", "tolerance", "seconds", "samples", "knob_automation", "output_peak"}``.
+    The knobs follow :func:`knob_automation`, or stay at ``fixed_knobs`` ``(K,)`` (normalized) for a
+    file that holds one setting. Returns ``{"max_abs_error", "tolerance", "seconds", "samples",
+    "knob_automation", "output_peak"}``.
     """
     audio = plucked_guitar(meta.sample_rate, config.seconds, config.seed)
-    knobs = knob_automation(len(audio), model.num_knobs, seed=config.seed)
+    if fixed_knobs is None:
+        knobs = knob_automation(len(audio), model.num_knobs, seed=config.seed)
+    else:
+        knobs = np.tile(np.asarray(fixed_knobs, dtype=np.float32).reshape(1, -1), (len(audio), 1))
     reference = torch_reference(model, audio, knobs)
     error = compare_outputs(reference, runner(audio, knobs), config.tolerance, meta.sample_rate, label)
     return {
@@ -265,7 +275,7 @@ def self_test(
         "tolerance": config.tolerance,
         "seconds": len(audio) / meta.sample_rate,
         "samples": len(audio),
-        "knob_automation": True,
+        "knob_automation": fixed_knobs is None,
         "output_peak": float(np.max(np.abs(reference))),
     }
 
@@ -288,6 +298,24 @@ def write_checked(out: str | Path, data: bytes, check: Callable[[Path], dict[str
         raise ModelError(f"cannot write {out}: {exc.strerror or exc}; choose another --out") from None
     report.update(path=str(path), bytes=len(data))
     return report
+
+
+def float32_lists(array: Any) -> Any:
+    """Nested lists of ``array`` rounded to float32, each value in its shortest decimal form that reads
+    back as exactly that float32 (what a plugin holds)."""
+    array = np.asarray(array, dtype=np.float32)
+    short = np.array([float(str(v)) for v in array.ravel()], dtype=np.float64)
+    return short.reshape(array.shape).tolist()
+
+
+def read_json_file(path: str | Path) -> Any:
+    """The parsed JSON of an exported file; :class:`ModelError` when it is missing or not JSON."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"{path} does not exist") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{path} is not valid JSON ({exc})") from None
 
 
 def to_json_bytes(obj: Any) -> bytes:

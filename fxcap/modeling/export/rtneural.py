@@ -1,4 +1,4 @@
-"""RTNeural JSON export of the Concat GRU/LSTM: the model file AIDA-X / Proteus-style plugins load.
+"""RTNeural JSON export of the Concat GRU/LSTM, knob inputs in [-1, 1], for an RTNeural host you control.
 
 File layout (the Keras-style JSON that RTNeural's ``json_parser`` and the AIDA-X / rt-neural-generic
 plugins read; numbers are float32 values written in their shortest exact decimal form)::
@@ -11,10 +11,12 @@ plugins read; numbers are float32 values written in their shortest exact decimal
      "metadata": {... scheme, sample rate, knob names and ranges, input order ...}}
 
 Inputs, per sample: ``[x, c_1, ..., c_K]``, the audio sample followed by the knob values normalized
-to [-1, 1] (see ``metadata.knob_normalization``). This is the "conditioned model" convention of
-AIDA-X / rt-neural-generic (input size 2 or 3: ``[x, param1(, param2)]``): the plugin must feed the
-current knob values as extra inputs with every sample, holding them constant between knob moves. A
-plugin whose parameters run 0..1 feeds ``2 * p - 1``. ``in_skip`` is 0: no dry signal is added.
+to [-1, 1] (see ``metadata.knob_normalization``), held constant between knob moves. This is fxcap's own
+convention, for an RTNeural host you control that feeds every knob with every sample. It is *not*
+what AIDA-X / rt-neural-generic feed: their PARAM1/PARAM2 run 0..1 (default 0) and reach the model
+unchanged, so in them this file would only ever see the upper half of each knob's range. For those
+plugins export ``--format aidax`` (:mod:`fxcap.modeling.export.aidax`), which folds the 0..1 range
+into the weights. ``in_skip`` is 0: no dry signal is added.
 
 Weight conversion from PyTorch (each gate block has ``H`` rows)::
 
@@ -39,7 +41,6 @@ PyTorch; the export's self-test uses it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,13 +49,8 @@ import numpy as np
 
 from fxcap.errors import ModelError
 from fxcap.modeling.base import ConditionedRNN
-from fxcap.modeling.export.common import ExportMeta, SelfTestConfig, self_test, to_json_bytes, write_checked
-
-AIDAX_HIDDEN_SIZES = (8, 12, 16, 20, 32, 40, 64)
-"""Hidden sizes AIDA-X compiles its GRU/LSTM models for (any size loads in RTNeural's dynamic API)."""
-
-AIDAX_MAX_INPUTS = 3
-"""AIDA-X / rt-neural-generic feed at most ``[x, param1, param2]``, i.e. two knobs."""
+from fxcap.modeling.export.cells_numpy import gru_sequence, lstm_sequence
+from fxcap.modeling.export.common import ExportMeta, read_json_file, SelfTestConfig, float32_lists, self_test, to_json_bytes, write_checked
 
 DENSE_ACTIVATIONS = {
     "": lambda v: v,
@@ -79,50 +75,51 @@ def _gru_order(hidden: int) -> np.ndarray:
     return np.concatenate([z, r, n])
 
 
-def _f32_lists(array: np.ndarray) -> list[Any]:
-    """Nested lists of the float32 values, each in its shortest decimal form that reads back exactly."""
-    array = np.asarray(array, dtype=np.float32)
-    short = np.array([float(str(v)) for v in array.ravel()], dtype=np.float64)
-    return short.reshape(array.shape).tolist()
-
-
-def to_rtneural(model: ConditionedRNN, meta: ExportMeta) -> dict[str, Any]:
-    """The RTNeural JSON document of a Concat model (see the module docstring for the mapping)."""
-    if not supports(model):
-        raise ModelError(f"the {model.config.cond} scheme cannot be written as RTNeural JSON")
-    rnn, hidden = model.rnn, model.hidden_size
-    w_ih = rnn.weight_ih_l0.detach().cpu().numpy()
-    w_hh = rnn.weight_hh_l0.detach().cpu().numpy()
-    b_ih = rnn.bias_ih_l0.detach().cpu().numpy()
-    b_hh = rnn.bias_hh_l0.detach().cpu().numpy()
-    if model.cell == "gru":
+def rnn_document(
+    cell: str, w_ih: np.ndarray, w_hh: np.ndarray, b_ih: np.ndarray, b_hh: np.ndarray,
+    w_out: np.ndarray, b_out: np.ndarray, metadata: dict[str, Any],
+) -> dict[str, Any]:
+    """The RTNeural JSON document of one GRU/LSTM layer and a dense output, from PyTorch-layout weights
+    (``w_ih`` ``(G*H, in)``, ``w_hh`` ``(G*H, H)``, biases ``(G*H,)``, ``w_out`` ``(1, H)``, ``b_out`` ``(1,)``)."""
+    w_ih, w_hh, b_ih, b_hh = (np.asarray(a, dtype=np.float64) for a in (w_ih, w_hh, b_ih, b_hh))
+    hidden = w_hh.shape[1]
+    if cell == "gru":
         order = _gru_order(hidden)
         weights = [w_ih[order].T, w_hh[order].T, np.stack([b_ih[order], b_hh[order]])]
     else:
         weights = [w_ih.T, w_hh.T, b_ih + b_hh]
-    dense = [model.output.weight.detach().cpu().numpy().T, model.output.bias.detach().cpu().numpy()]
-    inputs = 1 + model.num_knobs
-    metadata = {
-        **meta.to_dict(),
-        "inputs": ["audio", *meta.knob_names],
-        "input_note": "feed [x, knob_1, ..., knob_K] every sample; knob values normalized to [-1, 1] and held between changes",
-    }
+    dense = [np.asarray(w_out).T, np.asarray(b_out)]
     return {
-        "in_shape": [None, None, inputs],
+        "in_shape": [None, None, int(w_ih.shape[1])],
         "in_skip": 0,
         "layers": [
-            {"type": model.cell, "activation": "", "shape": [None, None, hidden], "weights": [_f32_lists(w) for w in weights]},
-            {"type": "dense", "activation": "", "shape": [None, None, 1], "weights": [_f32_lists(w) for w in dense]},
+            {"type": cell, "activation": "", "shape": [None, None, hidden], "weights": [float32_lists(w) for w in weights]},
+            {"type": "dense", "activation": "", "shape": [None, None, 1], "weights": [float32_lists(w) for w in dense]},
         ],
         "metadata": metadata,
     }
 
 
+def concat_weights(model: ConditionedRNN) -> tuple[np.ndarray, ...]:
+    """``w_ih, w_hh, b_ih, b_hh, w_out, b_out`` of a Concat model as float64 numpy arrays (PyTorch layout)."""
+    if not supports(model):
+        raise ModelError(f"the {model.config.cond} scheme cannot be written as RTNeural JSON")
+    rnn = model.rnn
+    tensors = (rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0, model.output.weight, model.output.bias)
+    return tuple(t.detach().cpu().double().numpy() for t in tensors)
+
+
+def to_rtneural(model: ConditionedRNN, meta: ExportMeta) -> dict[str, Any]:
+    """The RTNeural JSON document of a Concat model, knob inputs in [-1, 1] (see the module docstring)."""
+    metadata = {
+        **meta.to_dict(),
+        "inputs": ["audio", *meta.knob_names],
+        "input_note": "feed [x, knob_1, ..., knob_K] every sample; knob values normalized to [-1, 1] and held between changes",
+    }
+    return rnn_document(model.cell, *concat_weights(model), metadata)
+
+
 # -- the numpy reader ----------------------------------------------------------------------------
-
-
-def _sigmoid(v: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-v))
 
 
 @dataclass
@@ -152,13 +149,7 @@ class RTNeuralModel:
     @classmethod
     def from_file(cls, path: str | Path) -> "RTNeuralModel":
         """Read and check an RTNeural JSON file; :class:`ModelError` names what is wrong."""
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ModelError(f"{path} does not exist") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ModelError(f"{path} is not valid JSON ({exc})") from None
-        return cls.from_dict(data, str(path))
+        return cls.from_dict(read_json_file(path), str(path))
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "RTNeural model") -> "RTNeuralModel":
@@ -233,41 +224,7 @@ def _run_layer(layer: KerasLayer, values: np.ndarray) -> np.ndarray:
     w = [a.astype(np.float64) for a in layer.weights]
     if layer.type == "dense":
         return DENSE_ACTIVATIONS[layer.activation](values @ w[0] + w[1])
-    units, steps = layer.units, len(values)
-    out = np.empty((steps, units))
-    h = np.zeros(units)
-    if layer.type == "gru":
-        kernel, recurrent, bias = w
-        xw = values @ kernel + bias[0]  # input side of every step at once (it does not depend on h)
-        for t in range(steps):
-            hu = h @ recurrent + bias[1]
-            zr = _sigmoid(xw[t, : 2 * units] + hu[: 2 * units])
-            z, r = zr[:units], zr[units:]
-            candidate = np.tanh(xw[t, 2 * units :] + r * hu[2 * units :])
-            h = z * h + (1.0 - z) * candidate
-            out[t] = h
-        return out
-    kernel, recurrent, bias = w
-    c = np.zeros(units)
-    xw = values @ kernel + bias
-    for t in range(steps):
-        pre = xw[t] + h @ recurrent
-        i, f, o = _sigmoid(pre[:units]), _sigmoid(pre[units : 2 * units]), _sigmoid(pre[3 * units :])
-        c = f * c + i * np.tanh(pre[2 * units : 3 * units])
-        h = o * np.tanh(c)
-        out[t] = h
-    return out
-
-
-def plugin_notes(model: ConditionedRNN) -> list[str]:
-    """Compatibility remarks for AIDA-X, whose loader is compiled for fixed sizes."""
-    notes = []
-    if model.hidden_size not in AIDAX_HIDDEN_SIZES:
-        notes.append(f"AIDA-X loads hidden sizes {', '.join(map(str, AIDAX_HIDDEN_SIZES))} only (this model: {model.hidden_size}); "
-                     "RTNeural's dynamic API loads any size")
-    if 1 + model.num_knobs > AIDAX_MAX_INPUTS:
-        notes.append(f"AIDA-X / rt-neural-generic feed at most {AIDAX_MAX_INPUTS - 1} knobs (this model: {model.num_knobs})")
-    return notes
+    return (gru_sequence if layer.type == "gru" else lstm_sequence)(values, *w)
 
 
 def export_rtneural(model: ConditionedRNN, meta: ExportMeta, out: str | Path, config: SelfTestConfig | None = None) -> dict[str, Any]:
@@ -276,14 +233,22 @@ def export_rtneural(model: ConditionedRNN, meta: ExportMeta, out: str | Path, co
 
     Returns the self-test report plus ``format``, ``path``, ``bytes``, ``inputs`` and ``notes``.
     """
-    config = config or SelfTestConfig()
-    data = to_json_bytes(to_rtneural(model, meta))
+    report = write_rtneural(model, meta, out, to_rtneural(model, meta), lambda knobs: knobs, config or SelfTestConfig(), "RTNeural JSON")
+    notes = ["knob inputs are normalized to [-1, 1]; AIDA-X / rt-neural-generic feed 0..1: export --format aidax for them"]
+    report.update(format="rtneural", inputs=["audio", *meta.knob_names], notes=notes)
+    return report
+
+
+def write_rtneural(
+    model: ConditionedRNN, meta: ExportMeta, out: str | Path, document: dict[str, Any],
+    knob_inputs: Any, config: SelfTestConfig, label: str,
+) -> dict[str, Any]:
+    """Write ``document`` to ``out`` after :class:`RTNeuralModel` ran the very bytes under knob automation
+    and matched ``model``; ``knob_inputs(knobs in [-1, 1]) -> the file's knob inputs``."""
+    data = to_json_bytes(document)
 
     def check(path: Path) -> dict[str, Any]:
         reader = RTNeuralModel.from_file(path)
-        return self_test(model, meta, lambda audio, knobs: reader.process(np.column_stack([audio, knobs])), config, "RTNeural JSON")
+        return self_test(model, meta, lambda audio, knobs: reader.process(np.column_stack([audio, knob_inputs(knobs)])), config, label)
 
-    report = write_checked(out, data, check)
-    notes = plugin_notes(model)
-    report.update(format="rtneural", inputs=["audio", *meta.knob_names], notes=notes, aidax_compatible=not notes)
-    return report
+    return write_checked(out, data, check)
