@@ -126,11 +126,16 @@ class PooledESRLoss(nn.Module):
             raise ModelError(f"ESR pre-emphasis coefficient must be in [0, 1), got {emphasis}")
         self.emphasis, self.eps = float(emphasis), eps
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, power: torch.Tensor | None = None) -> torch.Tensor:
+        """The ratio; with ``power`` ``(N,)`` (a reference mean power per item, e.g. of its knob setting's
+        target, emphasised like the signals) each item's mean squared error is divided by its own
+        reference and the ratios averaged: ``mean_i (mean_t e_i^2 / power_i)``."""
         pred, target = _check_pair(pred, target)
         if self.emphasis:
             pred = pred[:, 1:] - self.emphasis * pred[:, :-1]
             target = target[:, 1:] - self.emphasis * target[:, :-1]
+        if power is not None:
+            return ((pred - target).square().mean(-1) / power.to(pred.dtype)).mean()
         return (pred - target).square().sum() / (target.square().sum() + self.eps)
 
 
@@ -142,8 +147,11 @@ class DCLoss(nn.Module):
         super().__init__()
         self.eps = eps
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, power: torch.Tensor | None = None) -> torch.Tensor:
+        """The DC error; with ``power`` ``(N,)`` each item's squared mean error is divided by its own reference."""
         pred, target = _check_pair(pred, target)
+        if power is not None:
+            return ((pred - target).mean(-1).square() / power.to(pred.dtype)).mean()
         return (pred - target).mean(-1).square().mean() / (target.square().mean() + self.eps)
 
 
@@ -271,8 +279,9 @@ class CombinedLoss(nn.Module):
         self.esr = PooledESRLoss(esr_emphasis)
         self.dc = DCLoss()
 
-    def terms(self, pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The unweighted terms ``{"l1", "stft", "esr", "dc"}`` (a term with weight 0 is 0, not computed)."""
+    def terms(self, pred: torch.Tensor, target: torch.Tensor, power: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The unweighted terms ``{"l1", "stft", "esr", "dc"}`` (a term with weight 0 is 0, not computed);
+        ``power`` ``(N,)``: per-item reference power of the ESR and DC terms (see :class:`PooledESRLoss`)."""
         if pred.shape != target.shape:
             raise ModelError(f"prediction and target shapes differ: {tuple(pred.shape)} vs {tuple(target.shape)}")
         pred, target = as_batch_time(pred), as_batch_time(target)
@@ -282,16 +291,18 @@ class CombinedLoss(nn.Module):
                                  "use a longer --window or a shorter --loss-skip")
             pred, target = pred[:, self.skip :], target[:, self.skip :]
         zero = pred.new_zeros(())
-        out = {"esr": self.esr(pred, target) if self.esr_weight else zero,
-               "dc": self.dc(pred, target) if self.dc_weight else zero}
+        out = {"esr": self.esr(pred, target, power) if self.esr_weight else zero,
+               "dc": self.dc(pred, target, power) if self.dc_weight else zero}
         if self.pre_emphasis is not None and (self.l1_weight or self.stft_weight):
             pred, target = self.pre_emphasis(pred), self.pre_emphasis(target)
         out["l1"] = self.l1(pred, target) if self.l1_weight else zero
         out["stft"] = self.stft(pred, target) if self.stft_weight else zero
         return out
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor, stft_scale: float = 1.0) -> torch.Tensor:
-        """The weighted sum; ``stft_scale`` multiplies the STFT weight (the training warm-up's ramp)."""
-        terms = self.terms(pred, target)
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, stft_scale: float = 1.0,
+                power: torch.Tensor | None = None) -> torch.Tensor:
+        """The weighted sum; ``stft_scale`` multiplies the STFT weight (the training warm-up's ramp);
+        ``power``: per-item reference power of the ESR and DC terms."""
+        terms = self.terms(pred, target, power)
         return (self.l1_weight * terms["l1"] + self.stft_weight * stft_scale * terms["stft"]
                 + self.esr_weight * terms["esr"] + self.dc_weight * terms["dc"])

@@ -16,6 +16,7 @@ last finished epoch and reproduces the uninterrupted run exactly (same seeds, sa
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import math
@@ -33,6 +34,7 @@ from fxcap.io import atomic_write_text
 from fxcap.modeling.checkpoint import load_state, load_weights, save_json, save_state, save_weights
 from fxcap.modeling.losses import CombinedLoss
 from fxcap.modeling.registry import ModelConfig, build_model
+from fxcap.modeling.setting_power import SettingPower
 
 EpochCallback = Callable[[dict[str, Any]], None]
 
@@ -81,6 +83,10 @@ class TrainConfig:
             See :class:`fxcap.modeling.losses.CombinedLoss`.
         loss_skip: samples at the start of every window left out of the loss (and of the validation
             loss): each window starts from a zero state the device never had.
+        esr_per_setting: divide every window's ESR and DC terms by the mean target power of its knob
+            setting (:mod:`fxcap.modeling.setting_power`) instead of pooling over the batch, so each
+            setting weighs alike, as in the evaluation's mean over settings (quiet settings are
+            otherwise neglected). Needs a constant knob setting per window.
         stft_warmup_steps: ramp the STFT weight linearly from 0 to ``stft_weight`` over this many
             optimizer steps (0: full weight from the start, the released code's). The STFT terms
             ignore phase and polarity, and the log-magnitude term makes a near-silent output very
@@ -93,6 +99,12 @@ class TrainConfig:
         max_skipped_steps: a step whose loss or gradient norm is not finite (float overflow of
             exploding gradients) is skipped, not applied; this many skipped steps in a row stop
             the run with a clear error.
+        max_recoveries / recovery_lr_factor: when a run diverges (``max_skipped_steps`` non-finite steps
+            in a row, an epoch without a finite step, or a non-finite validation loss) it goes back to
+            the weights and optimizer state of its last good epoch, multiplies the learning rate by
+            ``recovery_lr_factor`` and trains that epoch again, at most ``max_recoveries`` times (then
+            it stops with an error). Each recovery is logged in the epoch's row (``recoveries``) and
+            in :attr:`RunResult.recoveries`.
         seed: seeds initialisation and window sampling.
         threads: torch intra-op threads (0: leave torch's default). One thread is the default: a
             32-unit RNN gains little from more, and OpenMP threads spin badly when the cores are
@@ -118,9 +130,12 @@ class TrainConfig:
     dc_weight: float = 0.0
     esr_emphasis: float = 0.0
     loss_skip: int = 0
+    esr_per_setting: bool = False
     stft_warmup_steps: int = 0
     valid_windows: int | None = 64
     max_skipped_steps: int = 20
+    max_recoveries: int = 3
+    recovery_lr_factor: float = 0.3
     seed: int = 0
     threads: int = 1
 
@@ -139,6 +154,9 @@ class TrainConfig:
                 raise ModelError(f"{name} must be zero or positive, got {value}")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
             raise ModelError(f"steps_per_epoch must be positive (or unset), got {self.steps_per_epoch}")
+        if self.max_recoveries < 0 or not 0.0 < self.recovery_lr_factor < 1.0:
+            raise ModelError("max_recoveries must be >= 0 and recovery_lr_factor in (0, 1), got "
+                             f"{self.max_recoveries} and {self.recovery_lr_factor}")
         if not 0.0 <= self.esr_emphasis < 1.0:
             raise ModelError(f"esr_emphasis must be in [0, 1), got {self.esr_emphasis}")
 
@@ -148,13 +166,15 @@ class TrainConfig:
 
 @dataclass
 class RunResult:
-    """What :func:`train` returns: the run folder, epochs done, best validation loss."""
+    """What :func:`train` returns: the run folder, epochs done, best validation loss, and one line per
+    recovery from a divergence (empty when the run never diverged)."""
 
     run_dir: Path
     epochs: int
     best_valid_loss: float
     stopped_early: bool
     history: list[dict[str, Any]] = field(default_factory=list)
+    recoveries: list[str] = field(default_factory=list)
 
 
 def make_loss(config: TrainConfig) -> CombinedLoss:
@@ -168,6 +188,14 @@ def make_loss(config: TrainConfig) -> CombinedLoss:
 def _ramp(step: int, warmup_steps: int) -> float:
     """``min(1, step / warmup_steps)`` (1 without a warm-up)."""
     return 1.0 if warmup_steps <= 0 else min(1.0, step / warmup_steps)
+
+
+class _Diverged(Exception):
+    """Raised inside an epoch when the run diverged; ``reason`` says how (one line)."""
+
+    def __init__(self, reason: str, error: ModelError) -> None:
+        super().__init__(reason)
+        self.reason, self.error = reason, error
 
 
 def _diverged(bad_steps: int, epoch: int, lr: float) -> ModelError:
@@ -189,13 +217,14 @@ def validation_loader(dataset_dir: str | Path, window: int, config: TrainConfig,
                            shuffle=config.valid_windows is not None, seed=VALID_SEED, drop_last=False, **cache)
 
 
-def _evaluate_loss(model: torch.nn.Module, loader, loss_fn: torch.nn.Module, limit: int | None) -> float:
+def _evaluate_loss(model: torch.nn.Module, loader, loss_fn: torch.nn.Module, limit: int | None,
+                   power: SettingPower | None = None) -> float:
     model.eval()
     total, count = 0.0, 0
     with torch.no_grad():
         for x, y, knobs in loader:
             pred, _ = model(x, knobs)
-            total += float(loss_fn(pred, y)) * x.shape[0]
+            total += float(loss_fn(pred, y, power=power.lookup(knobs) if power is not None else None)) * x.shape[0]
             count += x.shape[0]
             if limit is not None and count >= limit:
                 break
@@ -205,10 +234,22 @@ def _evaluate_loss(model: torch.nn.Module, loader, loss_fn: torch.nn.Module, lim
     return total / count
 
 
+def _snapshot(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any) -> dict[str, Any]:
+    """Copies of the model, optimizer and scheduler states (what a recovery from a divergence goes back to)."""
+    return copy.deepcopy({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()})
+
+
+def _restore(snapshot: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any) -> None:
+    model.load_state_dict(snapshot["model"])
+    optimizer.load_state_dict(copy.deepcopy(snapshot["optimizer"]))
+    scheduler.load_state_dict(copy.deepcopy(snapshot["scheduler"]))
+
+
 def _write_history(run_dir: Path, history: list[dict[str, Any]]) -> None:
     save_json(run_dir / "metrics.json", history)
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(history[0].keys()))
+    fieldnames = list(dict.fromkeys(key for row in history for key in row))  # rows of an older version lack new keys
+    writer = csv.DictWriter(buffer, fieldnames=fieldnames)
     writer.writeheader()
     writer.writerows(history)
     atomic_write_text(run_dir / "metrics.csv", buffer.getvalue())
@@ -255,6 +296,8 @@ def train(
     torch.manual_seed(config.seed)
     model = build_model(model_config)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    lr_scale = [1.0]  # lowered by each recovery from a divergence (the cosine schedule reads it)
+    recoveries: list[str] = []
     cosine = config.lr_schedule == "cosine"
     if cosine:
         steps_per_epoch = config.steps_per_epoch or len(
@@ -263,7 +306,7 @@ def train(
         )
         total_steps = max(1, steps_per_epoch * config.max_epochs)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: cosine_factor(step, total_steps, config.warmup_steps, config.lr_min_factor)
+            optimizer, lambda step: lr_scale[0] * cosine_factor(step, total_steps, config.warmup_steps, config.lr_min_factor)
         )
     else:
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=config.lr_factor, patience=config.lr_patience)
@@ -283,6 +326,8 @@ def train(
         torch.set_rng_state(state["torch_rng"])
         best, since_best, start_epoch = float(state["best"]), int(state["since_best"]), int(state["epoch"])
         history = list(state["history"])
+        lr_scale[0] = float(state.get("lr_scale", 1.0))
+        recoveries = list(state.get("recoveries", []))
     else:
         save_json(
             run_dir / "config.json",
@@ -303,11 +348,15 @@ def train(
         )
 
     cache = {"cache_dir": cache_dir, "cache_max_bytes": cache_max_bytes}
+    train_power = valid_power = None
+    if config.esr_per_setting and (config.esr_weight or config.dc_weight):
+        train_power = SettingPower.from_split(dataset_dir, "train", config.esr_emphasis, **cache)
+        valid_power = SettingPower.from_split(dataset_dir, "valid", config.esr_emphasis, **cache)
     stopped_early = since_best >= config.early_stop_patience
     epoch = start_epoch
-    bad_in_a_row = 0
-    while epoch < config.max_epochs and not stopped_early:
-        started = time.perf_counter()
+
+    def run_epoch(epoch: int) -> tuple[float, int, int, float]:
+        """Train one epoch and score it: (summed train loss, finite steps, skipped steps, valid loss)."""
         train_loader = make_dataloader(
             dataset_dir,
             "train",
@@ -319,11 +368,12 @@ def train(
             **cache,
         )
         model.train()
-        total, steps, counted, skipped = 0.0, 0, 0, 0
+        total, steps, counted, skipped, bad_in_a_row = 0.0, 0, 0, 0, 0
         n_steps = len(train_loader)
         for x, y, knobs in train_loader:
             pred, _ = model(x, knobs)
-            loss = loss_fn(pred, y, stft_scale=_ramp(epoch * n_steps + steps, config.stft_warmup_steps))
+            loss = loss_fn(pred, y, stft_scale=_ramp(epoch * n_steps + steps, config.stft_warmup_steps),
+                           power=train_power.lookup(knobs) if train_power is not None else None)
             optimizer.zero_grad(set_to_none=True)
             value = loss.item()
             finite = math.isfinite(value)
@@ -340,7 +390,8 @@ def train(
                 skipped += 1
                 bad_in_a_row += 1
                 if bad_in_a_row >= config.max_skipped_steps:
-                    raise _diverged(bad_in_a_row, epoch + 1, config.lr)
+                    raise _Diverged(f"{bad_in_a_row} steps in a row had a non-finite loss or gradient",
+                                    _diverged(bad_in_a_row, epoch + 1, optimizer.param_groups[0]["lr"]))
             if cosine:
                 scheduler.step()
             steps += 1
@@ -349,13 +400,35 @@ def train(
         if steps == 0:
             raise ModelError("the training split gave no windows; use a shorter --window or a longer capture")
         if counted == 0:
-            raise _diverged(skipped, epoch + 1, config.lr)
-        valid = _evaluate_loss(model, validation_loader(dataset_dir, window, config, **cache), loss_fn, config.valid_windows)
+            raise _Diverged("no step had a finite loss", _diverged(skipped, epoch + 1, optimizer.param_groups[0]["lr"]))
+        valid = _evaluate_loss(model, validation_loader(dataset_dir, window, config, **cache), loss_fn, config.valid_windows,
+                               valid_power)
         if not math.isfinite(valid):
-            raise ModelError(
+            raise _Diverged("the validation loss was not finite", ModelError(
                 f"the validation loss is not finite after epoch {epoch + 1}: the model diverged; lower the learning "
-                f"rate (now {config.lr:g}) and start again (the last finite epoch is kept in {run_dir})"
+                f"rate (now {optimizer.param_groups[0]['lr']:g}) and start again (the last finite epoch is kept in {run_dir})"
+            ))
+        return total, counted, skipped, valid
+
+    good = _snapshot(model, optimizer, scheduler)
+    recovered_now = 0
+    while epoch < config.max_epochs and not stopped_early:
+        started = time.perf_counter()
+        try:
+            total, counted, skipped, valid = run_epoch(epoch)
+        except _Diverged as event:
+            if len(recoveries) >= config.max_recoveries:
+                raise event.error from None
+            _restore(good, model, optimizer, scheduler)
+            lr_scale[0] *= config.recovery_lr_factor
+            for group, base in zip(optimizer.param_groups, getattr(scheduler, "base_lrs", [None] * len(optimizer.param_groups))):
+                group["lr"] = (base * scheduler.lr_lambdas[0](scheduler.last_epoch) if cosine else group["lr"] * config.recovery_lr_factor)
+            recoveries.append(
+                f"epoch {epoch + 1} diverged ({event.reason}); went back to the weights after epoch {epoch} and lowered the "
+                f"learning rate {1 / config.recovery_lr_factor:.3g}x (now {optimizer.param_groups[0]['lr']:.3g})"
             )
+            recovered_now += 1
+            continue
         if not cosine:
             scheduler.step(valid)
         epoch += 1
@@ -374,7 +447,9 @@ def train(
             "lr": optimizer.param_groups[0]["lr"],
             "seconds": round(time.perf_counter() - started, 3),
             "skipped_steps": skipped,
+            "recoveries": recovered_now,
         }
+        recovered_now = 0
         history.append(row)
         save_weights(run_dir / "last.safetensors", model, {"epoch": epoch, "valid_loss": valid})
         _write_history(run_dir, history)
@@ -388,11 +463,15 @@ def train(
                 "since_best": since_best,
                 "epoch": epoch,
                 "history": history,
+                "lr_scale": lr_scale[0],
+                "recoveries": recoveries,
             },
         )
+        good = _snapshot(model, optimizer, scheduler)
         if on_epoch is not None:
             on_epoch(row)
-    return RunResult(run_dir=run_dir, epochs=epoch, best_valid_loss=best, stopped_early=stopped_early, history=history)
+    return RunResult(run_dir=run_dir, epochs=epoch, best_valid_loss=best, stopped_early=stopped_early, history=history,
+                     recoveries=recoveries)
 
 
 def load_run(run_dir: str | Path, which: str = "best") -> tuple[torch.nn.Module, dict[str, Any]]:

@@ -101,3 +101,14 @@ def test_bad_filter_settings_are_one_line_errors():
     f = F.FilteredRNN(build_model(ModelConfig(hidden_size=4)), 1, 1)
     with pytest.raises(ModelError, match="state must have shape"):
         f(torch.zeros(1, 10), torch.zeros(1, 2), torch.zeros(1, 3))
+
+
+def test_exporting_a_filtered_model_is_a_one_line_refusal(tmp_path):
+    from fxcap.modeling.export import export_model
+
+    model = build_model(ModelConfig(hidden_size=4, post_filter_poles=2))
+    for name in ("onnx", "rtneural", "aidax", "nam"):
+        with pytest.raises(ModelError, match="learned input/output filters") as error:
+            export_model(model, None, tmp_path / "m.out", name)  # refused before the metadata is read
+        assert "\n" not in str(error.value)
+    assert not any(tmp_path.iterdir())

@@ -192,8 +192,8 @@ class _LossWithOverflows(torch.nn.Module):
 
         self.inner, self.bad, self.calls = CombinedLoss(**kwargs), set(bad), 0
 
-    def forward(self, pred, target, stft_scale=None):
-        loss = self.inner(pred, target) if stft_scale is None else self.inner(pred, target, stft_scale)
+    def forward(self, pred, target, stft_scale=None, power=None):
+        loss = self.inner(pred, target, power=power) if stft_scale is None else self.inner(pred, target, stft_scale, power=power)
         if stft_scale is None:  # validation
             return loss
         self.calls += 1
@@ -236,3 +236,74 @@ def test_validation_sample_covers_every_knob_setting(dataset):
                 windows += 1
     assert seen[0] == seen[1]  # the same sample every epoch
     assert len(seen[0]) == 2  # both training settings (drive 0 and 10; drive 5 is held out)
+
+
+def test_a_divergence_goes_back_to_the_last_good_epoch_at_a_lower_rate_and_says_so(dataset, tmp_path, monkeypatch):
+    import fxcap.modeling.train as training
+
+    config = TrainConfig(**{**TINY.to_dict(), "max_epochs": 3, "max_skipped_steps": 2, "lr": 1e-3})
+    # training calls 4 and 5 (epoch 2's first two steps) overflow: epoch 2 is trained again from epoch 1's weights
+    monkeypatch.setattr(training, "CombinedLoss", lambda **kw: _LossWithOverflows({4, 5}, **kw))
+    result = train(dataset, _config(), tmp_path / "run", config)
+    assert result.epochs == 3 and [row["recoveries"] for row in result.history] == [0, 1, 0]
+    assert len(result.recoveries) == 1 and "epoch 2 diverged" in result.recoveries[0]
+    assert "lowered the learning rate 3.33x" in result.recoveries[0]
+    # the rate of every later epoch is the recovery factor times what it was
+    assert result.history[1]["lr"] == pytest.approx(0.3 * 1e-3)
+    weights, _ = load_weights(tmp_path / "run" / "last.safetensors")
+    assert all(torch.isfinite(w).all() for w in weights.values())
+    state = torch.load(tmp_path / "run" / "state.pt", weights_only=True)
+    assert state["lr_scale"] == pytest.approx(0.3) and state["recoveries"] == result.recoveries
+
+
+def test_per_setting_esr_divides_each_window_by_its_settings_power(dataset):
+    from fxcap.dataset import SequenceDataset
+    from fxcap.modeling.losses import CombinedLoss
+    from fxcap.modeling.setting_power import SettingPower
+
+    table = SettingPower.from_split(dataset, "train", emphasis=0.5)
+    segments = SequenceDataset(dataset, "train")
+    by_setting: dict = {}
+    for i in range(len(segments)):
+        _, y, knobs = segments[i]
+        e = y.double().numpy()[1:] - 0.5 * y.double().numpy()[:-1]
+        acc = by_setting.setdefault(float(knobs[0]), [0.0, 0])
+        acc[0] += float(np.dot(e, e))
+        acc[1] += e.size
+    assert len(by_setting) == 2
+    for value, (energy, count) in by_setting.items():
+        assert float(table.lookup(torch.tensor([[value]]))[0]) == pytest.approx(energy / count, rel=1e-9)
+    assert by_setting[-1.0][0] / by_setting[-1.0][1] != pytest.approx(by_setting[1.0][0] / by_setting[1.0][1], rel=0.1)
+    with pytest.raises(ModelError, match="not one of the training split's settings"):
+        table.lookup(torch.tensor([[0.3]]))
+    # the loss: mean over windows of (mean squared emphasised error / the window's setting power)
+    pred, target = torch.randn(2, 600), torch.randn(2, 600)
+    knobs = torch.tensor([[-1.0], [1.0]])
+    power = table.lookup(knobs)
+    loss = CombinedLoss(l1_weight=0.0, stft_weight=0.0, esr_weight=1.0, esr_emphasis=0.5)
+    d, t = pred.double(), target.double()
+    err = (d[:, 1:] - 0.5 * d[:, :-1]) - (t[:, 1:] - 0.5 * t[:, :-1])
+    expected = float((err.square().mean(-1) / power).mean())
+    assert float(loss(pred, target, power=power)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_training_with_per_setting_esr_runs_and_learns(dataset, tmp_path):
+    config = TrainConfig(**{**TINY.to_dict(), "l1_weight": 0.0, "stft_weight": 0.0, "esr_weight": 1.0, "dc_weight": 1.0,
+                            "esr_emphasis": 0.85, "loss_skip": 64, "esr_per_setting": True, "max_epochs": 2})
+    result = train(dataset, _config(), tmp_path / "run", config)
+    assert all(np.isfinite(row["valid_loss"]) for row in result.history)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())["train"]
+    assert saved["esr_per_setting"] is True and saved["loss_skip"] == 64
+
+
+@pytest.mark.parametrize("field, value", [("lr", -1.0), ("batch_size", 0), ("max_epochs", 0), ("loss_skip", -3),
+                                          ("stft_weight", -0.1), ("esr_emphasis", 1.5), ("recovery_lr_factor", 1.0)])
+def test_bad_training_settings_are_one_line_errors(field, value):
+    with pytest.raises(ModelError, match=field) as error:
+        TrainConfig(**{field: value})
+    assert "\n" not in str(error.value)
+
+
+def test_a_loss_skip_as_long_as_the_window_is_refused(dataset, tmp_path):
+    with pytest.raises(ModelError, match="loss skip"):
+        train(dataset, _config(), tmp_path / "run", TrainConfig(**{**TINY.to_dict(), "loss_skip": 512}))

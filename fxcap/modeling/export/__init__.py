@@ -89,6 +89,11 @@ def _format(model: ConditionedRNN, name: str) -> ExportFormat:
     fmt = FORMATS.get(str(name).lower())
     if fmt is None:
         raise ModelError(f"unknown export format {name!r}; choose one of {', '.join(FORMATS)}")
+    if not isinstance(model, ConditionedRNN):  # e.g. a FilteredRNN: learned filters around the cell
+        raise ModelError(
+            "the model has learned input/output filters (pre_filter_poles / post_filter_poles), which no export format "
+            "holds yet; export a model trained without them (--pre-filter 0 --post-filter 0), or render with `fxcap render`"
+        )
     if not fmt.supports(model):
         if fmt.refusal is not None:
             raise ModelError(f"the {model.config.cond} {model.cell.upper()} model cannot be exported as {fmt.name}: {fmt.refusal(model)}")
@@ -184,6 +189,7 @@ def export_run(
     run_dir = Path(run_dir)
     config = SelfTestConfig(seconds=seconds, tolerance=tolerance, seed=seed)
     model, run_config = load_run(run_dir, checkpoint)
+    _format(model, fmt.name)  # a model the format cannot hold: its one-line refusal before any work
     meta = ExportMeta.from_run(model, run_config, checkpoint=checkpoint, run=run_dir.resolve().name)
     out = Path(out)
     snapshots: list[Snapshot] | None = None
