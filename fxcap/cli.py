@@ -356,6 +356,14 @@ def train(
     stft_warmup: Annotated[Optional[int], typer.Option(help="Steps over which the STFT weight ramps up from 0 (overrides the preset).")] = None,
     lr_schedule: Annotated[Optional[str], typer.Option(help="'plateau' (halve on plateaus, the paper's) or 'cosine' (overrides the preset).")] = None,
     pre_emphasis: Annotated[bool, typer.Option("--pre-emphasis/--no-pre-emphasis", help="Loss on pre-emphasised signals.")] = True,
+    esr_weight: Annotated[Optional[float], typer.Option(help="Weight of the ESR loss term (overrides the preset).")] = None,
+    dc_weight: Annotated[Optional[float], typer.Option(help="Weight of the DC loss term (overrides the preset).")] = None,
+    esr_emphasis: Annotated[Optional[float], typer.Option(help="ESR pre-emphasis coefficient a of 1 - a z^-1, 0 = none (overrides the preset).")] = None,
+    esr_per_setting: Annotated[Optional[bool], typer.Option("--esr-per-setting/--esr-pooled", help="ESR per knob setting (each setting weighs alike) or pooled over the batch (overrides the preset).", show_default=False)] = None,
+    loss_skip: Annotated[Optional[int], typer.Option(help="Samples at the start of each window left out of the loss (overrides the preset).")] = None,
+    pre_filter: Annotated[Optional[int], typer.Option(help="Poles of the learned linear filter before the RNN, 0 = none (overrides the preset).")] = None,
+    post_filter: Annotated[Optional[int], typer.Option(help="Poles of the learned linear filter after the RNN, 0 = none (overrides the preset).")] = None,
+    hidden_size: Annotated[Optional[int], typer.Option(help="Hidden units of the main cell (paper: 32; overrides the preset).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for initialisation and window sampling.")] = 0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue interrupted runs from their last epoch.")] = False,
     evaluate: Annotated[bool, typer.Option("--evaluate/--no-evaluate", help="Score each run on the test split afterwards.")] = True,
@@ -367,11 +375,21 @@ def train(
     request = TrainRequest(
         conds=conds, cell=cell, dataset=dataset, runs_dir=runs_dir, preset=preset, seed=seed, resume=resume, evaluate=evaluate,
         overrides={k: v for k, v in dict(max_epochs=epochs, steps_per_epoch=steps, batch_size=batch_size, window=window, lr=lr,
-                                         stft_weight=stft_weight, stft_warmup_steps=stft_warmup, lr_schedule=lr_schedule).items()
+                                         stft_weight=stft_weight, stft_warmup_steps=stft_warmup, lr_schedule=lr_schedule,
+                                         esr_weight=esr_weight, dc_weight=dc_weight, esr_emphasis=esr_emphasis,
+                                         esr_per_setting=esr_per_setting, loss_skip=loss_skip).items()
                    if v is not None} | {"pre_emphasis": pre_emphasis},
+        model_overrides={k: v for k, v in dict(pre_filter_poles=pre_filter, post_filter_poles=post_filter,
+                                               hidden_size=hidden_size).items() if v is not None},
     )
     results = train_models(request, console=console)
     _print_comparison(results.comparison)
+    for run_dir in results.runs:
+        console.print(f"run folder: {run_dir}", highlight=False)
+    if results.failed:
+        for run_dir, reason in results.failed.items():
+            err_console.print(f"{run_dir.name} failed: {reason}", highlight=False)
+        raise typer.Exit(1)
 
 
 def _print_comparison(frame) -> None:

@@ -31,5 +31,9 @@ class ModelError(FxcapError):
     """A model configuration, checkpoint or run folder is unusable."""
 
 
+class TrainingDivergedError(ModelError):
+    """A training run diverged and did not recover (its last good checkpoints stay in its folder)."""
+
+
 class ReportError(FxcapError):
     """A report cannot be made from what was given (nothing to report, an unknown knob setting)."""

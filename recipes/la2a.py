@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from study import Study, print_result, run_study  # noqa: E402
 
 
-def la2a_study(out: Path, quick: bool = True, seed: int = 0, sessions: list[Path] | None = None) -> Study:
+def la2a_study(out: Path, quick: bool = True, seed: int = 0, sessions: list[Path] | None = None,
+               preset: str | None = None) -> Study:
     return Study(
         device="LA-2A",
         knobs=["peak_reduction"],
@@ -33,6 +34,7 @@ def la2a_study(out: Path, quick: bool = True, seed: int = 0, sessions: list[Path
         holdout=("peak_reduction=60",) if sessions is None else (),
         seed=seed,
         sessions=sessions,
+        preset=preset,
     )
 
 
@@ -40,6 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="The LA-2A study on the virtual LA-2A or SignalTrain data.")
     parser.add_argument("--out", type=Path, default=Path("work/la2a"), help="folder for session, dataset, runs, report")
     parser.add_argument("--quick", action="store_true", help="short capture and training (minutes on a CPU)")
+    parser.add_argument("--preset", default=None, help="training preset: quick, default or paper (default: quick with --quick, else default)")
     parser.add_argument("--signaltrain", type=Path, default=None, help="import a SignalTrain-style folder instead of capturing")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -51,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
         from fxcap.capture.signaltrain import import_signaltrain
 
         sessions = [s.root for s in import_signaltrain(args.signaltrain, args.out / "sessions")]
-    print_result(run_study(la2a_study(args.out, args.quick, args.seed, sessions), console), console)
+    print_result(run_study(la2a_study(args.out, args.quick, args.seed, sessions, args.preset), console), console)
 
 
 if __name__ == "__main__":

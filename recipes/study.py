@@ -26,7 +26,7 @@ class Study:
     """One study: which device, which knobs, which windows, held-out settings, how long to train.
 
     ``quick`` picks the short capture signal and the quick training preset (minutes on a CPU);
-    otherwise the default signal and the paper's training recipe.
+    otherwise the default signal and the default preset (``preset="paper"`` for the paper's recipe).
     """
 
     device: str
@@ -43,6 +43,11 @@ class Study:
     sessions: list[Path] | None = None  # use these sessions instead of capturing
     segment_seconds: float = 2.0  # dataset segment length (shorter for short imported files)
     train_overrides: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields replacing the preset's
+    preset: str | None = None  # training preset; default "quick" with quick, else "default"
+
+    @property
+    def training_preset(self) -> str:
+        return self.preset or ("quick" if self.quick else "default")
 
 
 def capture(study: Study):
@@ -59,6 +64,16 @@ def capture(study: Study):
         seed=study.seed,
     )
     return run_capture(request)
+
+
+def build_study_dataset(study: Study, session_roots: list[Path]):
+    """Build the study's dataset into ``<out>/dataset`` (time splits, the study's window and held-out settings)."""
+    # Imported SignalTrain sessions each played their own input: split each along time on its own.
+    config = BuildConfig(
+        split=SplitConfig(segment_seconds=study.segment_seconds), window=study.window, holdout=study.holdout,
+        write_wav=False, mixed_signals=bool(study.sessions),
+    )
+    return build_dataset(session_roots, study.out / "dataset", config, overwrite=True)
 
 
 def run_study(study: Study, console: Any | None = None) -> dict[str, Any]:
@@ -82,26 +97,26 @@ def run_study(study: Study, console: Any | None = None) -> dict[str, Any]:
     timings["capture_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    # Imported SignalTrain sessions each played their own input: split each along time on its own.
-    config = BuildConfig(
-        split=SplitConfig(segment_seconds=study.segment_seconds), window=study.window, holdout=study.holdout,
-        write_wav=False, mixed_signals=bool(study.sessions),
-    )
-    info = build_dataset(session_roots, study.out / "dataset", config, overwrite=True)
+    info = build_study_dataset(study, session_roots)
     timings["dataset_s"] = time.perf_counter() - start
     say(info.describe(), markup=False)
 
     start = time.perf_counter()
-    runs = []
+    runs: list[Path] = []
+    failed: dict[str, str] = {}
     for cell in study.cells:
         request = TrainRequest(
             conds=CONDITIONS, cell=cell, dataset=info.path, runs_dir=study.out / "runs",
-            preset="quick" if study.quick else "paper", seed=study.seed, resume=True, overrides=dict(study.train_overrides),
+            preset=study.training_preset, seed=study.seed, resume=True, overrides=dict(study.train_overrides),
         )
-        runs.extend(train_models(request, console=console).runs)
+        trained = train_models(request, console=console)
+        runs.extend(trained.runs)
+        failed.update({str(k): v for k, v in trained.failed.items()})
     timings["train_evaluate_s"] = time.perf_counter() - start
 
-    result: dict[str, Any] = {"sessions": session_roots, "dataset": info.path, "runs": runs, "timings": timings}
+    result: dict[str, Any] = {"sessions": session_roots, "dataset": info.path, "runs": runs, "timings": timings, "failed": failed}
+    if not runs:
+        return result
     result["test"] = compare_runs(runs, study.out, split="test")
     if study.holdout:
         result["holdout"] = compare_runs(runs, study.out / "holdout", split="holdout")
@@ -117,11 +132,14 @@ def run_study(study: Study, console: Any | None = None) -> dict[str, Any]:
 
 def print_result(result: dict[str, Any], console: Any) -> None:
     """The comparison tables and timings, as the recipes print them at the end."""
-    console.print("\nTest split (a stretch of input never heard in training):", markup=False)
-    console.print(to_markdown(result["test"]), markup=False)
+    if "test" in result:
+        console.print("\nTest split (a stretch of input never heard in training):", markup=False)
+        console.print(to_markdown(result["test"]), markup=False)
     if "holdout" in result:
         console.print("Held-out knob settings (never heard in training):", markup=False)
         console.print(to_markdown(result["holdout"]), markup=False)
+    for run, reason in result.get("failed", {}).items():
+        console.print(f"FAILED {run}: {reason}", markup=False)
     console.print("timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in result["timings"].items()), markup=False)
     if "report" in result:
         console.print(f"report: {result['report']}", markup=False)

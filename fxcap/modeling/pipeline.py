@@ -11,7 +11,8 @@ import torch
 
 from fxcap.dataset import load_dataset_info
 from fxcap.dataset.remote import locate
-from fxcap.errors import ModelError
+from fxcap.errors import ModelError, TrainingDivergedError
+from fxcap.io import atomic_write_json
 from fxcap.modeling.compare import compare_runs
 from fxcap.modeling.evaluate import evaluate_run
 from fxcap.modeling.registry import ModelConfig
@@ -54,6 +55,17 @@ SCHEME_LR: dict[str, dict[str, float]] = {
 """Per-scheme learning rates replacing a preset's ``lr`` (unless the user sets ``lr`` explicitly)."""
 
 
+PRESET_MODELS: dict[str, dict[str, Any]] = {}
+"""``ModelConfig`` fields a preset sets (architecture options beyond the paper's; ``paper`` sets none)."""
+
+
+def preset_model_options(preset: str) -> dict[str, Any]:
+    """The :class:`ModelConfig` fields of ``preset`` (:data:`PRESET_MODELS`), to be overridden by the user's."""
+    if preset not in PRESETS:
+        raise ModelError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
+    return dict(PRESET_MODELS.get(preset, {}))
+
+
 def preset_config(preset: str, cond: str, overrides: dict[str, Any] | None = None, **fields: Any) -> TrainConfig:
     """The :class:`TrainConfig` of ``preset`` for scheme ``cond``: the preset, its per-scheme rate
     (:data:`SCHEME_LR`), then ``overrides`` and ``fields`` (both replace the preset's fields)."""
@@ -85,8 +97,15 @@ class TrainRequest:
 
 @dataclass
 class TrainResults:
+    """The run folders trained (and evaluated), their comparison, and the schemes that failed.
+
+    ``failed`` maps a run folder to the one-line reason it diverged; the other schemes are trained
+    and compared all the same, and the folder keeps ``failed.json`` and its last good checkpoints.
+    """
+
     runs: list[Path]
     comparison: pd.DataFrame | None
+    failed: dict[Path, str] = field(default_factory=dict)
 
 
 def newest_dataset(base: str | Path = "datasets") -> Path:
@@ -109,20 +128,29 @@ def train_models(request: TrainRequest, console: Any | None = None) -> TrainResu
     dataset = location.as_target()
     info = load_dataset_info(location)
     runs_root = Path(request.runs_dir) / location.name
-    runs = []
+    runs: list[Path] = []
+    failed: dict[Path, str] = {}
     for cond in request.conds:
         config = preset_config(request.preset, cond, request.overrides, seed=request.seed)
         if config.threads:
             torch.set_num_threads(config.threads)
-        model_config = ModelConfig(cond=cond, cell=request.cell, num_knobs=len(info.knob_names), **request.model_overrides)
+        model_config = ModelConfig(cond=cond, cell=request.cell, num_knobs=len(info.knob_names),
+                                   **{**preset_model_options(request.preset), **request.model_overrides})
         run_dir = runs_root / run_name(cond, request.cell, request.seed)
         resume = request.resume and (run_dir / "state.pt").exists()
-        _train_with_progress(dataset, model_config, run_dir, config, resume, console)
+        try:
+            _train_with_progress(dataset, model_config, run_dir, config, resume, console)
+        except TrainingDivergedError as exc:  # one scheme's failure does not cost the others theirs
+            failed[run_dir] = str(exc)
+            atomic_write_json(run_dir / "failed.json", {"error": str(exc), "scheme": cond, "seed": request.seed})
+            if console is not None:
+                console.print(f"[red]{run_dir.name} failed:[/] {exc}; going on with the other schemes", highlight=False)
+            continue
         if request.evaluate:
             evaluate_run(run_dir, dataset)
         runs.append(run_dir)
-    comparison = compare_runs(runs, runs_root) if request.evaluate else None
-    return TrainResults(runs=runs, comparison=comparison)
+    comparison = compare_runs(runs, runs_root) if request.evaluate and runs else None
+    return TrainResults(runs=runs, comparison=comparison, failed=failed)
 
 
 def _train_with_progress(dataset: Path | str, model_config: ModelConfig, run_dir: Path, config: TrainConfig, resume: bool, console: Any | None):
@@ -147,4 +175,6 @@ def _train_with_progress(dataset: Path | str, model_config: ModelConfig, run_dir
 
         result = train(dataset, model_config, run_dir, config, resume=resume, on_epoch=on_epoch, on_step=on_step)
         progress.update(task, completed=config.max_epochs)
+    for line in result.recoveries:
+        console.print(f"[yellow]{label}: recovered[/] {line}", highlight=False)
     return result

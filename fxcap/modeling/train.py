@@ -29,7 +29,7 @@ import torch
 
 from fxcap.dataset import load_dataset_info, make_dataloader
 from fxcap.dataset.remote import location_text
-from fxcap.errors import ModelError
+from fxcap.errors import ModelError, TrainingDivergedError
 from fxcap.io import atomic_write_text
 from fxcap.modeling.checkpoint import load_state, load_weights, save_json, save_state, save_weights
 from fxcap.modeling.losses import CombinedLoss
@@ -199,7 +199,7 @@ class _Diverged(Exception):
 
 
 def _diverged(bad_steps: int, epoch: int, lr: float) -> ModelError:
-    return ModelError(
+    return TrainingDivergedError(
         f"training diverged: {bad_steps} steps in a row had a non-finite loss or gradient (epoch {epoch}); "
         f"train again with a lower learning rate (now {lr:g}, e.g. --lr {lr / 3:.2g}); the best weights so far stay in "
         "best.safetensors"
@@ -404,7 +404,7 @@ def train(
         valid = _evaluate_loss(model, validation_loader(dataset_dir, window, config, **cache), loss_fn, config.valid_windows,
                                valid_power)
         if not math.isfinite(valid):
-            raise _Diverged("the validation loss was not finite", ModelError(
+            raise _Diverged("the validation loss was not finite", TrainingDivergedError(
                 f"the validation loss is not finite after epoch {epoch + 1}: the model diverged; lower the learning "
                 f"rate (now {optimizer.param_groups[0]['lr']:g}) and start again (the last finite epoch is kept in {run_dir})"
             ))

@@ -24,3 +24,33 @@ def test_bad_preset_or_schedule_is_a_clear_error():
         preset_config("fast", "concat")
     with pytest.raises(ModelError, match="lr_schedule must be one of plateau, cosine"):
         preset_config("quick", "concat", {"lr_schedule": "linear"})
+
+
+def test_a_scheme_that_diverges_is_recorded_and_the_others_still_train(tmp_path, monkeypatch):
+    import json
+
+    import fxcap.modeling.pipeline as pipeline
+    from fxcap.dataset import BuildConfig, SplitConfig, build_dataset
+    from fxcap.dataset.testing import make_dummy_session
+    from fxcap.errors import TrainingDivergedError
+
+    session = make_dummy_session(tmp_path / "session", knob_grid={"drive": [0, 10]}, sample_rate=44100, seconds=2.0)
+    build_dataset([session.root], tmp_path / "data", BuildConfig(split=SplitConfig(segment_seconds=0.25), write_wav=False))
+    real_train = pipeline.train
+
+    def train(dataset, model_config, run_dir, config, resume=False, **kw):
+        if model_config.cond == "film":
+            run_dir.mkdir(parents=True, exist_ok=True)
+            raise TrainingDivergedError("training diverged: 20 steps in a row had a non-finite loss (epoch 1)")
+        return real_train(dataset, model_config, run_dir, config, resume=resume, **kw)
+
+    monkeypatch.setattr(pipeline, "train", train)
+    request = pipeline.TrainRequest(conds=["film", "concat"], dataset=tmp_path / "data", runs_dir=tmp_path / "runs", preset="quick",
+                                    overrides={"window": 512, "max_epochs": 1, "steps_per_epoch": 2, "batch_size": 2,
+                                               "valid_windows": 4, "stft_warmup_steps": 0})
+    results = pipeline.train_models(request)
+    assert [r.name for r in results.runs] == ["concat-gru-s0"]
+    (failed, reason), = results.failed.items()
+    assert failed.name == "film-gru-s0" and "diverged" in reason
+    assert json.loads((failed / "failed.json").read_text())["scheme"] == "film"
+    assert list(results.comparison["scheme"]) == ["concat"]
