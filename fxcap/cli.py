@@ -112,7 +112,11 @@ def signal_command(
 
 
 class _RecordProgress:
-    """Rich progress over takes, with one line per rejected attempt."""
+    """Rich progress over takes, with one line per rejected attempt.
+
+    Used as a context manager; the bar appears with the first event (``plan``), so an error found
+    before anything is recorded (a bad CSV, a missing file) prints no empty bar.
+    """
 
     def __init__(self) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -127,8 +131,22 @@ class _RecordProgress:
             transient=False,
         )
         self.task = self.progress.add_task("calibration", total=None)
+        self.started = False
+
+    def __enter__(self) -> "_RecordProgress":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.started:
+            self.progress.stop()
 
     def __call__(self, event: str, data: dict) -> None:
+        if event in ("level", "profile_inferred"):  # said before anything is recorded
+            console.print(f"[yellow]{data['message']}[/]", highlight=False)
+            return
+        if not self.started:
+            self.started = True
+            self.progress.start()
         if event == "plan":
             self.progress.update(self.task, total=data["total"], completed=data["done"])
         elif event == "calibration":
@@ -164,38 +182,62 @@ class _RecordProgress:
             self.progress.advance(self.task)
 
 
+SUMMARY_COLUMNS = (
+    ("take", "take"), ("knobs", "knobs"), ("latency_samples", "latency\n(smp)"), ("gain_db", "gain\n(dB)"),
+    ("drift_ppm", "drift\n(ppm)"), ("noise_floor_dbfs", "noise\n(dBFS)"), ("repeatability_esr_db", "repeat\n(dB ESR)"),
+    ("attempts", "tries"), ("status", "ok"),
+)
+"""``(session_summary key, header)`` of the take table; every column but the knobs keeps its full width."""
+
+NO_BYPASS_GAIN = "n/a (no bypass take)"
+
+
+def _summary_cells(row: dict, gain_measured: bool) -> list[str]:
+    fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
+    return [
+        row["take"].removeprefix("take-") + (" ref" if row["reference"] else ""),
+        row["knobs"],
+        fmt(row["latency_samples"], ".2f"),
+        fmt(row["gain_db"], "+.2f") if gain_measured else "n/a",
+        fmt(row["drift_ppm"], "+.1f"),
+        fmt(row["noise_floor_dbfs"], ".1f"),
+        fmt(row["repeatability_esr_db"], ".1f"),
+        str(row["attempts"]),
+        row["status"],
+    ]
+
+
 def _print_session_summary(session) -> None:
-    from fxcap.capture.record import session_summary
+    from fxcap.capture.record import has_gain_reference, session_summary
 
     rows = session_summary(session)
-    table = Table(title=f"{session.root}: {len(rows)} takes of {session.manifest.device.name} ({session.manifest.status})")
-    for column in ("take", "knobs", "latency\n(smp)", "gain\n(dB)", "drift\n(ppm)", "noise\n(dBFS)", "repeat\nESR (dB)", "tries", "ok"):
-        table.add_column(column, justify="left" if column in ("take", "knobs") else "right", no_wrap=column in ("take", "knobs"))
-    fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
-    for row in rows:
-        table.add_row(
-            row["take"].removeprefix("take-") + (" ref" if row["reference"] else ""),
-            row["knobs"],
-            fmt(row["latency_samples"], ".2f"),
-            fmt(row["gain_db"], "+.2f"),
-            fmt(row["drift_ppm"], "+.1f"),
-            fmt(row["noise_floor_dbfs"], ".1f"),
-            fmt(row["repeatability_esr_db"], ".1f"),
-            str(row["attempts"]),
-            row["status"],
-        )
+    gain_measured = has_gain_reference(session)
+    cells = [_summary_cells(row, gain_measured) for row in rows]
+    table = Table(title=f"{session.root}: {len(rows)} takes of {session.manifest.device.name} ({session.manifest.status})",
+                  caption=None if gain_measured else f"gain: {NO_BYPASS_GAIN}, levels as recorded (import with --bypass to measure it)")
+    for i, (key, header) in enumerate(SUMMARY_COLUMNS):
+        if key == "knobs":  # the only column that wraps: the figures are never cut
+            table.add_column(header, overflow="fold", ratio=1)
+            continue
+        width = max([len(line) for line in header.split("\n")] + [len(c[i]) for c in cells])
+        table.add_column(header, justify="left" if key == "take" else "right", no_wrap=True, min_width=width)
+    for row_cells in cells:
+        table.add_row(*row_cells)
     console.print(table)
     for check in session.manifest.calibration.get("session_checks", []):
         style = "green" if check["passed"] else ("yellow" if check["severity"] == "warning" else "red")
         console.print(f"[{style}]{check['name']}[/]: {check['message']}")
 
 
+DEVICE_HELP = ("Device profile: OD-3 (the default), LA-2A or a .toml file; for --backend plugin:NAME a .toml "
+               "that narrows the plugin's knobs (default: its own parameters).")
+
 SoundcardChannel = Annotated[Optional[int], typer.Option(help="Sound card: 1-based channel (see `fxcap devices`).")]
 
 
 @app.command()
 def check(
-    device: Annotated[str, typer.Option("--device", "-d", help="Device profile: OD-3, LA-2A or a .toml file.")] = "OD-3",
+    device: Annotated[Optional[str], typer.Option("--device", "-d", help=DEVICE_HELP)] = None,
     backend: Annotated[str, typer.Option("--backend", "-b", help="soundcard[:NAME], sim or plugin:NAME.")] = "soundcard",
     rate: Annotated[int, typer.Option("--rate", "-r", help="Sample rate in Hz.")] = 48000,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Knob setting of the device take, e.g. --set drive=10 (the loudest you plan).")] = None,
@@ -208,12 +250,13 @@ def check(
     seed: Annotated[int, typer.Option(help="Seed for the virtual rig (--backend sim).")] = 0,
 ) -> None:
     """Pre-flight a rig: levels (signal, headroom, noise floor), round-trip latency and the calibration take."""
+    from fxcap.capture.backends.factory import resolve_device
     from fxcap.capture.capture import preflight_check
 
     report = preflight_check(device, backend, rate, settings=list(set_ or []), peak_dbfs=peak_dbfs, seed=seed,
                              output_channels=output_channel, input_channel=input_channel,
                              loopback_channel=loopback_channel, blocksize=block_size, midi_port=midi_port)
-    table = Table(title=f"Pre-flight of {device} via {backend} at {rate} Hz")
+    table = Table(title=f"Pre-flight of {resolve_device(backend, device) or backend.partition(':')[2]} via {backend} at {rate} Hz")
     for column in ("check", "value", "status", "what it means / what to do"):
         table.add_column(column)
     styles = {"ok": "green", "FIX": "red", "-": "dim"}
@@ -227,7 +270,7 @@ def check(
 
 @app.command()
 def record(
-    device: Annotated[str, typer.Option("--device", "-d", help="Device profile: OD-3, LA-2A or a .toml file.")] = "OD-3",
+    device: Annotated[Optional[str], typer.Option("--device", "-d", help=DEVICE_HELP)] = None,
     knob: Annotated[Optional[list[str]], typer.Option("--knob", "-k", help="Knob to sweep; repeat for a grid.")] = None,
     steps: Annotated[Optional[list[int]], typer.Option("--steps", "-n", help="Settings per swept knob (one value for all, or one per --knob).")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Fix an unswept knob, e.g. --set tone=5.")] = None,
@@ -251,6 +294,7 @@ def record(
     midi_port: Annotated[Optional[str], typer.Option(help="Sound card: MIDI output port; knobs with a midi_cc in the profile are set automatically.")] = None,
 ) -> None:
     """Record a device at swept knob settings into a session folder (aligned, checked takes)."""
+    from fxcap.capture.backends.factory import DEFAULT_DEVICE
     from fxcap.capture.capture import CaptureRequest, run_capture, soundcard_options
     from fxcap.capture.plan import PlanConfig
     from fxcap.capture.plan import parse_settings
@@ -265,7 +309,7 @@ def record(
     fixed = {}
     if set_ and not backend.startswith("plugin"):
         try:
-            fixed = parse_settings(list(set_), get_profile(device))
+            fixed = parse_settings(list(set_), get_profile(device or DEFAULT_DEVICE))
         except ValueError as exc:
             _fail(str(exc))
     elif set_:
@@ -285,8 +329,7 @@ def record(
         backend_options=soundcard_options("soundcard" if resume else backend, output_channels=output_channel, input_channel=input_channel,
                                           loopback_channel=loopback_channel, blocksize=block_size, midi_port=midi_port),
     )
-    progress = _RecordProgress()
-    with progress.progress:
+    with _RecordProgress() as progress:
         session = run_capture(request, observer=progress)
     _print_session_summary(session)
     console.print(f"session written to [bold]{session.root}[/]")
@@ -296,8 +339,8 @@ def record(
 def import_command(
     recordings: Annotated[Optional[list[Path]], typer.Argument(help="Recordings of the signal through the device, one per knob setting (default: the files of --knobs).")] = None,
     signal: Annotated[Path, typer.Option("--signal", "-s", help="The test signal written by `fxcap signal` (its .json layout beside it).")] = Path("capture_signal.wav"),
-    device: Annotated[str, typer.Option("--device", "-d", help="Device profile: OD-3, LA-2A or a .toml file.")] = "OD-3",
-    knobs: Annotated[Optional[Path], typer.Option("--knobs", "-k", help="CSV with a 'file' column and one column per knob (else: knob values from the file names, e.g. drive=6_tone=5.wav).")] = None,
+    device: Annotated[Optional[str], typer.Option("--device", "-d", help="Device profile: OD-3, LA-2A or a .toml file (default: inferred from the knob values, and said so).")] = None,
+    knobs: Annotated[Optional[Path], typer.Option("--knobs", "-k", help="CSV: file,<knob>,<knob>... or file,knob,value (else: knob values from the file names, e.g. drive=6_tone=5.wav or drive_6.wav).")] = None,
     bypass: Annotated[Optional[Path], typer.Option("--bypass", help="The signal recorded with the device bypassed: rig latency and gain.")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Session folder (default sessions/<device>-<time>).")] = None,
     channel: Annotated[Optional[int], typer.Option("--channel", help="Channel (from 1) of multichannel files that holds the device.")] = None,
@@ -307,8 +350,7 @@ def import_command(
     """Import DAW recordings of the test signal (reamped through a device) as an aligned, checked session."""
     from fxcap.capture.importer import ImportConfig, import_recordings
 
-    progress = _RecordProgress()
-    with progress.progress:
+    with _RecordProgress() as progress:
         session = import_recordings(signal, list(recordings or []), knobs, device=device, out=out, bypass=bypass,
                                     config=ImportConfig(channel=channel, resample=resample, strict=strict), observer=progress)
     _print_session_summary(session)
