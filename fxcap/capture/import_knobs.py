@@ -16,8 +16,8 @@ named in some file names must be named in all of them; knobs named in none sit a
 ``name=value`` pieces that name no knob are an error (a typo must not become a default).
 
 **Without a profile** (:func:`infer_profile`), the knobs are the CSV's knob columns or the file
-names' ``name=value`` pieces (``drive_0`` cannot tell a knob ``drive`` from a word before it, so it
-needs a profile); a knob whose values are all numbers becomes a continuous knob over the range of the
+names' ``name=value`` pieces (a name may contain ``_``, so ``take_drive=6`` names ``take_drive``; and
+``drive_0`` cannot tell a knob ``drive`` from a word before it, so it needs a profile); a knob whose values are all numbers becomes a continuous knob over the range of the
 values seen, any other a switch over its values. Every recording must give every knob, and each knob
 must take at least two values (else its range is unknown).
 """
