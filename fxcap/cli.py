@@ -387,7 +387,7 @@ def train(
     cond: Annotated[str, typer.Option("--cond", "-c", help="concat, film, statichyper, dynamichyper or all.")] = "dynamichyper",
     cell: Annotated[str, typer.Option(help="Recurrent cell: gru or lstm.")] = "gru",
     dataset: Annotated[Optional[str], typer.Option("--dataset", help="Dataset folder or URI (s3://...; default: the newest under datasets/).")] = None,
-    runs_dir: Annotated[Path, typer.Option("--runs", help="Where run folders go.")] = Path("runs"),
+    runs_dir: Annotated[Path, typer.Option("--runs", help="Parent of the run folders: <runs>/<dataset name>/<scheme>-<cell>-s<seed>.")] = Path("runs"),
     preset: Annotated[str, typer.Option(help="'paper' (the paper's recipe), 'default' or 'quick' (minutes on a CPU).")] = "default",
     epochs: Annotated[Optional[int], typer.Option(help="Max epochs (overrides the preset).")] = None,
     steps: Annotated[Optional[int], typer.Option(help="Optimizer steps per epoch (overrides the preset).")] = None,
@@ -413,34 +413,50 @@ def train(
                    if v is not None} | {"pre_emphasis": pre_emphasis},
     )
     results = train_models(request, console=console)
-    _print_comparison(results.comparison)
+    _print_comparison(results.comparison, results.runs_root / "comparison.md")
+    for run in results.runs:
+        console.print(f"run folder: {run}", highlight=False, markup=False)
+    if results.comparison is not None:
+        console.print(f"comparison of every run of this dataset: {results.runs_root / 'comparison.md'}", highlight=False, markup=False)
 
 
-def _print_comparison(frame) -> None:
+def _markdown_rows(markdown: str) -> tuple[list[str], list[list[str]]]:
+    lines = [line for line in markdown.splitlines() if line.startswith("|")]
+    split = lambda line: [c.strip() for c in line.strip("|").split("|")]  # noqa: E731
+    return split(lines[0]), [split(line) for line in lines[2:]]
+
+
+def _print_fitted(title: str, markdown: str, priority: tuple[str, ...], written: Optional[Path], left: tuple[str, ...]) -> None:
+    """A Markdown table as a rich table with the columns that fit the terminal; the rest are in ``written``."""
+    from fxcap.modeling.compare import fit_columns
+
+    headers, rows = _markdown_rows(markdown)
+    keep = fit_columns(headers, rows, priority, console.width)
+    table = Table(title=title)
+    for i in keep:
+        table.add_column(headers[i], justify="left" if headers[i] in left else "right", no_wrap=headers[i] in left)
+    for row in rows:
+        table.add_row(*[row[i] for i in keep])
+    console.print(table)
+    hidden = [h for i, h in enumerate(headers) if i not in keep]
+    if hidden and written is not None:
+        console.print(f"more columns ({', '.join(hidden)}) in {written}", highlight=False, markup=False)
+
+
+def _print_comparison(frame, written: Optional[Path] = None) -> None:
+    """The per-run comparison, narrowed to the terminal's width (``written``: the comparison.md with every column)."""
     if frame is None:
         return
-    table = Table(title="Test-split comparison (lower is better, * best)")
-    from fxcap.modeling.compare import to_markdown
+    from fxcap.modeling.compare import TERMINAL_PRIORITY, to_markdown
 
-    lines = [line for line in to_markdown(frame).splitlines() if line.startswith("|")]
-    headers = [h.strip() for h in lines[0].strip("|").split("|")]
-    for header in headers:
-        table.add_column(header, justify="left" if header in ("run", "scheme", "cell") else "right")
-    for line in lines[2:]:
-        table.add_row(*[c.strip() for c in line.strip("|").split("|")])
-    console.print(table)
+    _print_fitted("Test-split comparison (lower is better, * best)", to_markdown(frame), TERMINAL_PRIORITY, written,
+                  ("run", "scheme", "cell"))
 
 
-def _print_seeds(frame, title: str = "Mean ± std over seeds (lower is better, * best mean)") -> None:
-    from fxcap.modeling.compare import aggregate_seeds, seeds_markdown
+def _print_seeds(frame, title: str = "Mean ± std over seeds (lower is better, * best mean)", written: Optional[Path] = None) -> None:
+    from fxcap.modeling.compare import SEEDS_TERMINAL_PRIORITY, aggregate_seeds, seeds_markdown
 
-    lines = [line for line in seeds_markdown(aggregate_seeds(frame)).splitlines() if line.startswith("|")]
-    table = Table(title=title)
-    for header in [h.strip() for h in lines[0].strip("|").split("|")]:
-        table.add_column(header, justify="left" if header in ("scheme", "cell") else "right")
-    for line in lines[2:]:
-        table.add_row(*[c.strip() for c in line.strip("|").split("|")])
-    console.print(table)
+    _print_fitted(title, seeds_markdown(aggregate_seeds(frame)), SEEDS_TERMINAL_PRIORITY, written, ("scheme", "cell"))
 
 
 @app.command("evaluate")
@@ -481,11 +497,12 @@ def compare(
     folders = list(runs) if runs else find_runs(runs_dir)
     if not folders:
         _fail(f"no evaluated runs under {runs_dir}/; train some with `fxcap train --cond all`")
-    frame = compare_runs(folders, out or runs_dir, split)
-    _print_comparison(frame)
+    written = out or runs_dir
+    frame = compare_runs(folders, written, split)
+    _print_comparison(frame, written / "comparison.md")
     if frame.groupby(["scheme", "cell"]).size().max() > 1:
-        _print_seeds(frame)
-    console.print(f"written {(out or runs_dir) / 'comparison.md'}, comparison_seeds.md and their .csv")
+        _print_seeds(frame, written=written / "comparison_seeds.md")
+    console.print(f"written {written / 'comparison.md'}, comparison_seeds.md and their .csv", highlight=False, markup=False)
 
 
 @app.command()
@@ -577,6 +594,7 @@ def export_command(
 ) -> None:
     """Export a trained model to ONNX or RTNeural JSON; the written file is self-tested against PyTorch."""
     from fxcap.modeling.export import export_run
+    from fxcap.modeling.export.common import knob_input_lines
 
     report = export_run(model, out, format_, checkpoint=checkpoint, seconds=seconds)
     console.print(
@@ -584,6 +602,8 @@ def export_command(
         f"with knob automation: max abs error {report['max_abs_error']:.2e} (limit {report['tolerance']:g}) - passed",
         markup=False, highlight=False,
     )
+    console.print("knob inputs, in this order, normalized to [-1, 1]:\n  " + "\n  ".join(knob_input_lines(report["knobs"])),
+                  markup=False, highlight=False)
     for note in report.get("notes", []):
         console.print(f"note: {note}", markup=False, highlight=False)
 
@@ -666,8 +686,9 @@ def sweep(
     )
     result = run_sweep(config, on_event=on_event)
     for name, frame in result.comparisons.items():
-        _print_comparison(frame)
-        _print_seeds(frame, title=f"{name}: mean ± std over seeds (lower is better, * best mean)")
+        _print_comparison(frame, runs_dir / name / "comparison.md")
+        _print_seeds(frame, title=f"{name}: mean ± std over seeds (lower is better, * best mean)",
+                     written=runs_dir / name / "comparison_seeds.md")
     console.print(f"sweep state: {result.manifest}")
     if result.failed:
         names = ", ".join(t["trial"] for t in result.failed)

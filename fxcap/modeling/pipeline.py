@@ -12,7 +12,7 @@ import torch
 from fxcap.dataset import load_dataset_info
 from fxcap.dataset.remote import locate
 from fxcap.errors import ModelError
-from fxcap.modeling.compare import compare_runs
+from fxcap.modeling.compare import compare_runs, dataset_runs
 from fxcap.modeling.evaluate import evaluate_run
 from fxcap.modeling.registry import ModelConfig
 from fxcap.modeling.train import TrainConfig, train
@@ -85,8 +85,17 @@ class TrainRequest:
 
 @dataclass
 class TrainResults:
+    """What :func:`train_models` did.
+
+    Attributes:
+        runs: the run folders trained, ``<runs_dir>/<dataset name>/<scheme>-<cell>-s<seed>``.
+        comparison: every evaluated run of the dataset (``None`` without evaluation).
+        runs_root: ``<runs_dir>/<dataset name>``, where ``comparison.md`` is written.
+    """
+
     runs: list[Path]
     comparison: pd.DataFrame | None
+    runs_root: Path = Path("runs")
 
 
 def newest_dataset(base: str | Path = "datasets") -> Path:
@@ -103,7 +112,8 @@ def run_name(cond: str, cell: str, seed: int) -> str:
 
 
 def train_models(request: TrainRequest, console: Any | None = None) -> TrainResults:
-    """Train (or resume) every scheme of ``request``, then evaluate and compare them."""
+    """Train (or resume) every scheme of ``request`` into ``<runs_dir>/<dataset name>/<run name>``, then
+    evaluate them and compare every evaluated run of that dataset (``comparison.md`` beside them)."""
     preset_config(request.preset, "", request.overrides)  # unknown preset / bad override: fail before any work
     location = locate(request.dataset) if request.dataset else locate(newest_dataset(request.datasets_dir))
     dataset = location.as_target()
@@ -121,8 +131,8 @@ def train_models(request: TrainRequest, console: Any | None = None) -> TrainResu
         if request.evaluate:
             evaluate_run(run_dir, dataset)
         runs.append(run_dir)
-    comparison = compare_runs(runs, runs_root) if request.evaluate else None
-    return TrainResults(runs=runs, comparison=comparison)
+    comparison = compare_runs(dataset_runs(runs_root), runs_root) if request.evaluate else None  # earlier runs too
+    return TrainResults(runs=runs, comparison=comparison, runs_root=runs_root)
 
 
 def _train_with_progress(dataset: Path | str, model_config: ModelConfig, run_dir: Path, config: TrainConfig, resume: bool, console: Any | None):

@@ -90,7 +90,8 @@ def export_model(
     """Export ``model`` described by ``meta`` to the file ``out`` in ``format`` and self-test it.
 
     Returns the report: ``format``, ``path``, ``bytes`` (file size), ``max_abs_error``, ``tolerance``,
-    ``seconds`` and ``samples`` of the self-test audio, ``output_peak``, plus format-specific entries.
+    ``seconds`` and ``samples`` of the self-test audio, ``output_peak``, ``knobs`` (the knob inputs in
+    order, :attr:`ExportMeta.knobs`), plus format-specific entries.
     """
     fmt = _format(model, format)
     broken = [name for name, value in model.state_dict().items() if not bool(value.isfinite().all())]
@@ -99,7 +100,7 @@ def export_model(
             f"the model's {broken[0]} holds NaN or Inf (training diverged); export the run's other checkpoint "
             "(--checkpoint best/last) or retrain with a lower learning rate"
         )
-    return fmt.export(model, meta, Path(out), config or SelfTestConfig())
+    return {**fmt.export(model, meta, Path(out), config or SelfTestConfig()), "knobs": meta.knobs}
 
 
 def export_run(
