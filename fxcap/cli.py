@@ -196,7 +196,7 @@ def _summary_cells(row: dict, gain_measured: bool) -> list[str]:
     fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
     return [
         row["take"].removeprefix("take-") + (" ref" if row["reference"] else ""),
-        row["knobs"],
+        ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in row["settings"].values()),
         fmt(row["latency_samples"], ".2f"),
         fmt(row["gain_db"], "+.2f") if gain_measured else "n/a",
         fmt(row["drift_ppm"], "+.1f"),
@@ -216,8 +216,8 @@ def _print_session_summary(session) -> None:
     table = Table(title=f"{session.root}: {len(rows)} takes of {session.manifest.device.name} ({session.manifest.status})",
                   caption=None if gain_measured else f"gain: {NO_BYPASS_GAIN}, levels as recorded (import with --bypass to measure it)")
     for i, (key, header) in enumerate(SUMMARY_COLUMNS):
-        if key == "knobs":  # the only column that wraps: the figures are never cut
-            table.add_column(header, overflow="fold", ratio=1)
+        if key == "knobs":  # the knob names head the column; the only column that wraps, the figures are never cut
+            table.add_column(", ".join(rows[0]["settings"]) if rows else header, overflow="fold", ratio=1)
             continue
         width = max([len(line) for line in header.split("\n")] + [len(c[i]) for c in cells])
         table.add_column(header, justify="left" if key == "take" else "right", no_wrap=True, min_width=width)

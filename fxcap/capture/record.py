@@ -375,7 +375,8 @@ def has_gain_reference(session: Session) -> bool:
 
 
 def session_summary(session: Session) -> list[dict[str, Any]]:
-    """One row per take: the knobs that vary across the session, latency (samples), gain (dB),
+    """One row per take: the knobs that vary across the session (``knobs`` as text, ``settings`` as a
+    dict), latency (samples), gain (dB),
     drift (ppm), noise floor (dBFS), repeatability ESR (dB), attempts and status — what the CLI
     prints at the end. ``gain_db`` is ``None`` when the session has no bypass take to measure gain
     against (files imported without ``--bypass``: levels as recorded)."""
@@ -391,6 +392,7 @@ def session_summary(session: Session) -> list[dict[str, Any]]:
             {
                 "take": take.take_id,
                 "knobs": _describe_knobs(shown),
+                "settings": shown,
                 "reference": take.is_reference,
                 "latency_samples": take.alignment.latency_samples,
                 "gain_db": take.alignment.gain_db if gain_measured else None,

@@ -158,3 +158,12 @@ def test_bad_inputs():
         M.esr(np.full(4, np.nan), np.zeros(4))
     with pytest.raises(ModelError, match="at least 32 samples"):
         M.score_all(np.zeros(10), np.zeros(10), SR)
+
+
+@pytest.mark.parametrize("kernel", [17, 4, 1])
+def test_running_median_equals_scipys_median_filter(kernel):
+    from scipy.ndimage import median_filter
+
+    x = np.abs(np.random.default_rng(kernel).standard_normal((37, 300)))
+    for axis, size in ((1, (1, kernel)), (0, (kernel, 1))):
+        np.testing.assert_array_equal(M.running_median(x, kernel, axis, chunk=16), median_filter(x, size=size, mode="reflect"))
