@@ -4,7 +4,7 @@ The commands run in README order in one empty folder, so each finds what the ear
 (``sessions/``, ``datasets/od3``, ``runs/od3/...``), exactly as a new user typing them would. Only
 size flags are appended (:data:`SIZE_FLAGS`: the short capture signal, a few training steps, a short
 self-test): they change how much audio or how many steps, never which code runs. The README's own
-names are honoured: the first sweep's session gets the name the later commands use for it
+names are honoured: the grid's session gets the name the later commands use for it
 (:data:`README_SESSION`), and ``dry.wav`` (the user's own audio) is written first.
 
 Commands that cannot run here are listed in :data:`SKIPPED_BY_DESIGN` with the reason; the test
@@ -26,7 +26,10 @@ from typer.testing import CliRunner
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 README_SESSION = "sessions/OD-3-20261127-185908"
-"""The session name the README's dataset and resume commands use: the first OD-3 sweep's session."""
+"""The session name the README's resume and dataset commands use: the 5 x 5 DRIVE x TONE grid's."""
+
+README_SESSION_COMMAND = "fxcap record --device OD-3 --knob drive --knob tone --steps 5"
+"""The command whose session the README calls :data:`README_SESSION`."""
 
 SKIPPED_BY_DESIGN = {
     "python3 -m venv": "creates a virtual environment and installs packages (network); the recipe it ends with "
@@ -105,7 +108,7 @@ def test_every_readme_command_runs_as_written(tmp_path, monkeypatch):
         assert result.exit_code == 0 and result.exception is None, f"`{command}` failed:\n{result.output}\n{result.exception!r}"
         ran.append(command)
         new = sorted(set(Path("sessions").glob("*")) - before) if Path("sessions").is_dir() else []
-        if command.startswith("fxcap record --device OD-3 --knob drive --steps 11"):
+        if command.startswith(README_SESSION_COMMAND):
             new[0].rename(README_SESSION)
     assert len(ran) >= 20
     for path in ("datasets/od3/dataset.json", "runs/od3/film-gru-s0/evaluation.json", "runs/od3/comparison.md", "wet.wav",
