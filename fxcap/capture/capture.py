@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
 from fxcap.capture.backends.factory import make_backend, parse_backend_spec, resolve_device
 from fxcap.capture.dsp import db_to_amp
 from fxcap.capture.level import pick_peak_level
