@@ -1,4 +1,4 @@
-"""Every command of the README's bash blocks runs as written (slow: about a minute; CI runs it).
+"""Every command of the README's bash blocks runs as written (slow: about 4 minutes of CPU here; CI runs it).
 
 The commands run in README order in one empty folder, so each finds what the earlier ones wrote
 (``sessions/``, ``datasets/od3``, ``runs/od3/...``), exactly as a new user typing them would. Only
