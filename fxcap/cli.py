@@ -112,7 +112,11 @@ def signal_command(
 
 
 class _RecordProgress:
-    """Rich progress over takes, with one line per rejected attempt."""
+    """Rich progress over takes, with one line per rejected attempt.
+
+    Used as a context manager; the bar appears with the first event (``plan``), so an error found
+    before anything is recorded (a bad CSV, a missing file) prints no empty bar.
+    """
 
     def __init__(self) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -127,8 +131,22 @@ class _RecordProgress:
             transient=False,
         )
         self.task = self.progress.add_task("calibration", total=None)
+        self.started = False
+
+    def __enter__(self) -> "_RecordProgress":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.started:
+            self.progress.stop()
 
     def __call__(self, event: str, data: dict) -> None:
+        if event in ("level", "profile_inferred"):  # said before anything is recorded
+            console.print(f"[yellow]{data['message']}[/]", highlight=False)
+            return
+        if not self.started:
+            self.started = True
+            self.progress.start()
         if event == "plan":
             self.progress.update(self.task, total=data["total"], completed=data["done"])
         elif event == "calibration":
@@ -164,38 +182,62 @@ class _RecordProgress:
             self.progress.advance(self.task)
 
 
+SUMMARY_COLUMNS = (
+    ("take", "take"), ("knobs", "knobs"), ("latency_samples", "latency\n(smp)"), ("gain_db", "gain\n(dB)"),
+    ("drift_ppm", "drift\n(ppm)"), ("noise_floor_dbfs", "noise\n(dBFS)"), ("repeatability_esr_db", "repeat\n(dB ESR)"),
+    ("attempts", "tries"), ("status", "ok"),
+)
+"""``(session_summary key, header)`` of the take table; every column but the knobs keeps its full width."""
+
+NO_BYPASS_GAIN = "n/a (no bypass take)"
+
+
+def _summary_cells(row: dict, gain_measured: bool) -> list[str]:
+    fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
+    return [
+        row["take"].removeprefix("take-") + (" ref" if row["reference"] else ""),
+        ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in row["settings"].values()),
+        fmt(row["latency_samples"], ".2f"),
+        fmt(row["gain_db"], "+.2f") if gain_measured else "n/a",
+        fmt(row["drift_ppm"], "+.1f"),
+        fmt(row["noise_floor_dbfs"], ".1f"),
+        fmt(row["repeatability_esr_db"], ".1f"),
+        str(row["attempts"]),
+        row["status"],
+    ]
+
+
 def _print_session_summary(session) -> None:
-    from fxcap.capture.record import session_summary
+    from fxcap.capture.record import has_gain_reference, session_summary
 
     rows = session_summary(session)
-    table = Table(title=f"{session.root}: {len(rows)} takes of {session.manifest.device.name} ({session.manifest.status})")
-    for column in ("take", "knobs", "latency\n(smp)", "gain\n(dB)", "drift\n(ppm)", "noise\n(dBFS)", "repeat\nESR (dB)", "tries", "ok"):
-        table.add_column(column, justify="left" if column in ("take", "knobs") else "right", no_wrap=column in ("take", "knobs"))
-    fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
-    for row in rows:
-        table.add_row(
-            row["take"].removeprefix("take-") + (" ref" if row["reference"] else ""),
-            row["knobs"],
-            fmt(row["latency_samples"], ".2f"),
-            fmt(row["gain_db"], "+.2f"),
-            fmt(row["drift_ppm"], "+.1f"),
-            fmt(row["noise_floor_dbfs"], ".1f"),
-            fmt(row["repeatability_esr_db"], ".1f"),
-            str(row["attempts"]),
-            row["status"],
-        )
+    gain_measured = has_gain_reference(session)
+    cells = [_summary_cells(row, gain_measured) for row in rows]
+    table = Table(title=f"{session.root}: {len(rows)} takes of {session.manifest.device.name} ({session.manifest.status})",
+                  caption=None if gain_measured else f"gain: {NO_BYPASS_GAIN}, levels as recorded (import with --bypass to measure it)")
+    for i, (key, header) in enumerate(SUMMARY_COLUMNS):
+        if key == "knobs":  # the knob names head the column; the only column that wraps, the figures are never cut
+            table.add_column(", ".join(rows[0]["settings"]) if rows else header, overflow="fold", ratio=1)
+            continue
+        width = max([len(line) for line in header.split("\n")] + [len(c[i]) for c in cells])
+        table.add_column(header, justify="left" if key == "take" else "right", no_wrap=True, min_width=width)
+    for row_cells in cells:
+        table.add_row(*row_cells)
     console.print(table)
     for check in session.manifest.calibration.get("session_checks", []):
         style = "green" if check["passed"] else ("yellow" if check["severity"] == "warning" else "red")
         console.print(f"[{style}]{check['name']}[/]: {check['message']}")
 
 
+DEVICE_HELP = ("Device profile: OD-3 (the default), LA-2A or a .toml file; for --backend plugin:NAME a .toml "
+               "that narrows the plugin's knobs (default: its own parameters).")
+
 SoundcardChannel = Annotated[Optional[int], typer.Option(help="Sound card: 1-based channel (see `fxcap devices`).")]
 
 
 @app.command()
 def check(
-    device: Annotated[str, typer.Option("--device", "-d", help="Device profile: OD-3, LA-2A or a .toml file.")] = "OD-3",
+    device: Annotated[Optional[str], typer.Option("--device", "-d", help=DEVICE_HELP)] = None,
     backend: Annotated[str, typer.Option("--backend", "-b", help="soundcard[:NAME], sim or plugin:NAME.")] = "soundcard",
     rate: Annotated[int, typer.Option("--rate", "-r", help="Sample rate in Hz.")] = 48000,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Knob setting of the device take, e.g. --set drive=10 (the loudest you plan).")] = None,
@@ -208,12 +250,13 @@ def check(
     seed: Annotated[int, typer.Option(help="Seed for the virtual rig (--backend sim).")] = 0,
 ) -> None:
     """Pre-flight a rig: levels (signal, headroom, noise floor), round-trip latency and the calibration take."""
+    from fxcap.capture.backends.factory import resolve_device
     from fxcap.capture.capture import preflight_check
 
     report = preflight_check(device, backend, rate, settings=list(set_ or []), peak_dbfs=peak_dbfs, seed=seed,
                              output_channels=output_channel, input_channel=input_channel,
                              loopback_channel=loopback_channel, blocksize=block_size, midi_port=midi_port)
-    table = Table(title=f"Pre-flight of {device} via {backend} at {rate} Hz")
+    table = Table(title=f"Pre-flight of {resolve_device(backend, device) or backend.partition(':')[2]} via {backend} at {rate} Hz")
     for column in ("check", "value", "status", "what it means / what to do"):
         table.add_column(column)
     styles = {"ok": "green", "FIX": "red", "-": "dim"}
@@ -227,7 +270,7 @@ def check(
 
 @app.command()
 def record(
-    device: Annotated[str, typer.Option("--device", "-d", help="Device profile: OD-3, LA-2A or a .toml file.")] = "OD-3",
+    device: Annotated[Optional[str], typer.Option("--device", "-d", help=DEVICE_HELP)] = None,
     knob: Annotated[Optional[list[str]], typer.Option("--knob", "-k", help="Knob to sweep; repeat for a grid.")] = None,
     steps: Annotated[Optional[list[int]], typer.Option("--steps", "-n", help="Settings per swept knob (one value for all, or one per --knob).")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Fix an unswept knob, e.g. --set tone=5.")] = None,
@@ -251,6 +294,7 @@ def record(
     midi_port: Annotated[Optional[str], typer.Option(help="Sound card: MIDI output port; knobs with a midi_cc in the profile are set automatically.")] = None,
 ) -> None:
     """Record a device at swept knob settings into a session folder (aligned, checked takes)."""
+    from fxcap.capture.backends.factory import DEFAULT_DEVICE
     from fxcap.capture.capture import CaptureRequest, run_capture, soundcard_options
     from fxcap.capture.plan import PlanConfig
     from fxcap.capture.plan import parse_settings
@@ -265,7 +309,7 @@ def record(
     fixed = {}
     if set_ and not backend.startswith("plugin"):
         try:
-            fixed = parse_settings(list(set_), get_profile(device))
+            fixed = parse_settings(list(set_), get_profile(device or DEFAULT_DEVICE))
         except ValueError as exc:
             _fail(str(exc))
     elif set_:
@@ -285,8 +329,7 @@ def record(
         backend_options=soundcard_options("soundcard" if resume else backend, output_channels=output_channel, input_channel=input_channel,
                                           loopback_channel=loopback_channel, blocksize=block_size, midi_port=midi_port),
     )
-    progress = _RecordProgress()
-    with progress.progress:
+    with _RecordProgress() as progress:
         session = run_capture(request, observer=progress)
     _print_session_summary(session)
     console.print(f"session written to [bold]{session.root}[/]")
@@ -296,8 +339,8 @@ def record(
 def import_command(
     recordings: Annotated[Optional[list[Path]], typer.Argument(help="Recordings of the signal through the device, one per knob setting (default: the files of --knobs).")] = None,
     signal: Annotated[Path, typer.Option("--signal", "-s", help="The test signal written by `fxcap signal` (its .json layout beside it).")] = Path("capture_signal.wav"),
-    device: Annotated[str, typer.Option("--device", "-d", help="Device profile: OD-3, LA-2A or a .toml file.")] = "OD-3",
-    knobs: Annotated[Optional[Path], typer.Option("--knobs", "-k", help="CSV with a 'file' column and one column per knob (else: knob values from the file names, e.g. drive=6_tone=5.wav).")] = None,
+    device: Annotated[Optional[str], typer.Option("--device", "-d", help="Device profile: OD-3, LA-2A or a .toml file (default: inferred from the knob values, and said so).")] = None,
+    knobs: Annotated[Optional[Path], typer.Option("--knobs", "-k", help="CSV: file,<knob>,<knob>... or file,knob,value (else: knob values from the file names, e.g. drive=6_tone=5.wav or drive_6.wav).")] = None,
     bypass: Annotated[Optional[Path], typer.Option("--bypass", help="The signal recorded with the device bypassed: rig latency and gain.")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Session folder (default sessions/<device>-<time>).")] = None,
     channel: Annotated[Optional[int], typer.Option("--channel", help="Channel (from 1) of multichannel files that holds the device.")] = None,
@@ -307,8 +350,7 @@ def import_command(
     """Import DAW recordings of the test signal (reamped through a device) as an aligned, checked session."""
     from fxcap.capture.importer import ImportConfig, import_recordings
 
-    progress = _RecordProgress()
-    with progress.progress:
+    with _RecordProgress() as progress:
         session = import_recordings(signal, list(recordings or []), knobs, device=device, out=out, bypass=bypass,
                                     config=ImportConfig(channel=channel, resample=resample, strict=strict), observer=progress)
     _print_session_summary(session)
@@ -345,7 +387,7 @@ def train(
     cond: Annotated[str, typer.Option("--cond", "-c", help="concat, film, statichyper, dynamichyper or all.")] = "dynamichyper",
     cell: Annotated[str, typer.Option(help="Recurrent cell: gru or lstm.")] = "gru",
     dataset: Annotated[Optional[str], typer.Option("--dataset", help="Dataset folder or URI (s3://...; default: the newest under datasets/).")] = None,
-    runs_dir: Annotated[Path, typer.Option("--runs", help="Where run folders go.")] = Path("runs"),
+    runs_dir: Annotated[Path, typer.Option("--runs", help="Parent of the run folders: <runs>/<dataset name>/<scheme>-<cell>-s<seed>.")] = Path("runs"),
     preset: Annotated[str, typer.Option(help="'paper' (the paper's recipe), 'default' or 'quick' (minutes on a CPU).")] = "default",
     epochs: Annotated[Optional[int], typer.Option(help="Max epochs (overrides the preset).")] = None,
     steps: Annotated[Optional[int], typer.Option(help="Optimizer steps per epoch (overrides the preset).")] = None,
@@ -383,40 +425,54 @@ def train(
                                                hidden_size=hidden_size).items() if v is not None},
     )
     results = train_models(request, console=console)
-    _print_comparison(results.comparison)
-    for run_dir in results.runs:
-        console.print(f"run folder: {run_dir}", highlight=False)
+    _print_comparison(results.comparison, results.runs_root / "comparison.md")
+    for run in results.runs:
+        console.print(f"run folder: {run}", highlight=False, markup=False)
+    if results.comparison is not None:
+        console.print(f"comparison of every run of this dataset: {results.runs_root / 'comparison.md'}", highlight=False, markup=False)
     if results.failed:
         for run_dir, reason in results.failed.items():
-            err_console.print(f"{run_dir.name} failed: {reason}", highlight=False)
+            err_console.print(f"{run_dir.name} failed: {reason}", highlight=False, markup=False)
         raise typer.Exit(1)
 
 
-def _print_comparison(frame) -> None:
+def _markdown_rows(markdown: str) -> tuple[list[str], list[list[str]]]:
+    lines = [line for line in markdown.splitlines() if line.startswith("|")]
+    split = lambda line: [c.strip() for c in line.strip("|").split("|")]  # noqa: E731
+    return split(lines[0]), [split(line) for line in lines[2:]]
+
+
+def _print_fitted(title: str, markdown: str, priority: tuple[str, ...], written: Optional[Path], left: tuple[str, ...]) -> None:
+    """A Markdown table as a rich table with the columns that fit the terminal; the rest are in ``written``."""
+    from fxcap.modeling.compare import fit_columns
+
+    headers, rows = _markdown_rows(markdown)
+    keep = fit_columns(headers, rows, priority, console.width)
+    table = Table(title=title)
+    for i in keep:
+        table.add_column(headers[i], justify="left" if headers[i] in left else "right", no_wrap=headers[i] in left)
+    for row in rows:
+        table.add_row(*[row[i] for i in keep])
+    console.print(table)
+    hidden = [h for i, h in enumerate(headers) if i not in keep]
+    if hidden and written is not None:
+        console.print(f"more columns ({', '.join(hidden)}) in {written}", highlight=False, markup=False)
+
+
+def _print_comparison(frame, written: Optional[Path] = None) -> None:
+    """The per-run comparison, narrowed to the terminal's width (``written``: the comparison.md with every column)."""
     if frame is None:
         return
-    table = Table(title="Test-split comparison (lower is better, * best)")
-    from fxcap.modeling.compare import to_markdown
+    from fxcap.modeling.compare import TERMINAL_PRIORITY, to_markdown
 
-    lines = [line for line in to_markdown(frame).splitlines() if line.startswith("|")]
-    headers = [h.strip() for h in lines[0].strip("|").split("|")]
-    for header in headers:
-        table.add_column(header, justify="left" if header in ("run", "scheme", "cell") else "right")
-    for line in lines[2:]:
-        table.add_row(*[c.strip() for c in line.strip("|").split("|")])
-    console.print(table)
+    _print_fitted("Test-split comparison (lower is better, * best)", to_markdown(frame), TERMINAL_PRIORITY, written,
+                  ("run", "scheme", "cell"))
 
 
-def _print_seeds(frame, title: str = "Mean ± std over seeds (lower is better, * best mean)") -> None:
-    from fxcap.modeling.compare import aggregate_seeds, seeds_markdown
+def _print_seeds(frame, title: str = "Mean ± std over seeds (lower is better, * best mean)", written: Optional[Path] = None) -> None:
+    from fxcap.modeling.compare import SEEDS_TERMINAL_PRIORITY, aggregate_seeds, seeds_markdown
 
-    lines = [line for line in seeds_markdown(aggregate_seeds(frame)).splitlines() if line.startswith("|")]
-    table = Table(title=title)
-    for header in [h.strip() for h in lines[0].strip("|").split("|")]:
-        table.add_column(header, justify="left" if header in ("scheme", "cell") else "right")
-    for line in lines[2:]:
-        table.add_row(*[c.strip() for c in line.strip("|").split("|")])
-    console.print(table)
+    _print_fitted(title, seeds_markdown(aggregate_seeds(frame)), SEEDS_TERMINAL_PRIORITY, written, ("scheme", "cell"))
 
 
 @app.command("evaluate")
@@ -465,11 +521,12 @@ def compare(
     folders = list(runs) if runs else find_runs(runs_dir)
     if not folders:
         _fail(f"no evaluated runs under {runs_dir}/; train some with `fxcap train --cond all`")
-    frame = compare_runs(folders, out or runs_dir, split)
-    _print_comparison(frame)
+    written = out or runs_dir
+    frame = compare_runs(folders, written, split)
+    _print_comparison(frame, written / "comparison.md")
     if frame.groupby(["scheme", "cell"]).size().max() > 1:
-        _print_seeds(frame)
-    console.print(f"written {(out or runs_dir) / 'comparison.md'}, comparison_seeds.md and their .csv")
+        _print_seeds(frame, written=written / "comparison_seeds.md")
+    console.print(f"written {written / 'comparison.md'}, comparison_seeds.md and their .csv", highlight=False, markup=False)
 
 
 @app.command()
@@ -565,6 +622,7 @@ def export_command(
 ) -> None:
     """Export a trained model to ONNX, RTNeural / AIDA-X JSON or NAM .nam; every written file is self-tested against PyTorch."""
     from fxcap.modeling.export import export_run
+    from fxcap.modeling.export.common import knob_input_lines
 
     report = export_run(model, out, format_, checkpoint=checkpoint, seconds=seconds, settings=list(set_ or []),
                         at=list(at or []), grid=grid, meta_fields=list(meta or []))
@@ -576,6 +634,8 @@ def export_command(
         f"(limit {report['tolerance']:g}) - passed",
         markup=False, highlight=False, soft_wrap=True,
     )
+    console.print("knob inputs, in this order, normalized to [-1, 1]:\n  " + "\n  ".join(knob_input_lines(report["knobs"])),
+                  markup=False, highlight=False)
     for note in report.get("notes", []):
         console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
 
@@ -673,8 +733,9 @@ def sweep(
     )
     result = run_sweep(config, on_event=on_event)
     for name, frame in result.comparisons.items():
-        _print_comparison(frame)
-        _print_seeds(frame, title=f"{name}: mean ± std over seeds (lower is better, * best mean)")
+        _print_comparison(frame, runs_dir / name / "comparison.md")
+        _print_seeds(frame, title=f"{name}: mean ± std over seeds (lower is better, * best mean)",
+                     written=runs_dir / name / "comparison_seeds.md")
     console.print(f"sweep state: {result.manifest}")
     if result.failed:
         names = ", ".join(t["trial"] for t in result.failed)

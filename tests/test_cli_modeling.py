@@ -60,3 +60,31 @@ def test_train_rejects_an_unknown_schedule_before_any_work(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "lr_schedule must be one of plateau, cosine" in proc.stderr
+
+
+def test_every_run_of_a_dataset_is_compared_and_tables_fit_80_columns(tmp_path, monkeypatch):
+    from rich.console import Console
+
+    import fxcap.cli as cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli, "console", Console(width=80))
+    session = make_dummy_session(tmp_path / "sessions" / "s", knob_grid={"drive": [0, 10]}, sample_rate=44100, seconds=2.0)
+    build_dataset([session.root], tmp_path / "datasets" / "dist", BuildConfig(split=SplitConfig(segment_seconds=0.25), write_wav=False))
+    tiny = ["--preset", "quick", "--epochs", "1", "--steps", "2", "--batch-size", "2", "--window", "256", "--runs", "runs/x"]
+    for cond in ("film", "concat"):  # the later run must not drop the earlier one from comparison.md
+        result = runner.invoke(app, ["train", "--cond", cond, *tiny])
+        assert result.exit_code == 0, result.output
+        assert f"run folder: runs/x/dist/{cond}-gru-s0" in result.output  # <--runs>/<dataset name>/<run>
+    assert "comparison of every run of this dataset: runs/x/dist/comparison.md" in result.output
+    table = (tmp_path / "runs" / "x" / "dist" / "comparison.md").read_text()
+    assert "| concat-gru-s0 |" in table and "| film-gru-s0 |" in table
+    assert table.index("concat-gru-s0") < table.index("film-gru-s0")  # the paper's scheme order
+
+    result = runner.invoke(app, ["compare", "--runs", "runs/x/dist"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert max(len(line) for line in lines) <= 80 and "…" not in result.output
+    header = next(line for line in lines if "run" in line and "params" in line)
+    assert all(label in header for label in ("ESR", "STFT")) and "concat-gru-s0" in result.output
+    assert "more columns (" in result.output and "runs/x/dist/comparison.md" in " ".join(result.output.split())

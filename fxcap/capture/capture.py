@@ -8,13 +8,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fxcap.capture.backends.factory import make_backend, parse_backend_spec
+import numpy as np
+
+from fxcap.capture.backends.factory import make_backend, parse_backend_spec, resolve_device
+from fxcap.capture.dsp import db_to_amp
+from fxcap.capture.level import pick_peak_level
 from fxcap.capture.plan import PlanConfig, make_plan, plan_to_dict
 from fxcap.capture.layout import TestSignal
 from fxcap.capture.profiles import BUILTIN_PROFILES
 from fxcap.capture.record import Observer, RecordConfig, record_session, resume_session
 from fxcap.capture.session import Session, newest_session
-from fxcap.capture.signal import SignalConfig, generate_signal, wrap_program
+from fxcap.capture.signal import DEFAULT_PEAK_DBFS, SignalConfig, generate_signal, wrap_program
 from fxcap.errors import CaptureError
 from fxcap.io import read_wav
 
@@ -27,14 +31,18 @@ class CaptureRequest:
     """Everything ``fxcap record`` needs.
 
     Attributes:
-        device: profile name (``OD-3``, ``LA-2A``) or path of a ``.toml`` profile.
+        device: profile name (``OD-3``, ``LA-2A``) or path of a ``.toml`` profile; ``None``: OD-3 for
+            ``sim`` and ``soundcard``, the plugin's own parameters for a plugin (whose knobs a
+            ``.toml`` profile may narrow).
         backend: backend spec (see :mod:`fxcap.capture.backends.factory`).
         plan: the knob plan.
         sample_rate: Hz.
         preset: capture-signal preset (``short`` or ``default``).
         program: optional user program material (a WAV file) wrapped with sync markers instead of
             the built-in material.
-        peak_dbfs: peak level of the played signal (dBFS).
+        peak_dbfs: peak level of the played signal (dBFS); ``None``: -3 dBFS, or for a deterministic
+            backend (a plugin) the highest level at which no planned setting clips
+            (:func:`fxcap.capture.level.pick_peak_level`).
         out: session folder; default ``sessions/<device>-<UTC time>``.
         resume: continue the session in ``out`` (or the newest under ``sessions_dir``).
         seed: seeds the virtual rig's hidden impairments and random plans.
@@ -43,7 +51,7 @@ class CaptureRequest:
             sound card's channels, block size and MIDI port).
     """
 
-    device: str = "OD-3"
+    device: str | None = None
     backend: str = "sim"
     plan: PlanConfig = field(default_factory=PlanConfig)
     sample_rate: int = 48000
@@ -112,9 +120,13 @@ def run_capture(request: CaptureRequest, observer: Observer | None = None) -> Se
         if parse_backend_spec(backend_spec)[0] == "soundcard":
             options = {**{k: stored[k] for k in RESUMED_SOUNDCARD_OPTIONS if stored.get(k) is not None}, **options}
         device = session.manifest.device
+        if parse_backend_spec(backend_spec)[0] == "plugin":
+            source = stored.get("profile")  # the profile that narrowed the plugin's knobs, if any
+        else:
+            source = device.name if device.name in BUILTIN_PROFILES else stored.get("profile_source", device.name)
         backend = make_backend(
             backend_spec,
-            device.name if device.name in BUILTIN_PROFILES else stored.get("profile_source", device.name),
+            source,
             session.sample_rate,
             seed=int(stored.get("seed", request.seed)),
             **options,
@@ -123,21 +135,30 @@ def run_capture(request: CaptureRequest, observer: Observer | None = None) -> Se
             return resume_session(path, backend, request.record, observer)
 
     backend = make_backend(request.backend, request.device, request.sample_rate, seed=request.seed, **request.backend_options)
+    observe: Observer = observer or (lambda event, data: None)
     with backend:
         profile = backend.profile
         try:
             planned = make_plan(profile, request.plan)
         except ValueError as exc:
             raise CaptureError(str(exc)) from None
-        signal = _capture_signal(request)
+        info = {**backend.describe(), "spec": request.backend, "seed": request.seed,
+                "profile_source": resolve_device(request.backend, request.device)}
+        peak = request.peak_dbfs
+        if peak is None and backend.deterministic:
+            base = _capture_signal(request, DEFAULT_PEAK_DBFS)
+            choice = pick_peak_level(backend, [t.knobs for t in planned],
+                                     lambda level: base.audio * np.float32(db_to_amp(level - DEFAULT_PEAK_DBFS)),
+                                     DEFAULT_PEAK_DBFS, request.record.checks)
+            peak = choice.peak_dbfs
+            info["level"] = {**choice.to_dict(), "note": choice.describe(profile.name)}
+            observe("level", {"choice": choice, "message": choice.describe(profile.name)})
+        signal = _capture_signal(request, peak)
         out = request.out or default_session_dir(request.sessions_dir, profile.name)
-        info = {**backend.describe(), "spec": request.backend, "seed": request.seed, "profile_source": request.device}
-        return record_session(
-            out, backend, signal, plan_to_dict(request.plan, planned), request.record, observer, backend_info=info
-        )
+        return record_session(out, backend, signal, plan_to_dict(request.plan, planned), request.record, observe, backend_info=info)
 
 
-def _capture_signal(request: CaptureRequest) -> TestSignal:
+def _capture_signal(request: CaptureRequest, peak_dbfs: float | None) -> TestSignal:
     if request.program is not None:
         audio, rate = read_wav(request.program)
         if rate != request.sample_rate:
@@ -145,8 +166,8 @@ def _capture_signal(request: CaptureRequest) -> TestSignal:
                 f"{request.program} is at {rate} Hz but the capture runs at {request.sample_rate} Hz; "
                 f"pass --rate {rate} or resample the file"
             )
-        return wrap_program(audio, rate, peak_dbfs=request.peak_dbfs)
-    return generate_signal(_signal_config(request.sample_rate, request.preset, request.peak_dbfs))
+        return wrap_program(audio, rate, peak_dbfs=peak_dbfs)
+    return generate_signal(_signal_config(request.sample_rate, request.preset, peak_dbfs))
 
 
 def _signal_config(sample_rate: int, preset: str, peak_dbfs: float | None) -> SignalConfig:
@@ -157,7 +178,7 @@ def _signal_config(sample_rate: int, preset: str, peak_dbfs: float | None) -> Si
 
 
 def preflight_check(
-    device: str,
+    device: str | None,
     backend: str,
     sample_rate: int,
     settings: list[str] | None = None,

@@ -71,6 +71,8 @@ class CheckConfig:
         drift_warn_ppm: drift larger than this warns (clocks not locked).
         drift_residual_max_samples: end-marker misalignment left after drift removal that fails.
         reference_drift_max_db: ESR between re-takes of the reference setting worse than this warns.
+        output_clip_advice: what ``output_clipping`` tells the user to do; the capture engine sets
+            the backend's own (:attr:`fxcap.capture.backends.base.Backend.clip_advice`).
     """
 
     input_hot_dbfs: float = -0.1
@@ -94,6 +96,7 @@ class CheckConfig:
     drift_warn_ppm: float = 100.0
     drift_residual_max_samples: float = 0.5
     reference_drift_max_db: float = -20.0
+    output_clip_advice: str = "lower the device's output level or the interface's input gain, then re-take"
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -213,24 +216,35 @@ def _check_input(raw: RawTake, layout: SignalLayout, config: CheckConfig) -> Che
                    f"played signal peaks at {program_peak:+.1f} dBFS")
 
 
+def output_clip_index(recorded: np.ndarray, config: CheckConfig) -> tuple[int, int] | None:
+    """Where a recording clips: ``(raw sample index, number of flat-topped runs)``, ``None`` if it does not.
+
+    Clipped means a sample at or above ``config.clip_level`` (runs 0), or runs of ``config.clip_run``
+    identical samples near the recording's peak (an interface that clips below full scale).
+    """
+    rec = np.asarray(recorded, dtype=np.float64)
+    mag = np.abs(rec)
+    peak = float(mag.max()) if rec.size else 0.0
+    if peak >= config.clip_level:
+        return int(np.argmax(mag >= config.clip_level)), 0
+    starts, _ = _held_runs(rec, config.clip_run)
+    flat = [s for s in starts if mag[s] >= config.clip_run_fraction * peak and mag[s] > 0.05]
+    return (int(flat[0]), len(flat)) if flat else None
+
+
 def _check_output_clipping(raw: RawTake, layout: SignalLayout, alignment: Alignment,
                            config: CheckConfig) -> CheckResult:
     rec = np.asarray(raw.recorded, dtype=np.float64)
-    mag = np.abs(rec)
-    peak = float(mag.max()) if rec.size else 0.0
-    fs = raw.sample_rate
-    advice = "lower the device's output level or the interface's input gain, then re-take"
-    if peak >= config.clip_level:
-        where = _raw_to_signal(int(np.argmax(mag >= config.clip_level)), layout, alignment) / fs
-        return _result("output_clipping", False, amp_to_db(peak), "dBFS", amp_to_db(config.clip_level),
-                       f"recording clipped at {where:.2f} s (peak {amp_to_db(peak):+.2f} dBFS): {advice}")
-    starts, lengths = _held_runs(rec, config.clip_run)
-    flat = [s for s in starts if mag[s] >= config.clip_run_fraction * peak and mag[s] > 0.05]
-    if flat:
-        where = _raw_to_signal(int(flat[0]), layout, alignment) / fs
-        return _result("output_clipping", False, amp_to_db(peak), "dBFS", amp_to_db(config.clip_level),
-                       f"recording is flat-topped at {where:.2f} s ({len(flat)} runs at {amp_to_db(peak):+.2f} dBFS, "
-                       f"the interface clips below full scale): {advice}")
+    peak = float(np.abs(rec).max()) if rec.size else 0.0
+    advice = config.output_clip_advice
+    clipped = output_clip_index(rec, config)
+    if clipped is not None:
+        index, runs = clipped
+        where = _raw_to_signal(index, layout, alignment) / raw.sample_rate
+        message = (f"recording clipped at {where:.2f} s (peak {amp_to_db(peak):+.2f} dBFS): {advice}" if runs == 0 else
+                   f"recording is flat-topped at {where:.2f} s ({runs} runs at {amp_to_db(peak):+.2f} dBFS, "
+                   f"clipped below full scale): {advice}")
+        return _result("output_clipping", False, amp_to_db(peak), "dBFS", amp_to_db(config.clip_level), message)
     return _result("output_clipping", True, amp_to_db(peak), "dBFS", amp_to_db(config.clip_level),
                    f"recording peaks at {amp_to_db(peak):+.1f} dBFS")
 

@@ -12,18 +12,11 @@ The workflow without an audio interface fxcap can drive:
    as the capture engine does (:func:`fxcap.capture.record.evaluate_take`) and writes a normal
    session folder (backend ``{"name": "import"}``) that ``fxcap build-dataset`` reads.
 
-**Knob values** come from a CSV file (``--knobs knobs.csv``) or from the file names.
-
-* CSV: a header line ``file,<knob>,<knob>...`` (knob names as in the profile, any case), then one
-  line per recording; ``file`` is the file name or a path relative to the CSV. Knobs without a
-  column sit at their defaults. Without recordings on the command line, every file of the CSV is
-  imported.
-* File names: ``<knob>=<value>`` or ``<knob><value>`` pieces anywhere in the name, separated by
-  anything that is not a letter or digit: ``drive=6_tone=5.wav``, ``drive6_tone5.wav``,
-  ``OD3 drive=6.5 tone=0.wav``, ``peak_reduction=40_mode=limit.wav``. Numbers may be negative and
-  have decimals (use ``.``); a switch is given by its value (``mode=limit``). A knob named in some
-  file names must be named in all of them; knobs named in none sit at their defaults.
-  ``name=value`` pieces that name no knob are an error (a typo must not become a default).
+**Knob values** come from a CSV file (``--knobs knobs.csv``: ``file,<knob>...`` or
+``file,knob,value``) or from the file names (``drive=6_tone=5.wav``, ``distortion_drive_0.wav``,
+``drive6.wav``); see :mod:`fxcap.capture.import_knobs`. Without a device profile the profile is
+inferred from the knob values (the CSV's knob columns or the names' ``knob=value`` pieces, ranges
+as seen) and the session's notes say so; a profile is never assumed.
 
 **Files**: the sample rate must be the signal's (else a one-line refusal with the ``sox`` command
 that converts it, or ``resample=True`` converts with :func:`scipy.signal.resample_poly`); a file
@@ -43,10 +36,8 @@ listed as rejected in the session's notes and skipped; ``strict=True`` stops at 
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -58,6 +49,14 @@ from fxcap.capture.backends.base import RawTake
 from fxcap.capture.capture import default_session_dir
 from fxcap.capture.layout import TestSignal
 from fxcap.capture.plan import PlannedTake
+from fxcap.capture.import_knobs import (  # noqa: F401  (re-exported: the importer's public knob functions)
+    AUDIO_SUFFIXES,
+    Recording,
+    infer_profile,
+    knobs_from_filename,
+    plan_recordings,
+    read_knobs_csv,
+)
 from fxcap.capture.profiles import DeviceProfile, KnobValue, get_profile
 from fxcap.capture.record import (
     Observer,
@@ -71,9 +70,6 @@ from fxcap.capture.record import (
 from fxcap.capture.session import Session
 from fxcap.capture.signal import load_signal
 from fxcap.errors import CaptureError, FxcapError
-
-AUDIO_SUFFIXES = (".wav", ".flac", ".aif", ".aiff")
-"""File types :func:`import_recordings` reads (through soundfile)."""
 
 DUAL_MONO_TOLERANCE = 1e-4
 """Channels whose largest difference is below this fraction of the peak count as identical."""
@@ -99,169 +95,6 @@ class ImportConfig:
     def __post_init__(self) -> None:
         if self.channel is not None and self.channel < 1:
             raise FxcapError(f"channels are numbered from 1, not {self.channel}")
-
-
-@dataclass
-class Recording:
-    """One file to import and the knob setting it was recorded at (complete, validated)."""
-
-    path: Path
-    knobs: dict[str, KnobValue]
-
-
-# -- knob values ---------------------------------------------------------------------------------------
-_NUMBER = r"[-+]?(?:\d+\.\d*|\.\d+|\d+)"
-
-
-def _name_pattern(name: str) -> str:
-    """Regex for a knob name: case-insensitive, ``_``/``-``/space between its parts optional."""
-    parts = [re.escape(p) for p in re.split(r"[-_ ]+", name) if p]
-    return r"[-_ ]?".join(parts)
-
-
-def knobs_from_filename(name: str, profile: DeviceProfile) -> dict[str, KnobValue]:
-    """The knob values named in a file name (see the module docstring); only the knobs it names.
-
-    Raises :class:`FxcapError` for a ``name=value`` piece that names no knob, a knob named twice or
-    a value out of range.
-    """
-    stem = Path(name).stem if Path(name).suffix.lower() in AUDIO_SUFFIXES else Path(name).name
-    text = stem
-    found: dict[str, KnobValue] = {}
-    for knob in sorted(profile.knobs, key=lambda k: -len(k.name)):
-        value_pattern = "|".join(re.escape(v) for v in knob.values) if knob.is_switch else _NUMBER
-        separator = r"\s*=\s*" if knob.is_switch else r"\s*=?\s*"
-        pattern = re.compile(
-            rf"(?<![A-Za-z0-9]){_name_pattern(knob.name)}{separator}({value_pattern})(?![A-Za-z0-9]|\.\d)", re.IGNORECASE
-        )
-        matches = list(pattern.finditer(text))
-        if len(matches) > 1:
-            raise FxcapError(f"file name {name!r} gives {knob.name} twice; name each knob once (e.g. drive=6_tone=5.wav)")
-        if matches:
-            raw = matches[0].group(1)
-            if knob.is_switch:
-                assert knob.values is not None
-                raw = next(v for v in knob.values if v.lower() == raw.lower())
-            try:
-                found[knob.name] = knob.validate(raw)
-            except ValueError as exc:
-                raise FxcapError(f"file name {name!r}: {exc}") from None
-            start, stop = matches[0].span()
-            text = text[:start] + " " * (stop - start) + text[stop:]  # a shorter knob name cannot match inside
-    leftover = re.search(r"(?<![A-Za-z0-9])([A-Za-z][A-Za-z0-9_-]*)\s*=", text)
-    if leftover:
-        raise FxcapError(
-            f"file name {name!r}: {leftover.group(1)!r} is not a knob of {profile.name} (its knobs: "
-            f"{', '.join(profile.knob_names)}); rename the file or give the values in a --knobs CSV"
-        )
-    return found
-
-
-def read_knobs_csv(path: str | Path, profile: DeviceProfile) -> dict[Path, dict[str, KnobValue]]:
-    """Read a knob CSV (header ``file,<knob>...``): resolved file path -> the knob values it gives."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise FxcapError(f"cannot read the knob CSV {path} ({exc.strerror or exc}); check the path") from None
-    rows = list(csv.reader(text.splitlines()))
-    rows = [r for r in rows if any(cell.strip() for cell in r)]
-    if not rows:
-        raise FxcapError(f"{path} is empty; its first line must be: file,{','.join(profile.knob_names)}")
-    header = [cell.strip() for cell in rows[0]]
-    lowered = [h.lower() for h in header]
-    if "file" not in lowered:
-        raise FxcapError(
-            f"{path} has no 'file' column (header: {','.join(header)}); its first line must be: "
-            f"file,{','.join(profile.knob_names)}"
-        )
-    file_col = lowered.index("file")
-    knobs = {}
-    for i, name in enumerate(header):
-        if i == file_col:
-            continue
-        try:
-            knobs[i] = profile.knob(name)
-        except ValueError:
-            raise FxcapError(
-                f"{path}: column {name!r} is not a knob of {profile.name} (its knobs: {', '.join(profile.knob_names)})"
-            ) from None
-    result: dict[Path, dict[str, KnobValue]] = {}
-    for line, row in enumerate(rows[1:], start=2):
-        if len(row) != len(header):
-            raise FxcapError(f"{path} line {line} has {len(row)} fields, the header {len(header)}; fix the line")
-        file = row[file_col].strip()
-        if not file:
-            raise FxcapError(f"{path} line {line} has no file name")
-        values: dict[str, KnobValue] = {}
-        for i, knob in knobs.items():
-            cell = row[i].strip()
-            if cell == "":
-                continue
-            try:
-                values[knob.name] = knob.validate(cell)
-            except ValueError as exc:
-                raise FxcapError(f"{path} line {line}: {exc}") from None
-        key = (path.parent / file).resolve()
-        if key in result:
-            raise FxcapError(f"{path} line {line}: {file} is listed twice; give each recording one line")
-        result[key] = values
-    if not result:
-        raise FxcapError(f"{path} lists no recordings; add one line per file: file,{','.join(profile.knob_names)}")
-    return result
-
-
-def _match_csv(path: Path, table: dict[Path, dict[str, KnobValue]], csv_path: Path) -> dict[str, KnobValue]:
-    """The CSV row of ``path``: by resolved path, else by a unique file name."""
-    resolved = path.resolve()
-    if resolved in table:
-        return table[resolved]
-    by_name = [key for key in table if key.name == path.name]
-    if len(by_name) == 1:
-        return table[by_name[0]]
-    if len(by_name) > 1:
-        raise FxcapError(f"{path.name} matches several lines of {csv_path}; give paths relative to the CSV")
-    raise FxcapError(f"{path} is not listed in {csv_path}; add a line for it or leave it out of the import")
-
-
-def plan_recordings(
-    recordings: Sequence[str | Path], profile: DeviceProfile, knobs_csv: str | Path | None = None
-) -> list[Recording]:
-    """The files to import with their complete knob settings (CSV or file names), validated.
-
-    Raises :class:`FxcapError` for a missing file, an unreadable or inconsistent CSV, or file
-    names that do not give the same knobs.
-    """
-    paths = [Path(p) for p in recordings]
-    table = read_knobs_csv(knobs_csv, profile) if knobs_csv is not None else None
-    if not paths and table is not None:
-        paths = list(table)
-    if not paths:
-        raise FxcapError("no recordings given; list the files to import (e.g. fxcap import takes/*.wav --signal capture.wav)")
-    if len({p.resolve() for p in paths}) != len(paths):
-        raise FxcapError("a recording is listed twice; give each file once")
-    for path in paths:
-        if not path.is_file():
-            raise FxcapError(f"recording {path} does not exist; check the path (and the file column of the CSV)")
-    if table is not None:
-        assert knobs_csv is not None
-        return [Recording(p, profile.complete(_match_csv(p, table, Path(knobs_csv)))) for p in paths]
-    named = [knobs_from_filename(p.name, profile) for p in paths]
-    used = {name for values in named for name in values}
-    for path, values in zip(paths, named):
-        missing = [name for name in profile.knob_names if name in used and name not in values]
-        if missing:
-            example = "_".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in profile.defaults().items())
-            raise FxcapError(
-                f"file name {path.name!r} gives no value for {', '.join(missing)} (other files do); name every swept "
-                f"knob (e.g. {example}.wav) or give the values in a --knobs CSV"
-            )
-    if not used:
-        raise FxcapError(
-            f"the file names give no knob values (e.g. drive=6_tone=5.wav); rename the files or give a --knobs CSV "
-            f"with the columns file,{','.join(profile.knob_names)}"
-        )
-    return [Recording(p, profile.complete(values)) for p, values in zip(paths, named)]
 
 
 # -- audio -----------------------------------------------------------------------------------------------
@@ -352,7 +185,7 @@ def import_recordings(
     signal_path: str | Path,
     recordings: Sequence[str | Path],
     knobs_csv: str | Path | None = None,
-    device: str | DeviceProfile = "OD-3",
+    device: str | DeviceProfile | None = None,
     out: str | Path | None = None,
     config: ImportConfig | None = None,
     bypass: str | Path | None = None,
@@ -366,7 +199,9 @@ def import_recordings(
         recordings: the recordings, one per knob setting (may be empty with ``knobs_csv``: then
             every file of the CSV).
         knobs_csv: knob values per file (else they are read from the file names).
-        device: profile name, ``.toml`` path or :class:`DeviceProfile`.
+        device: profile name, ``.toml`` path or :class:`DeviceProfile`; ``None``: inferred from the
+            knob values (:func:`fxcap.capture.import_knobs.infer_profile`), said in the session's notes
+            and by a ``profile_inferred`` event (``message``).
         out: the session folder; default ``<sessions_dir>/<device>-<UTC time>``.
         config: channel, resampling, strictness, alignment and check options.
         bypass: a recording of the signal with the device bypassed (rig latency and gain).
@@ -380,13 +215,17 @@ def import_recordings(
     """
     config = config or ImportConfig()
     observe: Observer = observer or (lambda event, data: None)
-    profile = device if isinstance(device, DeviceProfile) else get_profile(device)
     signal = load_signal(signal_path)
     signal_file, bypass_file = Path(signal_path).resolve(), Path(bypass).resolve() if bypass is not None else None
     skipped = [Path(p) for p in recordings if Path(p).resolve() in (signal_file, bypass_file)]
     wanted = [p for p in recordings if Path(p).resolve() not in (signal_file, bypass_file)]
     if skipped and not wanted and knobs_csv is None:
         raise FxcapError("the only files given are the test signal and the bypass recording; list the device recordings")
+    inferred = infer_profile(wanted, knobs_csv) if device is None else None
+    if inferred is not None:
+        profile = inferred.profile
+    else:
+        profile = device if isinstance(device, DeviceProfile) else get_profile(str(device))
     planned_files = plan_recordings(wanted, profile, knobs_csv)
     if bypass is not None:
         if not Path(bypass).is_file():
@@ -418,6 +257,10 @@ def import_recordings(
     session = Session.create(
         root, device=profile, backend=backend_info, signal_audio=signal.audio, layout=signal.layout, plan=plan
     )
+    if inferred is not None:
+        session.manifest.notes.append(inferred.message)
+        session.save()
+        observe("profile_inferred", {"profile": profile, "message": inferred.message})
     for path in skipped:
         session.manifest.notes.append(f"{path} skipped: it is the test signal or the bypass recording, not a take")
     observe("plan", {"total": len(planned), "done": 0})

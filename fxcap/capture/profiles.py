@@ -213,6 +213,11 @@ def _canon(name: str) -> str:
     return name.strip().lower().replace("-", "").replace("_", "").replace(" ", "")
 
 
+def canonical_name(name: str) -> str:
+    """How knob names compare: case, ``-``, ``_`` and spaces ignored (``Peak Reduction`` is ``peak_reduction``)."""
+    return _canon(name)
+
+
 OD3 = DeviceProfile(
     name="OD-3",
     kind="overdrive",

@@ -8,7 +8,7 @@ Ctrl-C, failed take); :func:`resume_session` continues with the first take not y
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,6 +26,8 @@ from fxcap.io import atomic_write_wav
 Observer = Callable[[str, dict[str, Any]], None]
 """Progress callback: ``observer(event, data)``. Events, in order of appearance:
 
+* ``level``: a deterministic backend's signal level was chosen (``choice``, ``message``; see
+  :mod:`fxcap.capture.level`), before anything is recorded;
 * ``plan``: ``total`` takes in the plan, ``done`` already recorded (a resumed session);
 * ``calibration``: the bypass take was measured (``calibration``, ``checks``);
 * ``probe`` / ``probe_warning``: the device was probed after a knob change (``verdict``) and
@@ -207,7 +209,8 @@ def _record_take(
     started = now_iso()
     last_problem = ""
     _probe(session, backend, planned, observer)
-    for attempt in range(1, config.max_attempts + 1):
+    attempts = 1 if backend.deterministic else config.max_attempts  # a re-take would give the same result
+    for attempt in range(1, attempts + 1):
         observer("take_start", {"take": planned, "attempt": attempt})
         raw: RawTake = backend.play_record(signal.audio, planned.knobs)
         previous = [t.alignment for t in session.manifest.takes]
@@ -226,6 +229,12 @@ def _record_take(
         observer("attempt_rejected", {"take": planned, "attempt": attempt, "failed": result.failed})
     session.manifest.status = "failed"
     session.save()
+    if backend.deterministic:
+        raise CaptureError(
+            f"{planned.take_id} ({_describe_knobs(planned.knobs)}) failed its checks ({last_problem}); "
+            f"{backend.profile.name} gives the same output on every take, so it was not re-taken: record again with "
+            "another level (--peak-dbfs) or knob range (--device profile.toml)"
+        )
     raise CaptureError(
         f"{planned.take_id} ({_describe_knobs(planned.knobs)}) failed its checks {config.max_attempts} times "
         f"({last_problem}); fix the rig, then continue with {resume_hint(session)}"
@@ -266,6 +275,7 @@ def _report_reference_drift(
 
 def _run(session: Session, backend: Backend, signal: TestSignal, config: RecordConfig, observer: Observer | None) -> Session:
     observe: Observer = observer or (lambda event, data: None)
+    config = replace(config, checks=replace(config.checks, output_clip_advice=backend.clip_advice))
     session.manifest.status = "running"
     session.save()
     planned_takes = plan_from_dict(session.manifest.plan)
@@ -359,11 +369,19 @@ def resume_session(
     return _run(session, backend, load_session_signal(session), config, observer)
 
 
+def has_gain_reference(session: Session) -> bool:
+    """Whether the session's gains were measured against a bypass (calibration) take."""
+    return session.manifest.calibration.get("result") is not None
+
+
 def session_summary(session: Session) -> list[dict[str, Any]]:
-    """One row per take: the knobs that vary across the session, latency (samples), gain (dB),
+    """One row per take: the knobs that vary across the session (``knobs`` as text, ``settings`` as a
+    dict), latency (samples), gain (dB),
     drift (ppm), noise floor (dBFS), repeatability ESR (dB), attempts and status — what the CLI
-    prints at the end."""
+    prints at the end. ``gain_db`` is ``None`` when the session has no bypass take to measure gain
+    against (files imported without ``--bypass``: levels as recorded)."""
     takes = session.manifest.takes
+    gain_measured = has_gain_reference(session)
     varying = [name for name in session.manifest.device.knob_names if len({str(t.knobs.get(name)) for t in takes}) > 1]
     rows = []
     for take in takes:
@@ -374,9 +392,10 @@ def session_summary(session: Session) -> list[dict[str, Any]]:
             {
                 "take": take.take_id,
                 "knobs": _describe_knobs(shown),
+                "settings": shown,
                 "reference": take.is_reference,
                 "latency_samples": take.alignment.latency_samples,
-                "gain_db": take.alignment.gain_db,
+                "gain_db": take.alignment.gain_db if gain_measured else None,
                 "drift_ppm": take.alignment.drift_ppm,
                 "noise_floor_dbfs": noise.value if noise else None,
                 "repeatability_esr_db": repeat.value if repeat else None,

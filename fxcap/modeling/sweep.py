@@ -10,7 +10,7 @@ cluster (``ray="auto"`` / ``"HOST:PORT"`` / ``"local"``), each with ``cpus_per_t
 change. A failed trial is retried up to ``retries`` more times, then reported as failed (never dropped);
 running the same sweep again skips finished trials and resumes the others from their last finished
 epoch (``train(..., resume=True)``), so an interrupted sweep loses at most one epoch per trial.
-At the end every finished run of a dataset is compared (``comparison.md``) and averaged over seeds
+At the end every evaluated run of a dataset is compared (``comparison.md``, earlier runs too) and averaged over seeds
 (``comparison_seeds.md``: mean ± std), as ``fxcap compare`` does.
 """
 
@@ -34,7 +34,7 @@ from fxcap.dataset import load_dataset_info
 from fxcap.dataset.remote import locate, location_text
 from fxcap.errors import FxcapError, ModelError
 from fxcap.io import atomic_write_json
-from fxcap.modeling.compare import aggregate_seeds, compare_runs
+from fxcap.modeling.compare import aggregate_seeds, compare_runs, dataset_runs
 from fxcap.modeling.config import CELLS, CONDS
 from fxcap.modeling.evaluate import evaluate_run
 from fxcap.modeling.pipeline import PRESETS, preset_config, run_name
@@ -373,8 +373,8 @@ class _Sweep:
             record = self.records[key]
             if record["status"] == "done" and (Path(record["run_dir"]) / "evaluation.json").is_file():
                 by_dataset.setdefault(key.split("/", 1)[0], []).append(Path(record["run_dir"]))
-        for name, runs in by_dataset.items():
-            frame = compare_runs(runs, self.config.runs_dir / name)
+        for name in by_dataset:  # every evaluated run of the dataset, earlier `fxcap train` runs too
+            frame = compare_runs(dataset_runs(self.config.runs_dir / name), self.config.runs_dir / name)
             comparisons[name] = frame
             aggregates[name] = aggregate_seeds(frame)
         return comparisons, aggregates

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from fxcap.capture.importer import ImportConfig, import_recordings, knobs_from_filename, plan_recordings, read_knobs_csv
+from fxcap.capture.importer import (
+    ImportConfig,
+    import_recordings,
+    infer_profile,
+    knobs_from_filename,
+    plan_recordings,
+    read_knobs_csv,
+)
 from fxcap.capture.profiles import LA2A, OD3
 from fxcap.capture.signal import band_mix, save_signal, wrap_program
 from fxcap.capture.virtual import RigImpairments, apply_rig, build_virtual_device
@@ -197,3 +204,69 @@ def test_cli_import(rig, tmp_path):
     result = runner.invoke(app, ["import", str(rig["files"][0]), "--signal", str(rig["root"] / "capture.wav"),
                                  "--out", str(tmp_path / "x"), "--channel", "0"])
     assert isinstance(result.exception, FxcapError) and "numbered from 1" in str(result.exception)
+
+
+def test_long_csvs_and_knob_underscore_value_names_are_read():
+    assert knobs_from_filename("distortion_drive_0.wav", OD3) == {"drive": 0.0}
+    assert knobs_from_filename("od3_drive_6.5_tone_-0.wav", OD3) == {"drive": 6.5, "tone": 0.0}
+    assert knobs_from_filename("comp_peak_reduction_40_mode_limit.wav", LA2A) == {"peak_reduction": 40.0, "mode": "limit"}
+
+
+def test_a_long_csv_equals_the_wide_one(tmp_path):
+    wide, long = tmp_path / "wide.csv", tmp_path / "long.csv"
+    wide.write_text("file,drive,tone\na.wav,2,5\nb.wav,8,\n")
+    long.write_text("File,Knob,Value\na.wav,drive,2\na.wav,TONE,5\nb.wav,drive,8\n")
+    assert read_knobs_csv(long, OD3) == read_knobs_csv(wide, OD3)
+    long.write_text("file,knob,value\na.wav,drive,2\na.wav,drive,3\n")
+    with pytest.raises(FxcapError, match="line 3: a.wav gives drive twice"):
+        read_knobs_csv(long, OD3)
+    long.write_text("file,knob,value\na.wav,fuzz,2\n")
+    with pytest.raises(FxcapError, match="line 2: 'fuzz' is not a knob of OD-3 .its knobs: level, tone, drive"):
+        read_knobs_csv(long, OD3)
+
+
+def test_error_examples_name_the_profiles_own_knobs(tmp_path):
+    files = [_write(tmp_path / "take1.wav", np.zeros(10)), _write(tmp_path / "take2.wav", np.zeros(10))]
+    with pytest.raises(FxcapError, match=r"e\.g\. peak_reduction=50_gain=50_mode=compress\.wav") as error:
+        plan_recordings(files, LA2A)
+    assert "tone" not in str(error.value) and "drive" not in str(error.value)
+
+
+def test_without_device_the_profile_is_inferred_from_the_knob_values_and_said(rig, tmp_path):
+    csv = tmp_path / "knobs.csv"
+    csv.write_text(f"file,knob,value\n{rig['files'][0]},drive,2\n{rig['files'][1]},drive,8\n")
+    session = import_recordings(rig["root"] / "capture.wav", [], csv, out=tmp_path / "s")
+    device = session.manifest.device
+    assert device.knob_names == ["drive"] and (device.knobs[0].minimum, device.knobs[0].maximum) == (2.0, 8.0)
+    assert any("no --device given: the profile is inferred from the knob CSV" in n and "OD-3" in n for n in session.manifest.notes)
+    inferred = infer_profile([tmp_path / "a mode=soft_gain=1.wav", tmp_path / "mode=hard gain=3.wav"])
+    assert inferred.profile.knob("mode").values == ("soft", "hard") and inferred.profile.knob("gain").maximum == 3.0
+    with pytest.raises(FxcapError, match="no --device given and the file names give no knob=value"):
+        infer_profile([tmp_path / "drive_2.wav", tmp_path / "drive_8.wav"])
+    with pytest.raises(FxcapError, match="tone is 5 in every recording .* pass --device"):
+        infer_profile([tmp_path / "drive=2_tone=5.wav", tmp_path / "drive=8_tone=5.wav"])
+    with pytest.raises(FxcapError, match="b drive=8.wav gives no value for tone"):
+        infer_profile([tmp_path / "drive=2_tone=5.wav", tmp_path / "b drive=8.wav"])
+
+
+def test_cli_import_without_bypass_shows_gain_na_at_80_columns_and_errors_print_no_progress_bar(rig, tmp_path, monkeypatch):
+    from rich.console import Console
+    from typer.testing import CliRunner
+
+    import fxcap.cli as cli
+
+    monkeypatch.setattr(cli, "console", Console(width=80))
+    runner = CliRunner()
+    result = runner.invoke(cli.app, ["import", *map(str, rig["files"]), "--signal", str(rig["root"] / "capture.wav"),
+                                     "--out", str(tmp_path / "s")])
+    assert result.exit_code == 0, result.output
+    assert "n/a (no bypass take)" in " ".join(result.output.split()) and "+0.00" not in result.output
+    assert "…" not in result.output  # nothing cut at 80 columns
+    assert max(len(line) for line in result.output.splitlines()) <= 80
+    assert "no --device given" in result.output
+    bad = tmp_path / "bad.csv"
+    bad.write_text("name,drive\nx.wav,2\n")
+    result = runner.invoke(cli.app, ["import", "--knobs", str(bad), "--signal", str(rig["root"] / "capture.wav"),
+                                     "--device", "OD-3", "--out", str(tmp_path / "t")])
+    assert isinstance(result.exception, FxcapError) and "has no 'file' column" in str(result.exception)
+    assert "calibration" not in result.output and result.output.strip() == ""

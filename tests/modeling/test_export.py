@@ -332,3 +332,19 @@ def test_cli_export(runs, tmp_path):
     result = runner.invoke(app, ["export", "--model", str(runs("film")), "--format", "rtneural", "--out", str(tmp_path / "f.json")])
     assert result.exit_code == 1 and isinstance(result.exception, ModelError)
     assert "export it as onnx instead" in str(result.exception)
+
+
+def test_cli_export_prints_the_knob_inputs_in_order_with_their_normalization(tmp_path):
+    from fxcap.capture.profiles import Knob
+    from fxcap.modeling.export.common import knob_input_lines
+
+    knobs = [Knob("drive", 0.0, 10.0, 5.0), Knob("mode", values=("compress", "limit"), default="compress")]
+    run = make_dummy_run(tmp_path / "run", cond="concat", num_knobs=2, sample_rate=RATE, knobs=knobs)
+    result = CliRunner().invoke(app, ["export", "--model", str(run), "--format", "rtneural", "--out", str(tmp_path / "m.json"),
+                                      "--seconds", "0.1"])
+    assert result.exit_code == 0, result.output
+    text = result.output
+    assert "knob inputs, in this order, normalized to [-1, 1]:" in text
+    assert "1. drive 0..10 -> 2 * (drive - 0) / 10 - 1" in text and "2. mode (switch): compress = -1, limit = 1" in text
+    assert text.index("1. drive") < text.index("2. mode")
+    assert knob_input_lines([{"name": "gain"}]) == ["1. gain (range not recorded in the run: already normalized to [-1, 1])"]

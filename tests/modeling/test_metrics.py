@@ -168,3 +168,12 @@ def test_bad_inputs():
 )
 def test_esr_grade_bands(value, words):
     assert M.esr_grade(value) == words
+
+
+@pytest.mark.parametrize("kernel", [17, 4, 1])
+def test_running_median_equals_scipys_median_filter(kernel):
+    from scipy.ndimage import median_filter
+
+    x = np.abs(np.random.default_rng(kernel).standard_normal((37, 300)))
+    for axis, size in ((1, (1, kernel)), (0, (kernel, 1))):
+        np.testing.assert_array_equal(M.running_median(x, kernel, axis, chunk=16), median_filter(x, size=size, mode="reflect"))

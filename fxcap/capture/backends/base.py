@@ -48,11 +48,19 @@ class Backend(abc.ABC):
     """Plays and records through one device. Subclasses: sim (virtual devices), sound card, plugin.
 
     ``profile`` names the device's knobs; ``sample_rate`` is fixed for the backend's lifetime.
+
+    Attributes:
+        deterministic: the same signal at the same knobs always gives the same recording (a
+            plugin): a take that fails a check is not re-taken, and when no level is given the
+            engine picks one at which no planned setting clips (:mod:`fxcap.capture.level`).
+        clip_advice: what to do when a recording clips (the ``output_clipping`` check's advice).
     """
 
     name: str = "backend"
     profile: DeviceProfile
     sample_rate: int
+    deterministic: bool = False
+    clip_advice: str = "lower the device's output level or the interface's input gain, then re-take"
 
     @abc.abstractmethod
     def play_record(self, signal: np.ndarray, knobs: dict[str, KnobValue]) -> RawTake:

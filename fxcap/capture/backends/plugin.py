@@ -8,9 +8,16 @@
   pedalboard documents or validates (``Distortion.drive_db`` 0..50 dB, ``Compressor.ratio`` >= 1,
   ``Chorus.rate_hz`` 0..100 Hz, ...); defaults are read from a fresh instance.
 
+A device profile (``--device narrow.toml``) may narrow the plugin's knobs: every knob it names must
+be a parameter of the plugin (same name, any case), with a range inside the plugin's (switch values a
+subset of its values); it replaces that parameter's range, default, taper and unit. Parameters the
+profile does not name keep the plugin's own.
+
 ``play_record`` sets the knobs, resets the plugin and processes the signal plus a silent tail
 (reverb and delay tails) block by block, so long or memory-mapped signals stay in bounded memory.
 There is no latency and no noise beyond the plugin's own; ``calibration_take`` is the identity.
+A plugin is deterministic: the same signal at the same setting gives the same output, so a take
+that fails a check is not re-taken (see :attr:`Backend.deterministic`).
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from typing import Any, Callable
 import numpy as np
 
 from fxcap.capture.backends.base import Backend, RawTake
-from fxcap.capture.profiles import DeviceProfile, Knob, KnobValue
+from fxcap.capture.profiles import DeviceProfile, Knob, KnobValue, get_profile
 from fxcap.errors import CaptureError, DeviceNotFoundError
 
 PLUGIN_FILE_SUFFIXES = (".vst3", ".component", ".vst", ".dll", ".so")
@@ -209,6 +216,44 @@ def external_profile(name: str, parameters: dict[str, Any]) -> tuple[DeviceProfi
     return DeviceProfile(name=name, knobs=tuple(knobs), kind="plugin", extra={"plugin": name}), setters
 
 
+def narrow_profile(plugin: DeviceProfile, narrowing: DeviceProfile, source: str = "") -> DeviceProfile:
+    """``plugin``'s profile with the knobs ``narrowing`` names replaced by its ranges (see the module
+    docstring); the name and the other knobs stay the plugin's.
+
+    Raises :class:`DeviceNotFoundError` for a knob the plugin lacks or a range outside the plugin's.
+    """
+    source = source or narrowing.name
+    replaced: dict[str, Knob] = {}
+    for knob in narrowing.knobs:
+        try:
+            own = plugin.knob(knob.name)
+        except ValueError:
+            raise DeviceNotFoundError(
+                f"profile {source} names the knob {knob.name!r}, which {plugin.name} does not have (its knobs: "
+                f"{', '.join(plugin.knob_names)}); a profile for a plugin may only narrow the plugin's knobs"
+            ) from None
+        if own.is_switch != knob.is_switch:
+            kind = "a switch" if own.is_switch else "a continuous knob"
+            raise DeviceNotFoundError(f"profile {source}: {plugin.name}'s {own.name} is {kind}; describe it as one")
+        if own.is_switch:
+            assert own.values is not None and knob.values is not None
+            extra = [v for v in knob.values if v not in own.values]
+            if extra:
+                raise DeviceNotFoundError(
+                    f"profile {source}: {', '.join(extra)} is not a value of {plugin.name}'s {own.name} ({'/'.join(own.values)})"
+                )
+        elif knob.minimum < own.minimum - 1e-9 or knob.maximum > own.maximum + 1e-9:
+            raise DeviceNotFoundError(
+                f"profile {source}: {own.name} {knob.minimum:g}..{knob.maximum:g} is outside {plugin.name}'s range "
+                f"{own.minimum:g}..{own.maximum:g}; narrow it within that range"
+            )
+        replaced[own.name] = Knob(own.name, knob.minimum, knob.maximum, knob.default, knob.taper, knob.unit or own.unit,
+                                  knob.values, knob.midi_cc, knob.description or own.description)
+    knobs = tuple(replaced.get(k.name, k) for k in plugin.knobs)
+    return DeviceProfile(name=plugin.name, knobs=knobs, kind=plugin.kind, description=plugin.description,
+                         extra={**plugin.extra, "profile": source})
+
+
 class PluginBackend(Backend):
     """Runs a pedalboard plugin as a capture device.
 
@@ -225,6 +270,9 @@ class PluginBackend(Backend):
     """
 
     name = "plugin"
+    deterministic = True
+    clip_advice = ("lower the played level with --peak-dbfs (or leave --peak-dbfs out: fxcap then picks a level at "
+                   "which no planned setting clips)")
 
     def __init__(
         self,
@@ -249,9 +297,18 @@ class PluginBackend(Backend):
         self.source = source or profile.name
 
     @classmethod
-    def from_spec(cls, target: str, sample_rate: int, plugin_name: str | None = None, **options: Any) -> "PluginBackend":
+    def from_spec(
+        cls, target: str, sample_rate: int, plugin_name: str | None = None, device: str | None = None, **options: Any
+    ) -> "PluginBackend":
         """``plugin:Distortion`` (a built-in) or ``plugin:/path/Effect.vst3`` (``plugin_name`` picks one
-        plugin of a multi-plugin bundle)."""
+        plugin of a multi-plugin bundle); ``device``: a profile (``.toml``) narrowing its knobs."""
+        backend = cls._load(target, sample_rate, plugin_name, **options)
+        if device is not None:
+            backend.profile = narrow_profile(backend.profile, get_profile(device), device)
+        return backend
+
+    @classmethod
+    def _load(cls, target: str, sample_rate: int, plugin_name: str | None = None, **options: Any) -> "PluginBackend":
         target = target.strip()
         looks_like_file = target.lower().endswith(PLUGIN_FILE_SUFFIXES) or "/" in target or "\\" in target
         if not looks_like_file:
@@ -273,6 +330,7 @@ class PluginBackend(Backend):
         return {
             **super().describe(),
             "plugin": self.source,
+            "profile": self.profile.extra.get("profile"),
             "pedalboard": getattr(_pedalboard(), "__version__", "unknown"),
             "tail_seconds": self.tail_seconds,
             "stereo": self.stereo,

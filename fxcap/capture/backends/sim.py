@@ -55,6 +55,7 @@ class SimBackend(Backend):
     """
 
     name = "sim"
+    clip_advice = "lower the virtual device's output level knob or the played level (--peak-dbfs), then re-take"
 
     def __init__(
         self,

@@ -121,7 +121,8 @@ def export_model(
     fields) are for snapshot formats (``nam``) only.
 
     Returns the report: ``format``, ``path``, ``bytes`` (file size), ``max_abs_error``, ``tolerance``,
-    ``seconds`` and ``samples`` of the self-test audio, ``output_peak``, plus format-specific entries.
+    ``seconds`` and ``samples`` of the self-test audio, ``output_peak``, ``knobs`` (the knob inputs in
+    order, :attr:`ExportMeta.knobs`), plus format-specific entries.
     """
     fmt = _format(model, format)
     broken = [name for name, value in model.state_dict().items() if not bool(value.isfinite().all())]
@@ -132,10 +133,12 @@ def export_model(
         )
     config = config or SelfTestConfig()
     if fmt.snapshot:
-        return fmt.export(model, meta, Path(out), config, snapshots or [], pack=pack, user_metadata=user_metadata)
-    if snapshots or pack or user_metadata:
-        _refuse_settings(fmt)
-    return fmt.export(model, meta, Path(out), config)
+        report = fmt.export(model, meta, Path(out), config, snapshots or [], pack=pack, user_metadata=user_metadata)
+    else:
+        if snapshots or pack or user_metadata:
+            _refuse_settings(fmt)
+        report = fmt.export(model, meta, Path(out), config)
+    return {**report, "knobs": meta.knobs}
 
 
 def _refuse_settings(fmt: ExportFormat) -> None:

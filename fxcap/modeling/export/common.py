@@ -153,6 +153,24 @@ class ExportMeta:
         }
 
 
+def knob_input_lines(knobs: list[dict[str, Any]]) -> list[str]:
+    """One line per knob input of :attr:`ExportMeta.knobs`, in input order, with its normalization to [-1, 1]
+    (as :data:`KNOB_NORMALIZATION` says), e.g. ``1. drive 0..10 -> 2 * (drive - 0) / 10 - 1``."""
+    lines = []
+    for i, knob in enumerate(knobs, start=1):
+        name, unit = knob["name"], f" {knob['unit']}" if knob.get("unit") else ""
+        if knob.get("values"):
+            values = list(knob["values"])
+            positions = ", ".join(f"{v} = {-1 + 2 * j / (len(values) - 1):g}" for j, v in enumerate(values))
+            lines.append(f"{i}. {name} (switch): {positions}")
+        elif knob.get("minimum") is not None and knob.get("maximum") is not None:
+            low, high = float(knob["minimum"]), float(knob["maximum"])
+            lines.append(f"{i}. {name} {low:g}..{high:g}{unit} -> 2 * ({name} - {low:g}) / {high - low:g} - 1")
+        else:
+            lines.append(f"{i}. {name} (range not recorded in the run: already normalized to [-1, 1])")
+    return lines
+
+
 def _knob_entry(name: str, recorded: dict[str, Any] | None) -> dict[str, Any]:
     entry: dict[str, Any] = {"name": name}
     if recorded:
