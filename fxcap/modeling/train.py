@@ -350,8 +350,9 @@ def train(
     cache = {"cache_dir": cache_dir, "cache_max_bytes": cache_max_bytes}
     train_power = valid_power = None
     if config.esr_per_setting and (config.esr_weight or config.dc_weight):
-        train_power = SettingPower.from_split(dataset_dir, "train", config.esr_emphasis, **cache)
-        valid_power = SettingPower.from_split(dataset_dir, "valid", config.esr_emphasis, **cache)
+        # the plain target's power: one reference for the (emphasised) ESR and the DC term alike
+        train_power = SettingPower.from_split(dataset_dir, "train", **cache)
+        valid_power = SettingPower.from_split(dataset_dir, "valid", **cache)
     stopped_early = since_best >= config.early_stop_patience
     epoch = start_epoch
 
