@@ -19,44 +19,48 @@ from fxcap.modeling.registry import ModelConfig
 from fxcap.modeling.train import TrainConfig, train
 
 STFT_WARMUP_STEPS = 400
-"""Every preset lets the time-domain L1 term lead for the first steps (see ``TrainConfig.stft_warmup_steps``):
+"""The paper preset lets the time-domain L1 term lead for the first steps (see ``TrainConfig.stft_warmup_steps``):
 without it a model can settle with inverted polarity, which the STFT terms cannot see."""
 
-CPU_STFT_WEIGHT = 0.02
-"""STFT weight of the short-budget presets (the paper's is 0.1). With 0.1 the STFT term is ~95 % of the
-loss and short runs match spectra more than waveforms; measured on the OD-3 quick recipe, two seeds x
-four schemes, 0.02 lowered test ESR in all eight runs (e.g. Concat 0.37 -> 0.19 and 0.89 -> 0.40,
-StaticHyper 0.29 -> 0.17 and 0.66 -> 0.26) and the multi-resolution STFT metric itself in six of
-eight (the other two within 2.3 %)."""
+ESR_LOSS: dict[str, Any] = dict(
+    l1_weight=0.0, stft_weight=0.0, pre_emphasis=False, stft_warmup_steps=0,
+    esr_weight=1.0, dc_weight=1.0, esr_emphasis=0.85, esr_per_setting=True, loss_skip=256,
+)
+"""The loss of the ``default`` and ``quick`` presets: ESR (pre-emphasis ``1 - 0.85 z^-1``) + DC, each window
+divided by its knob setting's power so every setting weighs alike, the first 256 samples of each window
+(its zero-state warm-up) left out. The measurements behind it are in ``docs/quality.md``."""
 
 PRESETS: dict[str, TrainConfig] = {
-    # The paper's recipe: batch 80, Adam 1e-3 halved on plateaus, long training, early stopping decides
-    # (plus the STFT warm-up, which only reweights the first steps).
+    # The paper's recipe: batch 80, Adam 1e-3 halved on plateaus, long training, early stopping decides,
+    # L1 + 0.1 MRSTFT on pre-emphasised signals (plus the STFT warm-up, which only reweights the first steps).
     "paper": TrainConfig(batch_size=80, max_epochs=300, steps_per_epoch=None, early_stop_patience=10, valid_windows=None,
                          stft_warmup_steps=STFT_WARMUP_STEPS),
-    # A sensible default for a CPU: 5000 steps of batch 16 on a cosine schedule (minutes per model). The
-    # paper's rate: at 3e-3 for 5000 steps DynamicHyper diverged and StaticHyper skipped 244 overflowing steps.
-    "default": TrainConfig(batch_size=16, max_epochs=100, steps_per_epoch=50, lr=1e-3, lr_schedule="cosine", warmup_steps=100,
-                           early_stop_patience=100, stft_weight=CPU_STFT_WEIGHT, stft_warmup_steps=STFT_WARMUP_STEPS),
-    # A quick look: 1600 steps on a cosine schedule, a few minutes for all four schemes on 2 CPU cores.
-    "quick": TrainConfig(batch_size=16, max_epochs=40, steps_per_epoch=40, lr=3e-3, lr_schedule="cosine", warmup_steps=100,
-                         early_stop_patience=40, valid_windows=64, stft_weight=CPU_STFT_WEIGHT, stft_warmup_steps=STFT_WARMUP_STEPS),
+    # What fxcap recommends: 8000 steps of batch 16 on a cosine schedule with the ESR loss, and learned
+    # linear filters around the cell (PRESET_MODELS); minutes per model on one core.
+    "default": TrainConfig(batch_size=16, max_epochs=80, steps_per_epoch=100, lr=3e-3, lr_schedule="cosine", warmup_steps=100,
+                           early_stop_patience=80, valid_windows=64, **ESR_LOSS),
+    # A quick look: the same recipe, fewer steps (a few minutes for all four schemes on 2 CPU cores).
+    "quick": TrainConfig(batch_size=16, max_epochs=40, steps_per_epoch=50, lr=3e-3, lr_schedule="cosine", warmup_steps=100,
+                         early_stop_patience=40, valid_windows=64, **ESR_LOSS),
 }
 
 SCHEME_LR: dict[str, dict[str, float]] = {
     # Concat's knobs enter only as extra inputs, so its plain input weights must themselves grow large
     # (the OD-3's drive spans 40 dB of gain) and it learns much faster at a higher rate; the
-    # hypernetwork schemes scale their weights through the knobs and diverge at that rate. Measured on
-    # the OD-3 quick recipe (1600 steps): Concat test ESR 0.98 at 3e-3, 0.37 at 1e-2; FiLM and
-    # DynamicHyper diverge at 1e-2 and 5e-3 respectively.
+    # hypernetwork schemes scale their weights through the knobs and diverge at that rate
+    # (docs/quality.md).
     "quick": {"concat": 1e-2},
-    "default": {"concat": 1e-2},
+    "default": {"concat": 1e-2, "dynamichyper": 2e-3},
 }
 """Per-scheme learning rates replacing a preset's ``lr`` (unless the user sets ``lr`` explicitly)."""
 
 
-PRESET_MODELS: dict[str, dict[str, Any]] = {}
-"""``ModelConfig`` fields a preset sets (architecture options beyond the paper's; ``paper`` sets none)."""
+PRESET_MODELS: dict[str, dict[str, Any]] = {
+    "default": {"pre_filter_poles": 6, "post_filter_poles": 6},
+    "quick": {"pre_filter_poles": 6, "post_filter_poles": 6},
+}
+"""``ModelConfig`` fields a preset sets (architecture options beyond the paper's; ``paper`` sets none, so
+its models keep the paper's exact parameter counts)."""
 
 
 def preset_model_options(preset: str) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from fxcap.io import atomic_write_json
 from fxcap.modeling.compare import aggregate_seeds, compare_runs, dataset_runs
 from fxcap.modeling.config import CELLS, CONDS
 from fxcap.modeling.evaluate import evaluate_run
-from fxcap.modeling.pipeline import PRESETS, preset_config, run_name
+from fxcap.modeling.pipeline import PRESETS, preset_config, preset_model_options, run_name
 from fxcap.modeling.registry import ModelConfig, registered_models
 from fxcap.modeling.train import TrainConfig, train
 from fxcap.parallel import ProcessRunner, TaskRunner, task_runner, unwrap_error
@@ -225,7 +225,7 @@ class _Sweep:
                 for cond in c.conds:
                     for seed in c.seeds:
                         model = ModelConfig(cond=cond, cell=cell, num_knobs=len(info.knob_names),
-                                            **{**c.model_overrides, "seed": seed})
+                                            **{**preset_model_options(c.preset), **c.model_overrides, "seed": seed})
                         train_config = preset_config(c.preset, cond, c.overrides, seed=seed, threads=threads)
                         key = f"{name}/{run_name(cond, cell, seed)}"
                         record = {

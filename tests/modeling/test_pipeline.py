@@ -15,8 +15,19 @@ def test_preset_config_applies_the_scheme_rate_unless_the_user_sets_one():
     assert (config.max_epochs, config.seed, config.lr_schedule) == (2, 7, "cosine")
 
 
-def test_every_preset_warms_the_stft_term_up():
-    assert all(config.stft_warmup_steps > 0 for config in PRESETS.values())
+def test_every_preset_with_an_stft_term_warms_it_up():
+    assert all(config.stft_warmup_steps > 0 for config in PRESETS.values() if config.stft_weight > 0)
+
+
+def test_the_paper_preset_keeps_the_paper_models_and_the_others_add_filters():
+    from fxcap.modeling.pipeline import preset_model_options
+    from fxcap.modeling.registry import ModelConfig, build_model
+
+    assert preset_model_options("paper") == {}
+    paper = build_model(ModelConfig(cond="concat", num_knobs=2, **preset_model_options("paper")))
+    assert sum(p.numel() for p in paper.parameters()) == 3585  # the paper's Concat GRU
+    default = build_model(ModelConfig(cond="concat", num_knobs=2, **preset_model_options("default")))
+    assert sum(p.numel() for p in default.parameters()) == 3585 + 2 * (2 * 6 + 1)
 
 
 def test_bad_preset_or_schedule_is_a_clear_error():
