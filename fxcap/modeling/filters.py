@@ -89,11 +89,26 @@ class LearnedIIR(nn.Module):
         new_state = state * powers[steps] + xd @ powers[:steps].flip(0)
         return y.to(x.dtype), new_state.to(x.dtype)
 
+    def step(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One sample by the recursion itself: ``x`` ``(B,)``, ``state`` ``(B, M)`` -> ``(y (B,), state')``
+        (``s_k <- s_k - (1 - p_k) s_k + x``, ``y = d x + sum_k r_k s_k``).
+
+        What a real-time host runs (and what the ONNX export traces); equals :meth:`forward` on one sample.
+        """
+        # s - (1 - p) s rather than p s: (1 - p) keeps full relative precision in float32, where a pole
+        # near 1 rounded to float32 would move a long time constant by up to 0.1 %
+        leak = (1.0 - self.pole_values()).to(x.dtype)  # computed in float64: exact enough, and ONNX-exportable
+        state = state - leak * state + x[:, None]
+        return self.direct.to(x.dtype) * x + state @ self.residues.to(x.dtype), state
+
     def forward(self, x: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         if x.dim() != 2:
             raise ModelError(f"a learned filter takes audio of shape (batch, time), got {tuple(x.shape)}")
         if state is None:
             state = x.new_zeros(x.shape[0], self.poles)
+        if x.shape[-1] == 1:  # one sample (a step-by-step host, the ONNX export's traced step): the recursion
+            y, state = self.step(x[:, 0], state)
+            return y[:, None], state
         outputs = []
         for start in range(0, x.shape[-1], BLOCK):
             y, state = self._block(x[:, start : start + BLOCK], state)

@@ -103,12 +103,34 @@ def test_bad_filter_settings_are_one_line_errors():
         f(torch.zeros(1, 10), torch.zeros(1, 2), torch.zeros(1, 3))
 
 
-def test_exporting_a_filtered_model_is_a_one_line_refusal(tmp_path):
-    from fxcap.modeling.export import export_model
+def test_one_step_equals_the_fft_path():
+    f = _random_filter(3, seed=7)
+    x = torch.randn(2, 50, dtype=torch.float64, generator=torch.Generator().manual_seed(8))
+    whole, end = f(x)
+    state, outputs = None, []
+    for t in range(50):
+        y, state = f(x[:, t : t + 1], state)
+        outputs.append(y)
+    torch.testing.assert_close(torch.cat(outputs, dim=1), whole, rtol=0, atol=1e-10)
+    torch.testing.assert_close(state, end, rtol=0, atol=1e-10)
 
-    model = build_model(ModelConfig(hidden_size=4, post_filter_poles=2))
-    for name in ("onnx", "rtneural", "aidax", "nam"):
-        with pytest.raises(ModelError, match="learned input/output filters") as error:
-            export_model(model, None, tmp_path / "m.out", name)  # refused before the metadata is read
+
+def test_a_filtered_model_exports_to_onnx_and_nothing_else(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from fxcap.modeling.export import export_model
+    from fxcap.modeling.export.common import ExportMeta
+
+    model = build_model(ModelConfig(cond="film", hidden_size=4, pre_filter_poles=2, post_filter_poles=2))
+    with torch.no_grad():  # realistic filters: a few dB of low-frequency shelf (an extreme gain amplifies float32 rounding)
+        model.pre_filter.residues.copy_(torch.tensor([-0.3, 1e-4]))
+        model.post_filter.residues.copy_(torch.tensor([0.2, -1e-4]))
+    meta = ExportMeta(scheme="film", cell="gru", hidden_size=4, sample_rate=48000,
+                      knobs=[{"name": "drive"}, {"name": "tone"}], state_layout=list(model.state_layout),
+                      model_config=model.config.to_dict())
+    report = export_model(model, meta, tmp_path / "m.onnx", "onnx")
+    assert report["max_abs_error"] < 1e-4 and report["graph"] == "scan"
+    for name in ("rtneural", "aidax", "nam"):
+        with pytest.raises(ModelError, match="learned input/output filters.*export it as onnx") as error:
+            export_model(model, meta, tmp_path / "m.out", name)
         assert "\n" not in str(error.value)
-    assert not any(tmp_path.iterdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]

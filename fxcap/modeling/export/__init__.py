@@ -89,10 +89,10 @@ def _format(model: ConditionedRNN, name: str) -> ExportFormat:
     fmt = FORMATS.get(str(name).lower())
     if fmt is None:
         raise ModelError(f"unknown export format {name!r}; choose one of {', '.join(FORMATS)}")
-    if not isinstance(model, ConditionedRNN):  # e.g. a FilteredRNN: learned filters around the cell
+    if not isinstance(model, ConditionedRNN) and not fmt.supports(model):  # a FilteredRNN: filters around the cell
         raise ModelError(
-            "the model has learned input/output filters (pre_filter_poles / post_filter_poles), which no export format "
-            "holds yet; export a model trained without them (--pre-filter 0 --post-filter 0), or render with `fxcap render`"
+            f"the model has learned input/output filters (pre_filter_poles / post_filter_poles), which {fmt.name} files "
+            "cannot hold; export it as onnx, or train without them (--pre-filter 0 --post-filter 0) for this format"
         )
     if not fmt.supports(model):
         if fmt.refusal is not None:

@@ -81,8 +81,8 @@ INDEX_NAME = "index.csv"
 
 
 def supports(model: ConditionedRNN) -> bool:
-    """Schemes that fold into a plain cell at a fixed setting, with LSTM cells."""
-    return bool(model.folds_at_setting) and model.cell == "lstm"
+    """Schemes that fold into a plain cell at a fixed setting, with LSTM cells (and no learned filters around it)."""
+    return bool(getattr(model, "folds_at_setting", False)) and model.cell == "lstm"
 
 
 def refusal(model: ConditionedRNN) -> str:

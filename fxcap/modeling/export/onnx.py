@@ -68,8 +68,11 @@ def _modules() -> tuple[Any, Any]:
 
 
 def supports(model: ConditionedRNN) -> bool:
-    """Every conditioned RNN can be exported (a Scan over its single-step update)."""
-    return isinstance(model, ConditionedRNN)
+    """Every conditioned RNN can be exported (a Scan over its single-step update), with or without
+    learned filters around it (:class:`~fxcap.modeling.filters.FilteredRNN`)."""
+    from fxcap.modeling.filters import FilteredRNN
+
+    return isinstance(model, (ConditionedRNN, FilteredRNN))
 
 
 def choose_graph(model: ConditionedRNN, graph: str = "auto") -> str:
@@ -79,7 +82,7 @@ def choose_graph(model: ConditionedRNN, graph: str = "auto") -> str:
     if graph not in GRAPHS:
         raise ModelError(f"unknown ONNX graph kind {graph!r}; choose one of {', '.join(GRAPHS)}")
     if graph == "auto":
-        return "block" if isinstance(model, ConcatRNN) else "scan"
+        return "block" if isinstance(model, ConcatRNN) else "scan"  # a FilteredRNN is no ConcatRNN: scan
     if graph == "block" and not isinstance(model, ConcatRNN):
         raise ModelError(
             f"a block graph needs a recurrence that is one ONNX GRU/LSTM operator (the concat scheme); "
