@@ -151,13 +151,8 @@ class ConditionedRNN(nn.Module, ABC):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Process audio ``x`` under ``knobs`` from ``state``; returns ``(y, new_state)`` (see module doc)."""
         ref = self.output.weight
-        x = torch.as_tensor(x).to(device=ref.device, dtype=ref.dtype)
+        x, shape = audio_batch(x, ref)
         knobs = torch.as_tensor(knobs).to(device=ref.device, dtype=ref.dtype)
-        shape = x.shape
-        if x.dim() == 3 and x.shape[-1] == 1:
-            x = x[..., 0]
-        if x.dim() != 2:
-            raise ModelError(f"audio must have shape (batch, time) or (batch, time, 1), got {tuple(shape)}")
         batch, steps = x.shape
         self._check_knobs(knobs, batch, steps)
         if state is None:
@@ -227,6 +222,18 @@ class ConditionedRNN(nn.Module, ABC):
     def _output_cost(self) -> tuple[int, int]:
         """(MACs, elementwise ops) of the output layer per sample: H products, one bias add."""
         return self.hidden_size, 1
+
+
+def audio_batch(x: torch.Tensor, like: torch.Tensor) -> tuple[torch.Tensor, torch.Size]:
+    """Audio ``(B, T)`` or ``(B, T, 1)`` as a ``(B, T)`` tensor on ``like``'s device and dtype, and its
+    original shape (outputs are returned in it); :class:`ModelError` for any other shape."""
+    x = torch.as_tensor(x).to(device=like.device, dtype=like.dtype)
+    shape = x.shape
+    if x.dim() == 3 and x.shape[-1] == 1:
+        x = x[..., 0]
+    if x.dim() != 2:
+        raise ModelError(f"audio must have shape (batch, time) or (batch, time, 1), got {tuple(shape)}")
+    return x, shape
 
 
 def time_steps(values: torch.Tensor, steps: int) -> list[torch.Tensor] | tuple[torch.Tensor, ...]:

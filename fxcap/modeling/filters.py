@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from fxcap.errors import ModelError
+from fxcap.modeling.base import audio_batch
 
 TAU_MIN = 1.0
 """Shortest initial time constant of a learned pole, samples."""
@@ -170,12 +171,7 @@ class FilteredRNN(nn.Module):
 
     def forward(self, x: torch.Tensor, knobs: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         ref = self.core.output.weight
-        x = torch.as_tensor(x).to(device=ref.device, dtype=ref.dtype)
-        shape = x.shape
-        if x.dim() == 3 and x.shape[-1] == 1:
-            x = x[..., 0]
-        if x.dim() != 2:
-            raise ModelError(f"audio must have shape (batch, time) or (batch, time, 1), got {tuple(shape)}")
+        x, shape = audio_batch(x, ref)
         if state is None:
             state = self.init_state(x.shape[0])
         state = torch.as_tensor(state).to(device=ref.device, dtype=ref.dtype)
