@@ -58,11 +58,23 @@ def test_known_rms_and_crest_factor_of_a_sine():
 
 
 def test_known_esr():
-    y = np.array([1.0, 2.0, -2.0, 1.0])
-    pred = np.array([1.0, 1.0, -2.0, 2.0])  # error energy 2, signal energy 10
+    y = np.array([1.0, 2.0, -2.0, 1.0])  # target energy 10
+    pred = np.array([1.0, 1.0, -2.0, 0.0])  # error energy 2, prediction energy 6: the denominators differ
     assert M.esr(pred, y) == pytest.approx(0.2)
+    assert M.esr(y, pred) == pytest.approx(2 / 6)  # not symmetric: the target's energy divides
     assert M.esr_db(pred, y) == pytest.approx(10 * math.log10(0.2))
     assert M.esr_db(y, y) == -120.0
+    assert M.esr(torch.tensor(pred)[None], torch.tensor(y)[:, None]) == pytest.approx(0.2)  # (1, T) and (T, 1)
+
+
+def test_esr_of_a_silent_target_is_finite():
+    silent = np.zeros(64)
+    pred = np.full(64, 1e-3)
+    with np.errstate(all="raise"):  # no division by zero, no NaN
+        assert M.esr(silent, silent) == 0.0
+        assert M.esr(pred, silent) == pytest.approx(64e-6 / 1e-12)
+        assert M.esr_db(silent, silent) == -120.0
+    assert M.score_all(pred, silent, SR)["esr"] == pytest.approx(64e-6 / 1e-12)
 
 
 def test_lufs_matches_pyloudnorm_and_handles_short_and_silent_signals():
