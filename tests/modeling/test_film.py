@@ -18,6 +18,14 @@ class TestFiLM(ModelFamilyTests):
         rnn = model.rnn
         return rnn.weight_ih, rnn.weight_hh, rnn.bias_ih, rnn.bias_hh
 
+    def formula_gates(self, model, x_t, c_t, h, extra):
+        """``[a_x, s_x, a_h, s_h] = head(MLP(c))``; ``gx = a_x (W_x x + b_x) + s_x``, ``gh = a_h (W_h h + b_h) + s_h``."""
+        rnn = model.rnn
+        a_x, s_x, a_h, s_h = model.film_head(model.film(c_t)).chunk(4, -1)
+        gx = a_x * (x_t @ rnn.weight_ih.T + rnn.bias_ih) + s_x
+        gh = a_h * (h @ rnn.weight_hh.T + rnn.bias_hh) + s_h
+        return gx, gh, None
+
     def test_init_scale_one_shift_zero(self):
         for cell in ("gru", "lstm"):
             model = self.make(cell)
