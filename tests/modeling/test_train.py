@@ -236,3 +236,134 @@ def test_validation_sample_covers_every_knob_setting(dataset):
                 windows += 1
     assert seen[0] == seen[1]  # the same sample every epoch
     assert len(seen[0]) == 2  # both training settings (drive 0 and 10; drive 5 is held out)
+
+
+# -- what the loop does, observed from outside: which audio it trains and validates on, the gradients it
+# -- applies, the checkpoint it keeps, when it stops ------------------------------------------------------
+
+
+class _SplitAudio:
+    """The ``(input audio, knobs)`` segments of one split, indexed by sample value for fast lookups."""
+
+    def __init__(self, dataset, split):
+        from fxcap.dataset import SequenceDataset
+
+        segments = SequenceDataset(dataset, split)
+        self.segments = [(x.numpy(), k.numpy()) for x, _, k in (segments[i] for i in range(len(segments)))]
+        self.where: dict[float, list[tuple[int, int]]] = {}
+        for index, (audio, _) in enumerate(self.segments):
+            for position, value in enumerate(audio.tolist()):
+                self.where.setdefault(value, []).append((index, position))
+
+    def holds(self, window, knobs) -> bool:
+        """Whether ``window`` under ``knobs`` is a contiguous stretch of one of the segments."""
+        for index, start in self.where.get(float(window[0]), []):
+            audio, segment_knobs = self.segments[index]
+            if np.array_equal(segment_knobs, knobs) and np.array_equal(audio[start : start + len(window)], window):
+                return True
+        return False
+
+
+def test_trains_only_on_the_train_split_and_validates_only_on_the_valid_split(dataset, tmp_path, monkeypatch):
+    """Every window the model sees in a training step comes from the train split, every window it is
+    validated on from the valid split (time ranges and knob settings: the holdout shares the train
+    split's input audio at another drive)."""
+    import fxcap.modeling.train as training
+
+    calls = []  # (training step?, input windows, knobs) of every forward pass the run makes
+    real_build = training.build_model
+
+    def build(config):
+        model = real_build(config)
+        model.register_forward_pre_hook(lambda module, args: calls.append(
+            (module.training and torch.is_grad_enabled(), args[0].detach().numpy().copy(), args[1].detach().numpy().copy())))
+        return model
+
+    monkeypatch.setattr(training, "build_model", build)
+    train(dataset, _config(), tmp_path / "run", TINY)
+    splits = {split: _SplitAudio(dataset, split) for split in ("train", "valid", "test", "holdout")}
+    trained = [(w, k) for is_step, batch, knobs in calls if is_step for w, k in zip(batch, knobs)]
+    validated = [(w, k) for is_step, batch, knobs in calls if not is_step for w, k in zip(batch, knobs)]
+    assert len(trained) == 2 * 3 * 4 and len(validated) == 2 * 8  # 2 epochs: 3 steps of 4 windows, 8 valid windows
+    for own, windows in (("train", trained), ("valid", validated)):
+        for window, knobs in windows:
+            assert [name for name, audio in splits.items() if audio.holds(window, knobs)] == [own]
+
+
+class _ScriptedValidation(torch.nn.Module):
+    """The real loss on training steps; on validation (no autograd) the scripted loss of the epoch.
+    Records the STFT scale of every training step."""
+
+    def __init__(self, script, **kwargs):
+        super().__init__()
+        from fxcap.modeling.losses import CombinedLoss
+
+        self.inner, self.script, self.epoch, self.validating, self.scales = CombinedLoss(**kwargs), list(script), 0, False, []
+
+    def forward(self, pred, target, stft_scale=None):
+        if torch.is_grad_enabled() and pred.requires_grad:  # a training step
+            if self.validating:
+                self.epoch, self.validating = self.epoch + 1, False
+            self.scales.append(stft_scale)
+            return self.inner(pred, target) if stft_scale is None else self.inner(pred, target, stft_scale)
+        self.validating = True
+        return torch.tensor(self.script[self.epoch], dtype=pred.dtype)
+
+
+def _scripted(monkeypatch, script):
+    import fxcap.modeling.train as training
+
+    made = []
+    monkeypatch.setattr(training, "CombinedLoss", lambda **kw: made.append(_ScriptedValidation(script, **kw)) or made[-1])
+    return made
+
+
+def test_best_checkpoint_is_the_epoch_with_the_lowest_validation_loss(dataset, tmp_path, monkeypatch):
+    _scripted(monkeypatch, [0.5, 0.2, 0.9])
+    snapshots = []
+    config = TrainConfig(**{**TINY.to_dict(), "max_epochs": 3})
+    result = train(dataset, _config(), tmp_path / "run", config,
+                   on_epoch=lambda row: snapshots.append(load_weights(tmp_path / "run" / "last.safetensors")[0]))
+    assert [row["valid_loss"] for row in result.history] == pytest.approx([0.5, 0.2, 0.9])
+    assert [row["best_valid_loss"] for row in result.history] == pytest.approx([0.5, 0.2, 0.2])
+    assert result.best_valid_loss == pytest.approx(0.2)
+    best, meta = load_weights(tmp_path / "run" / "best.safetensors")
+    assert all(torch.equal(best[name], snapshots[1][name]) for name in best)  # epoch 2's weights...
+    assert not all(torch.equal(best[name], snapshots[2][name]) for name in best)  # ...not the last epoch's
+    model, _ = load_run(tmp_path / "run")  # what evaluate and render use
+    assert all(torch.equal(model.state_dict()[name], snapshots[1][name]) for name in best)
+
+
+def test_early_stopping_fires_after_patience_epochs_without_improvement(dataset, tmp_path, monkeypatch):
+    _scripted(monkeypatch, [1.0, 0.8, 0.9, 0.85, 0.95, 0.7, 0.6, 0.5])
+    config = TrainConfig(**{**TINY.to_dict(), "max_epochs": 8, "early_stop_patience": 3, "steps_per_epoch": 1})
+    result = train(dataset, _config(), tmp_path / "run", config)
+    assert result.stopped_early and result.epochs == 5 and len(result.history) == 5  # best at 2; 3, 4, 5 no better
+    assert result.best_valid_loss == pytest.approx(0.8)
+    resumed = train(dataset, _config(), tmp_path / "run", TrainConfig(**{**config.to_dict(), "max_epochs": 9}), resume=True)
+    assert resumed.epochs == 5 and resumed.stopped_early  # a stopped run stays stopped
+
+
+def test_stft_weight_ramps_up_over_the_warmup_steps(dataset, tmp_path, monkeypatch):
+    made = _scripted(monkeypatch, [1.0, 0.9])
+    train(dataset, _config(), tmp_path / "run", TrainConfig(**{**TINY.to_dict(), "stft_warmup_steps": 4}))
+    assert made[0].scales == pytest.approx([0.0, 0.25, 0.5, 0.75, 1.0, 1.0])  # 2 epochs of 3 steps
+
+
+def test_gradients_are_clipped_before_every_optimizer_step(dataset, tmp_path, monkeypatch):
+    norms = []
+
+    class RecordingAdam(torch.optim.Adam):
+        def step(self, closure=None):
+            grads = [p.grad.flatten() for group in self.param_groups for p in group["params"] if p.grad is not None]
+            norms.append(float(torch.linalg.vector_norm(torch.cat(grads))))
+            return super().step(closure)
+
+    monkeypatch.setattr(torch.optim, "Adam", RecordingAdam)
+    train(dataset, _config(), tmp_path / "free", TrainConfig(**{**TINY.to_dict(), "grad_clip": 1e9}))
+    free, norms[:] = list(norms), []
+    train(dataset, _config(), tmp_path / "clipped", TrainConfig(**{**TINY.to_dict(), "grad_clip": 1e-3}))
+    assert len(free) == len(norms) == 6
+    assert min(free) > 1e-2  # unclipped, every step's gradient is far larger than the bound...
+    assert max(norms) <= 1e-3 * (1 + 1e-4)  # ...and the optimizer only ever sees clipped ones
+    assert min(norms) > 0.99e-3
