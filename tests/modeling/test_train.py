@@ -1,10 +1,9 @@
-"""Training loop, run folders, resume, evaluation, comparison and rendering on a tiny dataset."""
+"""Training loop, run folders, resume, evaluation and comparison on a tiny dataset."""
 
 import json
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
 from fxcap.errors import ModelError
@@ -12,7 +11,6 @@ from fxcap.modeling.checkpoint import load_weights
 from fxcap.modeling.compare import compare_runs, to_markdown
 from fxcap.modeling.evaluate import evaluate_run
 from fxcap.modeling.registry import ModelConfig
-from fxcap.modeling.render import render_run
 from fxcap.modeling.train import TrainConfig, load_run, train
 
 TINY = TrainConfig(window=512, batch_size=4, steps_per_epoch=3, max_epochs=2, valid_windows=8, threads=1)
@@ -79,7 +77,7 @@ def test_corrupted_checkpoint_gives_a_clear_error(dataset, tmp_path):
         train(dataset, _config(), tmp_path / "run", TINY, resume=True)
 
 
-def test_evaluate_compare_and_render(dataset, tmp_path):
+def test_evaluate_and_compare(dataset, tmp_path):
     runs = []
     for cond in ("concat", "film"):
         train(dataset, _config(cond), tmp_path / cond, TrainConfig(**{**TINY.to_dict(), "max_epochs": 1}))
@@ -98,26 +96,7 @@ def test_evaluate_compare_and_render(dataset, tmp_path):
     assert params == {"concat": "3489*", "film": "17185"}  # the runs' own counts (1 knob), fewest marked best
     assert markdown.count("*") >= 9  # every numeric column has a marked best
     assert to_markdown(frame) == markdown
-
-    dry = np.sin(2 * np.pi * 220 * np.arange(44100) / 44100).astype(np.float32) * 0.5
-    sf.write(tmp_path / "dry.wav", dry, 44100, subtype="FLOAT")
-    info = render_run(tmp_path / "concat", tmp_path / "dry.wav", tmp_path / "wet.wav", settings=["drive=7"], block=1000)
-    wet, rate = sf.read(tmp_path / "wet.wav", dtype="float32")
-    assert rate == 44100 and len(wet) == len(dry) and info["samples"] == len(dry)
-    model, _ = load_run(tmp_path / "concat")
-    knobs = torch.tensor([[0.4]])  # drive 7 -> 0.4 (level and tone are fixed in this dataset)
-    with torch.no_grad():
-        one_shot, _ = model(torch.from_numpy(dry)[None], knobs)
-    np.testing.assert_allclose(wet, one_shot[0].numpy().reshape(-1), atol=1e-5)
-
-    render_run(tmp_path / "concat", tmp_path / "dry.wav", tmp_path / "ramp.wav", automate=["drive:0:10"], block=777)
-    ramp, _ = sf.read(tmp_path / "ramp.wav", dtype="float32")
-    assert not np.allclose(ramp, wet)
-    sf.write(tmp_path / "dry48.wav", dry, 48000, subtype="FLOAT")
-    with pytest.raises(ModelError, match="44100 Hz"):
-        render_run(tmp_path / "concat", tmp_path / "dry48.wav", tmp_path / "x.wav")
-    with pytest.raises(ModelError, match="no knob 'fuzz'"):
-        render_run(tmp_path / "concat", tmp_path / "dry.wav", tmp_path / "x.wav", settings=["fuzz=1"])
+    # rendering: tests/modeling/test_render.py
 
 
 def test_batched_scoring_equals_one_segment_at_a_time(dataset, tmp_path):
