@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -18,13 +17,21 @@ from fxcap.modeling.export import rtneural as rt
 from fxcap.modeling.export.common import compare_outputs, knob_automation, plucked_guitar
 from fxcap.modeling.testing import make_dummy_run
 from fxcap.modeling.train import load_run
+from tests.extras import available, missing
 
 torch.set_num_threads(1)
 
 RATE = 16000
 SECONDS = 0.25  # 4000 samples: every exported graph runs in well under a second
-HAS_ONNX = importlib.util.find_spec("onnx") is not None and importlib.util.find_spec("onnxruntime") is not None
-needs_onnx = pytest.mark.skipif(not HAS_ONNX, reason="onnx/onnxruntime not installed (pip install 'fxcap[export]')")
+
+
+@pytest.fixture
+def onnx_installed():
+    if not available("onnx", "onnxruntime"):
+        missing("onnx/onnxruntime not installed (pip install 'fxcap[export]')")  # a failure in CI
+
+
+needs_onnx = pytest.mark.usefixtures("onnx_installed")
 
 
 @pytest.fixture(scope="module")
