@@ -21,10 +21,11 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
-def missing(reason: str) -> None:
-    """Skip (the current test, or the module when called at import) because of ``reason``; in CI, fail."""
+def missing(reason: str, remedy: str = "install the project with its extras: pip install -e '.[all]'") -> None:
+    """Skip (the current test, or the module when called at import) because of ``reason``; in CI, fail
+    with ``remedy``."""
     if in_ci():
-        pytest.fail(f"CI is set but {reason}: install the project with its extras (pip install -e '.[all]')", pytrace=False)
+        pytest.fail(f"CI is set but {reason}; {remedy}", pytrace=False)
     pytest.skip(reason, allow_module_level=True)
 
 

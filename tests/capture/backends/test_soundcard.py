@@ -18,7 +18,7 @@ from tests.extras import missing
 try:
     import sounddevice as sd
 except OSError as exc:  # no PortAudio library on this machine (CI installs it: never skipped there)
-    missing(f"PortAudio is not installed ({exc}); .ci/jack.sh install")
+    missing(f"PortAudio is not installed ({exc})", "install it: bash .ci/jack.sh install")
 
 from fxcap.capture.backends import soundcard
 from fxcap.capture.backends.soundcard import InterfaceInfo, SoundcardBackend, SoundcardConfig
