@@ -106,3 +106,13 @@ def test_wav_files_are_float32_and_mono_reads_are_one_dimensional(tmp_path):
     assert pcm.dtype == np.float32 and pcm.tolist() == [0.0, 0.5, -1.0]  # PCM scaled to full-scale floats
     atomic_write_wav(tmp_path / "s.wav", np.zeros((4, 2)), 8000)
     assert read_wav(tmp_path / "s.wav")[0].shape == (4, 2)
+
+
+def test_a_writer_that_removed_its_temp_file_still_raises_its_own_error(tmp_path):
+    def gone(tmp):
+        tmp.unlink()
+        raise RuntimeError("writer failed")
+
+    with pytest.raises(RuntimeError, match="writer failed"):  # not a FileNotFoundError from the clean-up
+        atomic_write(tmp_path / "f.txt", gone)
+    assert list(tmp_path.iterdir()) == []
