@@ -1,5 +1,8 @@
 """Rendering: constant settings and automation against ``model(x, knobs)`` on non-silent audio, with
-the knob ramp written out in the test (direction and timing)."""
+the knob values written out in the test (normalization, defaults, direction and timing of ramps).
+
+The run is an untrained Concat model (``make_dummy_run``): its output depends on both knobs, and it
+costs no training."""
 
 from __future__ import annotations
 
@@ -11,9 +14,17 @@ import torch
 from fxcap.capture.profiles import Knob
 from fxcap.errors import ModelError
 from fxcap.modeling.render import render_run
+from fxcap.modeling.testing import make_dummy_run
 from fxcap.modeling.train import load_run
 
 RATE = 44100
+DRIVE = Knob("drive", 0.0, 20.0, 5.0)  # 0 -> -1, 7 -> -0.3, 10 -> 0
+TONE = Knob("tone", 0.0, 10.0, 3.0)  # never set here: stays at its default, -0.4
+
+
+@pytest.fixture(scope="module")
+def dummy_run(tmp_path_factory):
+    return make_dummy_run(tmp_path_factory.mktemp("runs") / "concat", "concat", "gru", 2, RATE, knobs=[DRIVE, TONE])
 
 
 @pytest.fixture
@@ -33,57 +44,53 @@ def _model_output(run, audio, knobs):
     return y[0].numpy()
 
 
-def _drive(run) -> Knob:
-    _, config = load_run(run)
-    (knob,) = [Knob.from_dict(k) for k in config["dataset"]["knobs"]]
-    assert knob.name == "drive"
-    return knob
+def _knobs(drive) -> np.ndarray:
+    """``(2,)`` or ``(T, 2)`` normalized knobs for raw drive value(s), tone at its default."""
+    drive = (np.asarray(drive, dtype=np.float64) - 0.0) / 20.0 * 2 - 1
+    return np.stack(np.broadcast_arrays(drive, -0.4), axis=-1)
 
 
-def test_constant_setting_equals_the_model_in_one_call(tiny_run, dry, tmp_path):
-    info = render_run(tiny_run, dry, tmp_path / "wet.wav", settings=["drive=7"], block=1000)
+def test_constant_setting_equals_the_model_in_one_call(dummy_run, dry, tmp_path):
+    info = render_run(dummy_run, dry, tmp_path / "wet.wav", settings=["drive=7"], block=1000)
     wet, rate = sf.read(tmp_path / "wet.wav", dtype="float32")
     audio, _ = sf.read(dry, dtype="float32")
-    expected = _model_output(tiny_run, audio, [_drive(tiny_run).normalize(7)])
+    expected = _model_output(dummy_run, audio, _knobs(7))
     assert rate == RATE and info["samples"] == len(audio) and info["peak"] == pytest.approx(np.abs(wet).max())
     np.testing.assert_allclose(wet, expected, atol=1e-5)
-    assert np.abs(expected - _model_output(tiny_run, audio, [_drive(tiny_run).normalize(3)])).max() > 1e-3
+    assert np.abs(expected - _model_output(dummy_run, audio, _knobs(3))).max() > 1e-3
+    assert np.abs(expected - _model_output(dummy_run, audio, [-0.3, 0.0])).max() > 1e-3  # tone matters too
 
 
 @pytest.mark.parametrize("spec,points", [("drive:0:10", [0, 10]), ("drive:10:2:6", [10, 2, 6])])
-def test_automation_follows_the_envelope_forward_in_time(tiny_run, dry, tmp_path, spec, points):
-    render_run(tiny_run, dry, tmp_path / "ramp.wav", automate=[spec], block=777)
+def test_automation_follows_the_envelope_forward_in_time(dummy_run, dry, tmp_path, spec, points):
+    render_run(dummy_run, dry, tmp_path / "ramp.wav", automate=[spec], block=777)
     wet, _ = sf.read(tmp_path / "ramp.wav", dtype="float32")
     audio, _ = sf.read(dry, dtype="float32")
-    knob, n = _drive(tiny_run), len(audio)
+    n = len(audio)
     # sample i sits at time i / rate of a file lasting n / rate: the envelope's points are evenly spaced
     # over [0, n / rate], the value between them linear in time
-    position = np.arange(n) / n * (len(points) - 1)
-    normalized = np.array([knob.normalize(v) for v in points])
-    ramp = np.interp(position, np.arange(len(points)), normalized)[:, None]
-    np.testing.assert_allclose(wet, _model_output(tiny_run, audio, ramp), atol=1e-5)
-    assert np.abs(wet - _model_output(tiny_run, audio, ramp[::-1].copy())).max() > 1e-3  # direction matters
+    ramp = _knobs(np.interp(np.arange(n) / n * (len(points) - 1), np.arange(len(points)), points))
+    np.testing.assert_allclose(wet, _model_output(dummy_run, audio, ramp), atol=1e-5)
+    assert np.abs(wet - _model_output(dummy_run, audio, ramp[::-1].copy())).max() > 1e-3  # direction matters
 
 
-def test_automation_csv_times_are_seconds(tiny_run, dry, tmp_path):
+def test_automation_csv_times_are_seconds(dummy_run, dry, tmp_path):
     (tmp_path / "auto.csv").write_text("time,drive\n0.0,10\n0.05,10\n0.1,0\n")
-    render_run(tiny_run, dry, tmp_path / "csv.wav", automation_csv=tmp_path / "auto.csv", block=4096)
+    render_run(dummy_run, dry, tmp_path / "csv.wav", automation_csv=tmp_path / "auto.csv", block=4096)
     wet, _ = sf.read(tmp_path / "csv.wav", dtype="float32")
     audio, _ = sf.read(dry, dtype="float32")
-    knob = _drive(tiny_run)
-    seconds = np.arange(len(audio)) / RATE
-    ramp = np.interp(seconds, [0.0, 0.05, 0.1], [knob.normalize(10)] * 2 + [knob.normalize(0)])[:, None]
-    np.testing.assert_allclose(wet, _model_output(tiny_run, audio, ramp), atol=1e-5)
+    ramp = _knobs(np.interp(np.arange(len(audio)) / RATE, [0.0, 0.05, 0.1], [10, 10, 0]))
+    np.testing.assert_allclose(wet, _model_output(dummy_run, audio, ramp), atol=1e-5)
 
 
-def test_render_errors(tiny_run, dry, tmp_path):
+def test_render_errors(dummy_run, dry, tmp_path):
     sf.write(tmp_path / "dry48.wav", np.zeros(100, dtype=np.float32), 48000, subtype="FLOAT")
     with pytest.raises(ModelError, match="44100 Hz"):
-        render_run(tiny_run, tmp_path / "dry48.wav", tmp_path / "x.wav")
+        render_run(dummy_run, tmp_path / "dry48.wav", tmp_path / "x.wav")
     with pytest.raises(ModelError, match="no knob 'fuzz'"):
-        render_run(tiny_run, dry, tmp_path / "x.wav", settings=["fuzz=1"])
+        render_run(dummy_run, dry, tmp_path / "x.wav", settings=["fuzz=1"])
     with pytest.raises(ModelError, match="NAME=VALUE"):
-        render_run(tiny_run, dry, tmp_path / "x.wav", settings=["drive"])
+        render_run(dummy_run, dry, tmp_path / "x.wav", settings=["drive"])
     with pytest.raises(ModelError, match="KNOB:START:END"):
-        render_run(tiny_run, dry, tmp_path / "x.wav", automate=["drive:3"])
+        render_run(dummy_run, dry, tmp_path / "x.wav", automate=["drive:3"])
     assert not (tmp_path / "x.wav").exists()
