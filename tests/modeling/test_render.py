@@ -81,6 +81,25 @@ def test_automation_csv_times_are_seconds(dummy_run, dry, tmp_path):
     audio, _ = sf.read(dry, dtype="float32")
     ramp = _knobs(np.interp(np.arange(len(audio)) / RATE, [0.0, 0.05, 0.1], [10, 10, 0]))
     np.testing.assert_allclose(wet, _model_output(dummy_run, audio, ramp), atol=1e-5)
+    (tmp_path / "step.csv").write_text("time,drive\n0.0,0\n0.05,0\n0.05,20\n")  # a jump: two rows at one time
+    render_run(dummy_run, dry, tmp_path / "step.wav", automation_csv=tmp_path / "step.csv")
+    step, _ = sf.read(tmp_path / "step.wav", dtype="float32")
+    jump = _knobs(np.where(np.arange(len(audio)) / RATE < 0.05, 0.0, 20.0))
+    np.testing.assert_allclose(step, _model_output(dummy_run, audio, jump), atol=1e-5)
+
+
+def test_switch_knobs_take_their_values_by_name(tmp_path, dry):
+    run = make_dummy_run(tmp_path / "switch", "concat", "gru", 2, RATE,
+                         knobs=[DRIVE, Knob("mode", default="soft", values=("soft", "hard", "fuzz"))])
+    info = render_run(run, dry, tmp_path / "wet.wav", settings=["mode=fuzz", "drive=10"])
+    wet, _ = sf.read(tmp_path / "wet.wav", dtype="float32")
+    audio, _ = sf.read(dry, dtype="float32")
+    np.testing.assert_allclose(wet, _model_output(run, audio, [0.0, 1.0]), atol=1e-5)  # fuzz: the last of three
+    assert info["seconds"] == pytest.approx(len(audio) / RATE)
+    with pytest.raises(ModelError, match="^mode is a switch; automate only continuous knobs$"):
+        render_run(run, dry, tmp_path / "x.wav", automate=["mode:0:1"])
+    with pytest.raises(ModelError, match="'loud' is not one of|loud"):
+        render_run(run, dry, tmp_path / "x.wav", settings=["mode=loud"])
 
 
 def test_render_errors(dummy_run, dry, tmp_path):
@@ -93,4 +112,17 @@ def test_render_errors(dummy_run, dry, tmp_path):
         render_run(dummy_run, dry, tmp_path / "x.wav", settings=["drive"])
     with pytest.raises(ModelError, match="KNOB:START:END"):
         render_run(dummy_run, dry, tmp_path / "x.wav", automate=["drive:3"])
+    with pytest.raises(ModelError, match="^drive must be a number, not 'high'$"):
+        render_run(dummy_run, dry, tmp_path / "x.wav", settings=["drive=high"])
+    with pytest.raises(ModelError, match="^--automate 'drive:0:x': values must be numbers$"):
+        render_run(dummy_run, dry, tmp_path / "x.wav", automate=["drive:0:x"])
+    with pytest.raises(ModelError, match="^the model has no knob 'fuzz'; its knobs are drive, tone$"):
+        render_run(dummy_run, dry, tmp_path / "x.wav", automate=["fuzz:0:1"])
+    with pytest.raises(ModelError, match="^cannot read "):
+        render_run(dummy_run, tmp_path / "missing.wav", tmp_path / "x.wav")
+    for text, message in (("time,drive\n0,1\n0.2,2\n0.1,3\n", "the 'time' column must increase"),
+                          ("t,drive\n0,1\n", "needs a 'time' column"), ("", "cannot read automation CSV")):
+        (tmp_path / "a.csv").write_text(text)
+        with pytest.raises(ModelError, match=message):
+            render_run(dummy_run, dry, tmp_path / "x.wav", automation_csv=tmp_path / "a.csv")
     assert not (tmp_path / "x.wav").exists()
