@@ -105,7 +105,7 @@ def statuses(tree: Path) -> dict[str, str]:
     return result
 
 
-def run_module(name: str, rev: str | None, label: str, max_children: int) -> dict:
+def run_module(name: str, rev: str | None, label: str, max_children: int, only: list[str] | None = None) -> dict:
     files, tests = MODULES[name]
     work = RESULTS / label / f"{name}-tree"
     shutil.rmtree(work, ignore_errors=True)
@@ -113,7 +113,7 @@ def run_module(name: str, rev: str | None, label: str, max_children: int) -> dic
     kept = configure(work, files, tests)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children)], cwd=work,
+    done = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children), *(only or [])], cwd=work,
                           env=env, capture_output=True, text=True)
     seconds = time.monotonic() - started
     (RESULTS / label / f"{name}-mutmut.log").write_text(done.stdout[-20000:] + "\n--- stderr ---\n" + done.stderr[-20000:])
@@ -129,7 +129,7 @@ def run_module(name: str, rev: str | None, label: str, max_children: int) -> dic
         lines.append(shown.stdout.rstrip() + "\n")
     (RESULTS / label / f"{name}-survivors.txt").write_text("\n".join(lines))
     summary = {
-        "module": name, "files": files, "tests": kept, "rev": rev or "working tree", "mutants": len(found),
+        "module": name, "files": files, "tests": kept, "rev": rev or "working tree", "only": only, "mutants": len(found),
         "checked": checked, "counts": counts, "survivors": len(survivors),
         "survival_rate": round(len(survivors) / checked, 4) if checked else None,
         "seconds": round(seconds, 1), "mutmut_exit": done.returncode,
@@ -145,6 +145,8 @@ def main() -> None:
     parser.add_argument("--rev", help="git revision to test (default: the working tree)")
     parser.add_argument("--label", help="results folder name (default: the revision, or 'tree')")
     parser.add_argument("--max-children", type=int, default=1, help="parallel mutant runs (default 1)")
+    parser.add_argument("--only", nargs="+", metavar="PATTERN",
+                        help="check only the mutants whose names match (fnmatch, e.g. 'fxcap.modeling.train.x_train__mutmut_??')")
     parser.add_argument("--list", action="store_true", help="print the modules and their tests, then exit")
     args = parser.parse_args()
     if args.list:
@@ -157,9 +159,9 @@ def main() -> None:
     label = args.label or args.rev or "tree"
     (RESULTS / label).mkdir(parents=True, exist_ok=True)
     for name in args.modules or list(MODULES):
-        s = run_module(name, args.rev, label, args.max_children)
+        s = run_module(name, args.rev, label, args.max_children, args.only)
         rate = "n/a" if s["survival_rate"] is None else f"{100 * s['survival_rate']:.1f} %"
-        print(f"{name}: {s['mutants']} mutants, {s['survivors']} survive ({rate}) in {s['seconds']:.0f} s; "
+        print(f"{name}: {s['checked']} mutants checked, {s['survivors']} survive ({rate}) in {s['seconds']:.0f} s; "
               f"{RESULTS / label / (name + '-survivors.txt')}", flush=True)
 
 
