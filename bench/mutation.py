@@ -46,9 +46,9 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
     "train": (["fxcap/modeling/train.py"], ["tests/modeling/test_train.py"]),
     "export": (["fxcap/modeling/export/*"], ["tests/modeling/test_export.py"]),
     "rtneural": (["fxcap/modeling/export/rtneural.py"], ["tests/modeling/test_export.py"]),  # a part of "export"
-    "film": (["fxcap/modeling/film.py"], ["tests/modeling/test_film.py"]),
-    "statichyper": (["fxcap/modeling/static_hyper.py"], ["tests/modeling/test_static_hyper.py"]),
-    "dynamichyper": (["fxcap/modeling/dynamic_hyper.py"], ["tests/modeling/test_dynamic_hyper.py"]),
+    "film": (["fxcap/modeling/film.py"], ["tests/modeling/test_film.py", "tests/modeling/test_compute.py"]),
+    "statichyper": (["fxcap/modeling/static_hyper.py"], ["tests/modeling/test_static_hyper.py", "tests/modeling/test_compute.py"]),
+    "dynamichyper": (["fxcap/modeling/dynamic_hyper.py"], ["tests/modeling/test_dynamic_hyper.py", "tests/modeling/test_compute.py"]),
 }
 
 KILLED = {"killed", "timeout", "segfault", "caught by type check"}
