@@ -43,6 +43,8 @@ class TestFiLM(ModelFamilyTests):
         linears = [m for m in model.film if isinstance(m, torch.nn.Linear)]
         assert [(m.in_features, m.out_features) for m in linears] == [(2, 32), (32, 32)]
         assert model.film_head.out_features == 4 * 3 * 32
+        narrow = self.make("gru", 2, film_hidden=(16, 8))  # the head reads the last MLP layer
+        assert narrow.film_head.in_features == 8 and narrow(torch.randn(1, 5), torch.zeros(1, 2))[0].shape == (1, 5)
 
     def test_knob_runs_evaluate_the_mlp_once_per_value(self):
         model = self.make("gru", 2)

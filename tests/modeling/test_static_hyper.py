@@ -53,3 +53,5 @@ class TestStaticHyper(ModelFamilyTests):
         linears = [m for m in model.hyper if isinstance(m, torch.nn.Linear)]
         assert [(m.in_features, m.out_features) for m in linears] == [(2, 8), (8, 8)]
         assert model.head_weight_hh.out_features == 3 * 32 * 32
+        narrow = self.make("gru", 2, static_hidden=(6, 4))  # the heads read the last MLP layer
+        assert narrow.head_weight_hh.in_features == 4 and narrow(torch.randn(1, 5), torch.zeros(1, 2))[0].shape == (1, 5)
