@@ -198,6 +198,8 @@ def test_rtneural_weights_follow_the_keras_convention_by_value(runs, cell):
         for bias in (model.rnn.bias_ih_l0, model.rnn.bias_hh_l0, model.output.bias):
             bias.copy_(0.5 * torch.randn(bias.shape, generator=g))
     doc = json.loads(json.dumps(rt.to_rtneural(model, ExportMeta.from_run(model, run_config))))  # as written to disk
+    assert [sorted(layer) for layer in doc["layers"]] == [["activation", "shape", "type", "weights"]] * 2  # what RTNeural reads
+    assert doc["metadata"]["inputs"] == ["audio", "drive", "tone"]
     W, U, b = (np.asarray(w, dtype=np.float32) for w in doc["layers"][0]["weights"])  # exact float32 values
     w_dense, c_dense = (np.asarray(w, dtype=np.float32) for w in doc["layers"][1]["weights"])
     rnn, h = model.rnn, model.hidden_size
