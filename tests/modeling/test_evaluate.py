@@ -35,6 +35,15 @@ def test_scores_equal_an_independent_computation(tiny_run, tiny_dataset):
     saved = json.loads((tiny_run / "evaluation.json").read_text())
     assert saved == json.loads(json.dumps(summary))
     per_knob = pd.read_csv(tiny_run / "evaluation_per_knob.csv")
+    assert list(per_knob.columns[:2]) == ["split", "knob_drive"]  # no index column
+    metrics = {"l1", "esr", "esr_db", "mrstft", "stft_2048", "lufs_diff", "crest_factor_diff_db", "rms_diff_db", "transient",
+               "correlation"}
+    assert set(per_knob.columns) == {"split", "knob_drive"} | metrics
+    inverted = {"warnings"} if (per_knob["correlation"] < 0).any() else set()
+    assert set(saved) == {"run", "model", "parameters", "compute", "dataset_hash", "checkpoint", "test", "holdout"} | inverted
+    assert (saved["run"], saved["checkpoint"]) == (tiny_run.name, "best")
+    assert saved["dataset_hash"] == json.loads((tiny_run / "config.json").read_text())["dataset"]["hash"]
+    assert set(saved["test"]) == set(saved["holdout"]) == metrics | {"settings"}
     model, _ = load_run(tiny_run)
     for split, drives in (("test", [0.0, 10.0]), ("holdout", [5.0])):
         settings = _per_setting(model, tiny_dataset, split)
@@ -68,3 +77,22 @@ def test_a_different_dataset_is_refused(tiny_run, tmp_path):
     build_dataset([session.root], tmp_path / "other", BuildConfig(split=SplitConfig(segment_seconds=0.25), write_wav=False))
     with pytest.raises(ModelError, match="hash differs"):
         evaluate_run(tiny_run, tmp_path / "other")
+
+
+def test_an_inverted_output_is_flagged(tiny_run, tmp_path):
+    import shutil
+
+    from fxcap.modeling.checkpoint import save_weights
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    first = evaluate_run(run)
+    model, _ = load_run(run)
+    with torch.no_grad():
+        model.output.weight.neg_()
+        model.output.bias.neg_()
+    save_weights(run / "best.safetensors", model, {"epoch": 1, "valid_loss": 0.0})
+    second = evaluate_run(run)
+    assert second["test"]["correlation"] == pytest.approx(-first["test"]["correlation"], rel=1e-4)
+    inverted = first if first["test"]["correlation"] < 0 else second
+    assert inverted["warnings"] and all("the output is inverted" in line for line in inverted["warnings"])
