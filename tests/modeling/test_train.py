@@ -32,6 +32,10 @@ def test_run_folder_contents_and_safe_checkpoints(dataset, tmp_path):
         assert (tmp_path / "run" / name).is_file(), name
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["dataset"]["hash"] and config["parameters"] == 3489  # the paper's Concat GRU with one knob
+    assert config["train"] == TINY.to_dict() and config["model"] == _config().to_dict()
+    data = config["dataset"]  # what evaluate, render and export read back
+    assert (data["knob_names"], data["sample_rate"], data["window"], data["device"]) == (["drive"], 44100, 512, "OD-3")
+    assert [k["name"] for k in data["knobs"]] == ["drive"] and data["path"] == str(dataset)
     torch.load(tmp_path / "run" / "state.pt", weights_only=True)  # loads without executing code
     model, _ = load_run(tmp_path / "run")
     assert sum(p.numel() for p in model.parameters()) == config["parameters"]
@@ -193,8 +197,8 @@ def test_a_diverged_run_stops_with_a_clear_error_and_keeps_its_last_good_epoch(d
     train(dataset, _config(), tmp_path / "run", TrainConfig(**{**TINY.to_dict(), "max_epochs": 1}))
     before = (tmp_path / "run" / "last.safetensors").read_bytes()
     monkeypatch.setattr(training, "CombinedLoss", lambda **kw: _LossWithOverflows({"all"}, **kw))
-    with pytest.raises(ModelError, match="diverged.*lower learning rate"):
-        train(dataset, _config(), tmp_path / "run", TINY, resume=True)
+    with pytest.raises(ModelError, match="diverged: 2 steps in a row.*lower learning rate"):  # stops at the limit
+        train(dataset, _config(), tmp_path / "run", TrainConfig(**{**TINY.to_dict(), "max_skipped_steps": 2}), resume=True)
     assert (tmp_path / "run" / "last.safetensors").read_bytes() == before
 
 
@@ -261,6 +265,7 @@ def test_trains_only_on_the_train_split_and_validates_only_on_the_valid_split(da
     trained = [(w, k) for is_step, batch, knobs in calls if is_step for w, k in zip(batch, knobs)]
     validated = [(w, k) for is_step, batch, knobs in calls if not is_step for w, k in zip(batch, knobs)]
     assert len(trained) == 2 * 3 * 4 and len(validated) == 2 * 8  # 2 epochs: 3 steps of 4 windows, 8 valid windows
+    assert {len(w) for w, _ in trained + validated} == {TINY.window}  # the configured window, not the dataset's
     for own, windows in (("train", trained), ("valid", validated)):
         for window, knobs in windows:
             assert [name for name, audio in splits.items() if audio.holds(window, knobs)] == [own]
@@ -274,14 +279,17 @@ class _ScriptedValidation(torch.nn.Module):
         super().__init__()
         from fxcap.modeling.losses import CombinedLoss
 
-        self.inner, self.script, self.epoch, self.validating, self.scales = CombinedLoss(**kwargs), list(script), 0, False, []
+        self.inner, self.script, self.epoch, self.validating = CombinedLoss(**kwargs), list(script), 0, False
+        self.scales, self.losses = [], []
 
     def forward(self, pred, target, stft_scale=None):
         if torch.is_grad_enabled() and pred.requires_grad:  # a training step
             if self.validating:
                 self.epoch, self.validating = self.epoch + 1, False
             self.scales.append(stft_scale)
-            return self.inner(pred, target) if stft_scale is None else self.inner(pred, target, stft_scale)
+            loss = self.inner(pred, target) if stft_scale is None else self.inner(pred, target, stft_scale)
+            self.losses.append(float(loss.detach()))
+            return loss
         self.validating = True
         return torch.tensor(self.script[self.epoch], dtype=pred.dtype)
 
@@ -322,8 +330,10 @@ def test_early_stopping_fires_after_patience_epochs_without_improvement(dataset,
 
 def test_stft_weight_ramps_up_over_the_warmup_steps(dataset, tmp_path, monkeypatch):
     made = _scripted(monkeypatch, [1.0, 0.9])
-    train(dataset, _config(), tmp_path / "run", TrainConfig(**{**TINY.to_dict(), "stft_warmup_steps": 4}))
+    result = train(dataset, _config(), tmp_path / "run", TrainConfig(**{**TINY.to_dict(), "stft_warmup_steps": 4}))
     assert made[0].scales == pytest.approx([0.0, 0.25, 0.5, 0.75, 1.0, 1.0])  # 2 epochs of 3 steps
+    losses = made[0].losses  # and the reported train loss is the mean of each epoch's step losses
+    assert [row["train_loss"] for row in result.history] == pytest.approx([np.mean(losses[:3]), np.mean(losses[3:])])
 
 
 def test_gradients_are_clipped_before_every_optimizer_step(dataset, tmp_path, monkeypatch):
