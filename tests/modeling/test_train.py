@@ -353,3 +353,13 @@ def test_gradients_are_clipped_before_every_optimizer_step(dataset, tmp_path, mo
     assert min(free) > 1e-2  # unclipped, every step's gradient is far larger than the bound...
     assert max(norms) <= 1e-3 * (1 + 1e-4)  # ...and the optimizer only ever sees clipped ones
     assert min(norms) > 0.99e-3
+
+
+def test_an_epoch_without_a_step_count_is_one_pass_over_the_train_split(dataset, tmp_path):
+    from fxcap.dataset import make_dataloader
+
+    steps = []
+    config = TrainConfig(**{**TINY.to_dict(), "steps_per_epoch": None, "max_epochs": 1})  # the paper preset's way
+    train(dataset, _config(), tmp_path / "run", config, on_step=lambda step, total, loss: steps.append((step, total)))
+    expected = len(make_dataloader(dataset, "train", window=512, batch_size=4, shuffle=True))
+    assert expected > TINY.steps_per_epoch and steps[-1] == (expected, expected) and len(steps) == expected
