@@ -7,12 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+import torch
 from typer.testing import CliRunner
 
 import fxcap
+from fxcap.capture.profiles import Knob
 from fxcap.cli import app
 from fxcap.dataset import BuildConfig, SplitConfig, build_dataset
 from fxcap.dataset.testing import make_dummy_session
+from fxcap.modeling.train import load_run
 
 runner = CliRunner()
 
@@ -33,11 +36,20 @@ def test_train_all_compare_and_render(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert (tmp_path / "runs" / "comparison.md").is_file()
 
-    sf.write(tmp_path / "dry.wav", np.zeros(4410, dtype=np.float32), 44100, subtype="FLOAT")
+    dry = (0.5 * np.sin(2 * np.pi * 220 * np.arange(4410) / 44100)).astype(np.float32)  # not silence
+    sf.write(tmp_path / "dry.wav", dry, 44100, subtype="FLOAT")
     run = "runs/od3/concat-gru-s0"
-    result = runner.invoke(app, ["render", "--model", run, "--in", "dry.wav", "--out", "wet.wav", "--set", "drive=7"])
-    assert result.exit_code == 0, result.output
-    assert sf.info(str(tmp_path / "wet.wav")).frames == 4410
+    model, config = load_run(run)
+    drive = Knob.from_dict(config["dataset"]["knobs"][0])
+    constant = torch.full((1, 1), drive.normalize(7))
+    ramp = torch.from_numpy(drive.normalize(0) + (drive.normalize(10) - drive.normalize(0)) * np.arange(4410) / 4410)
+    for options, knobs in ((["--set", "drive=7"], constant), (["--automate", "drive:0:10"], ramp.float()[None, :, None])):
+        result = runner.invoke(app, ["render", "--model", run, "--in", "dry.wav", "--out", "wet.wav", *options])
+        assert result.exit_code == 0, result.output
+        wet, _ = sf.read(tmp_path / "wet.wav", dtype="float32")
+        with torch.no_grad():
+            expected = model(torch.from_numpy(dry)[None], knobs)[0][0].numpy()
+        np.testing.assert_allclose(wet, expected, atol=1e-5)  # the ramp runs 0 -> 10 over the file
 
     result = runner.invoke(app, ["evaluate", "--model", run])
     assert result.exit_code == 0 and "ESR" in result.output

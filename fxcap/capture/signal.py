@@ -56,6 +56,7 @@ from fxcap.capture.layout import Region, SignalLayout, TestSignal, audio_sha256
 from fxcap.capture.markers import MARKER_SECONDS, sync_marker
 from fxcap.errors import FxcapError
 from fxcap.io import atomic_write_json, atomic_write_wav, read_wav
+from fxcap.numba_cache import cache_sources
 
 SIGNAL_VERSION = "1.0"
 """Version of the signal recipe; bumped whenever the bytes generated for a given config change."""
@@ -283,7 +284,7 @@ def noise_burst(sample_rate: int, seconds: float, color: str, level_db: float, r
     return _fade(_normalize(make(n, rng), db_to_gain(level_db)), sample_rate)
 
 
-@njit(cache=True)
+@njit(cache=cache_sources(__file__))
 def _karplus_strong(excitation: np.ndarray, n: int, delay: float, loop_gain: float) -> np.ndarray:  # pragma: no cover - jitted
     """Karplus-Strong string: ``y[i] = e[i] + g * (y(i - d) + y(i - d - 1)) / 2`` (linear interpolation)."""
     out = np.zeros(n)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("pedalboard")
+from tests.extras import require
+
+require("pedalboard", "plugins")
 
 from fxcap.capture.backends.plugin import PluginBackend  # noqa: E402
 from fxcap.capture.probe import ProbeConfig, ProbeMonitor, confirm_setting, distance_db, fingerprint, probe_signal  # noqa: E402

@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 
+from tests.extras import require
 from fxcap.capture.profiles import LA2A
 from fxcap.capture.session import Session
 from fxcap.dataset import METADATA_KEY, SPLITS, SequenceDataset, build_dataset, load_dataset_info, make_dataloader, validate
@@ -102,7 +103,7 @@ def test_shards_carry_schema_metadata_and_read_with_pyarrow_and_pandas(built):
 
 
 def test_datasets_library_reads_the_shards(built, tmp_path, monkeypatch):
-    datasets = pytest.importorskip("datasets")
+    datasets = require("datasets", "interop")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     ds = datasets.load_dataset(
@@ -117,7 +118,7 @@ def test_datasets_library_reads_the_shards(built, tmp_path, monkeypatch):
 
 
 def test_duckdb_reads_the_shards(built):
-    duckdb = pytest.importorskip("duckdb")
+    duckdb = require("duckdb", "interop")
     query = f"select count(*), sum(len(target)) from read_parquet('{built.as_posix()}/data/*.parquet') where split = 'train'"
     count, samples = duckdb.connect().execute(query).fetchone()
     info = load_dataset_info(built)

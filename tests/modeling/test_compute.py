@@ -85,3 +85,27 @@ def test_compute_cost_dict_and_knob_automation():
     assert report.total_gflops_per_second(100) == pytest.approx(report.gflops_per_second + 100 * 2 * 13376 / 1e9)
     with pytest.raises(ModelError, match="sample rate"):
         compute_cost(ModelConfig(), 0)
+
+
+def _elementwise(cond: str, cell: str) -> int:
+    """Elementwise ops per sample counted by hand: E per hidden unit for the cell update (GRU 10, LSTM 14,
+    see fxcap/modeling/cells.py), plus the scheme's own adds and products on the G*H pre-activations,
+    plus the output bias."""
+    g = 3 if cell == "gru" else 4
+    e = 10 if cell == "gru" else 14
+    gh, hyper = g * H, 40
+    own = {
+        "concat": 2 * gh,  # b_x, b_h
+        "film": gh + 2 * gh + 2 * gh,  # b_x; a_x * . + s_x; a_h * . + (a_h b_h + s_h)
+        "statichyper": 2 * gh,  # generated b_x, b_h
+        # hyper cell: its two bias adds and its update; then 1 + d_x, 1 + d_h; d_b + b_x; two addcmuls
+        "dynamichyper": 2 * g * hyper + e * hyper + 2 * gh + gh + 2 * gh + 2 * gh,
+    }[cond]
+    return own + e * H + 1
+
+
+@pytest.mark.parametrize("cond", ["concat", "film", "statichyper", "dynamichyper"])
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_elementwise_counts(cond, cell):
+    report = model_compute(build_model(ModelConfig(cond=cond, cell=cell)), 48000)
+    assert report.elementwise_per_sample == _elementwise(cond, cell)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from model_family import ModelFamilyTests
 
 
@@ -15,6 +17,12 @@ class TestConcat(ModelFamilyTests):
     def plain_weights(self, model):
         rnn = model.rnn
         return rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0
+
+    def formula_gates(self, model, x_t, c_t, h, extra):
+        """``gx = W_x [x; c] + b_x``, ``gh = W_h h + b_h``."""
+        rnn = model.rnn
+        gx = torch.cat([x_t, c_t], -1) @ rnn.weight_ih_l0.T + rnn.bias_ih_l0
+        return gx, h @ rnn.weight_hh_l0.T + rnn.bias_hh_l0, None
 
     def test_uses_the_fused_rnn(self):
         import torch.nn as nn

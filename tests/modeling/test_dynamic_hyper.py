@@ -19,6 +19,23 @@ class TestDynamicHyper(ModelFamilyTests):
         rnn = model.rnn
         return rnn.weight_ih, rnn.weight_hh, rnn.bias_ih, rnn.bias_hh
 
+    def formula_gates(self, model, x_t, c_t, h, extra):
+        """Hyper cell on ``[h_{t-1}; c_t]``, ``z = W_z h^``, ``d[kind, gate] = P[kind, gate].T z[kind, gate]``;
+        ``gx = (1 + d_x) (W_x x) + b_x + d_b``, ``gh = (1 + d_h) (W_h h) + b_h``."""
+        from model_family import cell_step
+
+        batch, gates, nz, hidden = x_t.shape[0], model.gates, model.nz, model.hidden_size
+        h_hyp, c_hyp = extra or (torch.zeros(batch, model.hyper_size, dtype=h.dtype),) * 2
+        hyper = model.hyper_rnn
+        hyp_x = torch.cat([h, c_t], -1) @ hyper.weight_ih.T + hyper.bias_ih
+        h_hyp, c_hyp = cell_step(model.cell, hyp_x, h_hyp @ hyper.weight_hh.T + hyper.bias_hh, h_hyp, c_hyp)
+        z = (h_hyp @ model.hyper_to_z.weight.T).reshape(batch, 3, gates, nz)
+        d = torch.einsum("bkgn,kgnh->bkgh", z, model.z_to_d.reshape(3, gates, nz, hidden)).reshape(batch, 3, -1)
+        rnn = model.rnn
+        gx = (1 + d[:, 0]) * (x_t @ rnn.weight_ih.T) + rnn.bias_ih + d[:, 2]
+        gh = (1 + d[:, 1]) * (h @ rnn.weight_hh.T) + rnn.bias_hh
+        return gx, gh, (h_hyp, c_hyp)
+
     def test_paper_sizes_and_config_overrides(self):
         gru, lstm = self.make("gru"), self.make("lstm")
         assert (gru.hyper_size, gru.nz, lstm.nz) == (40, 12, 6)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -18,13 +17,21 @@ from fxcap.modeling.export import rtneural as rt
 from fxcap.modeling.export.common import compare_outputs, knob_automation, plucked_guitar
 from fxcap.modeling.testing import make_dummy_run
 from fxcap.modeling.train import load_run
+from tests.extras import available, missing
 
 torch.set_num_threads(1)
 
 RATE = 16000
 SECONDS = 0.25  # 4000 samples: every exported graph runs in well under a second
-HAS_ONNX = importlib.util.find_spec("onnx") is not None and importlib.util.find_spec("onnxruntime") is not None
-needs_onnx = pytest.mark.skipif(not HAS_ONNX, reason="onnx/onnxruntime not installed (pip install 'fxcap[export]')")
+
+
+@pytest.fixture
+def onnx_installed():
+    if not available("onnx", "onnxruntime"):
+        missing("onnx/onnxruntime not installed (pip install 'fxcap[export]')")  # a failure in CI
+
+
+needs_onnx = pytest.mark.usefixtures("onnx_installed")
 
 
 @pytest.fixture(scope="module")
@@ -164,6 +171,60 @@ def test_rtneural_gru_gate_order_is_keras(runs):
                         np.asarray(layer["weights"][2])[:, swap].tolist()]
     wrong = rt.RTNeuralModel.from_dict(doc).process(inputs)
     assert np.max(np.abs(wrong - reference)) > 1e-2
+
+
+def _keras_gru(inputs, W, U, b):
+    """Keras's GRU (``reset_after=True``, gates z, r, h; ``b[0]`` input bias, ``b[1]`` recurrent bias, the
+    recurrent one inside the reset product), written out here from the Keras documentation."""
+    hidden = U.shape[0]
+    h, out = np.zeros(hidden), []
+    for x in inputs:
+        gx, gh = x @ W + b[0], h @ U + b[1]
+        z = 1 / (1 + np.exp(-(gx[:hidden] + gh[:hidden])))
+        r = 1 / (1 + np.exp(-(gx[hidden : 2 * hidden] + gh[hidden : 2 * hidden])))
+        candidate = np.tanh(gx[2 * hidden :] + r * gh[2 * hidden :])
+        h = z * h + (1 - z) * candidate
+        out.append(h)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_rtneural_weights_follow_the_keras_convention_by_value(runs, cell):
+    """Every number of the file where Keras puts it (written out here, not taken from the exporter),
+    with input and recurrent biases that differ, so a swap of any two blocks or rows shows."""
+    model, run_config = load_run(runs("concat", cell))
+    g = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        for bias in (model.rnn.bias_ih_l0, model.rnn.bias_hh_l0, model.output.bias):
+            bias.copy_(0.5 * torch.randn(bias.shape, generator=g))
+    doc = json.loads(json.dumps(rt.to_rtneural(model, ExportMeta.from_run(model, run_config))))  # as written to disk
+    assert [sorted(layer) for layer in doc["layers"]] == [["activation", "shape", "type", "weights"]] * 2  # what RTNeural reads
+    assert doc["metadata"]["inputs"] == ["audio", "drive", "tone"]
+    W, U, b = (np.asarray(w, dtype=np.float32) for w in doc["layers"][0]["weights"])  # exact float32 values
+    w_dense, c_dense = (np.asarray(w, dtype=np.float32) for w in doc["layers"][1]["weights"])
+    rnn, h = model.rnn, model.hidden_size
+    w_ih, w_hh, b_ih, b_hh = (t.detach().numpy() for t in (rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0))
+    if cell == "gru":
+        r, z, n = (slice(k * h, (k + 1) * h) for k in range(3))  # PyTorch's row blocks
+        for keras_block, torch_rows in enumerate((z, r, n)):  # Keras's column blocks: z, r, h
+            cols = slice(keras_block * h, (keras_block + 1) * h)
+            np.testing.assert_array_equal(W[:, cols], w_ih[torch_rows].T)
+            np.testing.assert_array_equal(U[:, cols], w_hh[torch_rows].T)
+            np.testing.assert_array_equal(b[0, cols], b_ih[torch_rows])  # row 0: input bias
+            np.testing.assert_array_equal(b[1, cols], b_hh[torch_rows])  # row 1: recurrent bias
+    else:
+        np.testing.assert_array_equal(W, w_ih.T)  # same gate order i, f, c, o
+        np.testing.assert_array_equal(U, w_hh.T)
+        np.testing.assert_array_equal(b, b_ih + b_hh)
+    np.testing.assert_array_equal(w_dense, model.output.weight.detach().numpy().T)
+    np.testing.assert_array_equal(c_dense, model.output.bias.detach().numpy())
+    if cell == "gru":  # and the file, run by Keras's equations, is the model
+        audio = plucked_guitar(RATE, 0.02, seed=3)
+        inputs = np.column_stack([audio, knob_automation(len(audio), 2)])
+        with torch.no_grad():
+            reference = model(torch.from_numpy(inputs[:, 0])[None], torch.from_numpy(inputs[:, 1:])[None])[0][0].numpy()
+        keras = _keras_gru(inputs, W.astype(float), U.astype(float), b.astype(float)) @ w_dense[:, 0] + c_dense[0]
+        assert np.max(np.abs(keras - reference)) < 1e-5
 
 
 def test_rtneural_self_test_catches_a_wrong_conversion(runs, tmp_path, monkeypatch):

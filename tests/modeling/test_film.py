@@ -18,6 +18,14 @@ class TestFiLM(ModelFamilyTests):
         rnn = model.rnn
         return rnn.weight_ih, rnn.weight_hh, rnn.bias_ih, rnn.bias_hh
 
+    def formula_gates(self, model, x_t, c_t, h, extra):
+        """``[a_x, s_x, a_h, s_h] = head(MLP(c))``; ``gx = a_x (W_x x + b_x) + s_x``, ``gh = a_h (W_h h + b_h) + s_h``."""
+        rnn = model.rnn
+        a_x, s_x, a_h, s_h = model.film_head(model.film(c_t)).chunk(4, -1)
+        gx = a_x * (x_t @ rnn.weight_ih.T + rnn.bias_ih) + s_x
+        gh = a_h * (h @ rnn.weight_hh.T + rnn.bias_hh) + s_h
+        return gx, gh, None
+
     def test_init_scale_one_shift_zero(self):
         for cell in ("gru", "lstm"):
             model = self.make(cell)
@@ -35,6 +43,8 @@ class TestFiLM(ModelFamilyTests):
         linears = [m for m in model.film if isinstance(m, torch.nn.Linear)]
         assert [(m.in_features, m.out_features) for m in linears] == [(2, 32), (32, 32)]
         assert model.film_head.out_features == 4 * 3 * 32
+        narrow = self.make("gru", 2, film_hidden=(16, 8))  # the head reads the last MLP layer
+        assert narrow.film_head.in_features == 8 and narrow(torch.randn(1, 5), torch.zeros(1, 2))[0].shape == (1, 5)
 
     def test_knob_runs_evaluate_the_mlp_once_per_value(self):
         model = self.make("gru", 2)

@@ -142,7 +142,7 @@ def test_combined_loss_weights_esr_dc_and_skips_the_warm_up():
     [({"esr_weight": -1.0}, "esr_weight"), ({"l1_weight": 0.0, "stft_weight": 0.0}, "every loss weight is zero"),
      ({"skip": -5}, "skip"), ({"esr_emphasis": 1.0}, "pre-emphasis coefficient")],
 )
-def test_bad_loss_settings_are_clear_errors(kwargs, message):
+def test_bad_combined_loss_settings_are_clear_errors(kwargs, message):
     with pytest.raises(ModelError, match=message):
         CombinedLoss(**kwargs)
 
@@ -150,3 +150,55 @@ def test_bad_loss_settings_are_clear_errors(kwargs, message):
 def test_a_skip_longer_than_the_window_is_a_clear_error():
     with pytest.raises(ModelError, match="not longer than the loss skip"):
         CombinedLoss(skip=512)(noise((1, 512), 1), noise((1, 512), 2))
+
+
+def _numpy_stft_loss(pred, target, n_fft, hop, w_sc=1.0, w_log=1.0, w_lin=0.0, eps=1e-8):
+    """STFTLoss written out in NumPy: centred frames (reflect padding of n_fft / 2), periodic Hann window,
+    magnitudes sqrt(max(|X|^2, eps)); per item SC, mean |log| and mean |lin| differences, then the batch mean."""
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)
+
+    def magnitude(x):
+        padded = np.pad(x, n_fft // 2, mode="reflect")
+        frames = np.stack([padded[i : i + n_fft] for i in range(0, len(padded) - n_fft + 1, hop)])
+        return np.sqrt(np.maximum(np.abs(np.fft.rfft(frames * window, axis=-1)) ** 2, eps))
+
+    total = 0.0
+    for p, t in zip(pred, target):
+        mp, mt = magnitude(p), magnitude(t)
+        total += (w_sc * np.linalg.norm(mt - mp) / np.linalg.norm(mt) + w_log * np.mean(np.abs(np.log(mt) - np.log(mp)))
+                  + w_lin * np.mean(np.abs(mt - mp)))
+    return total / len(pred)
+
+
+@pytest.mark.parametrize("n_fft, hop, weights", [(256, None, (1.0, 1.0, 0.0)), (128, 50, (0.3, 2.0, 0.7)), (32, None, (0.0, 0.0, 1.0))])
+def test_stft_loss_equals_an_independent_computation(n_fft, hop, weights):
+    pred, target = noise((2, 1000), 3).double(), noise((2, 1000), 4).double() * torch.tensor([[1.0], [3.0]], dtype=torch.float64)
+    w_sc, w_log, w_lin = weights
+    got = STFTLoss(n_fft, hop, w_sc=w_sc, w_log_mag=w_log, w_lin_mag=w_lin)(pred, target)
+    expected = _numpy_stft_loss(pred.numpy(), target.numpy(), n_fft, hop or n_fft // 4, w_sc, w_log, w_lin)
+    assert float(got) == pytest.approx(expected, rel=1e-9)
+    multi = MultiResolutionSTFTLoss((n_fft, 64), (hop or n_fft // 4, 16), w_sc=w_sc, w_log_mag=w_log, w_lin_mag=w_lin)
+    second = _numpy_stft_loss(pred.numpy(), target.numpy(), 64, 16, w_sc, w_log, w_lin)
+    assert float(multi(pred, target)) == pytest.approx((expected + second) / 2, rel=1e-9)
+    with pytest.raises(ModelError, match="^give one hop size per FFT size$"):
+        MultiResolutionSTFTLoss((256, 64), (64,))
+
+
+def test_esr_loss_is_the_mean_of_per_item_ratios():
+    target = torch.tensor([[1.0, -1.0, 2.0, 0.0], [10.0, 0.0, 0.0, 0.0]])
+    pred = torch.tensor([[1.5, -1.0, 1.0, 0.5], [9.0, 1.0, 0.0, 0.0]])
+    expected = ((0.25 + 1 + 0.25) / 6 + 2 / 100) / 2  # per item, then averaged (not pooled: 3.5 / 106)
+    assert float(ESRLoss(eps=0.0)(pred, target)) == pytest.approx(expected, rel=1e-6)
+    assert float(ESRLoss()(torch.ones(1, 4), torch.zeros(1, 4))) == pytest.approx(4 / 1e-8)  # silent target: finite
+
+
+def test_bad_loss_settings_are_clear_errors():
+    with pytest.raises(ModelError, match="^pre-emphasis kind must be 'hp' or 'fir', got 'iir'$"):
+        PreEmphasis("iir")
+    with pytest.raises(ModelError, match=r"^pre-emphasis coefficient must be in \[0, 1\), got 1.0$"):
+        PreEmphasis("hp", 1.0)
+    assert PreEmphasis("fir", 0.0).coefficient == 0.0  # 0 is allowed: no emphasis
+    with pytest.raises(ModelError, match="^STFT loss with n_fft=512 needs at least 512 samples, got 300$"):
+        STFTLoss(512)(noise((1, 300)), noise((1, 300)))
+    with pytest.raises(ModelError, match=r"^signals of 20 samples are shorter than the smallest STFT size \(32\)$"):
+        MultiResolutionSTFTLoss()(noise((1, 20)), noise((1, 20)))

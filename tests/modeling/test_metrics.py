@@ -58,11 +58,23 @@ def test_known_rms_and_crest_factor_of_a_sine():
 
 
 def test_known_esr():
-    y = np.array([1.0, 2.0, -2.0, 1.0])
-    pred = np.array([1.0, 1.0, -2.0, 2.0])  # error energy 2, signal energy 10
+    y = np.array([1.0, 2.0, -2.0, 1.0])  # target energy 10
+    pred = np.array([1.0, 1.0, -2.0, 0.0])  # error energy 2, prediction energy 6: the denominators differ
     assert M.esr(pred, y) == pytest.approx(0.2)
+    assert M.esr(y, pred) == pytest.approx(2 / 6)  # not symmetric: the target's energy divides
     assert M.esr_db(pred, y) == pytest.approx(10 * math.log10(0.2))
     assert M.esr_db(y, y) == -120.0
+    assert M.esr(torch.tensor(pred)[None], torch.tensor(y)[:, None]) == pytest.approx(0.2)  # (1, T) and (T, 1)
+
+
+def test_esr_of_a_silent_target_is_finite():
+    silent = np.zeros(64)
+    pred = np.full(64, 1e-3)
+    with np.errstate(all="raise"):  # no division by zero, no NaN
+        assert M.esr(silent, silent) == 0.0
+        assert M.esr(pred, silent) == pytest.approx(64e-6 / 1e-12)
+        assert M.esr_db(silent, silent) == -120.0
+    assert M.score_all(pred, silent, SR)["esr"] == pytest.approx(64e-6 / 1e-12)
 
 
 def test_lufs_matches_pyloudnorm_and_handles_short_and_silent_signals():
@@ -177,3 +189,42 @@ def test_running_median_equals_scipys_median_filter(kernel):
     x = np.abs(np.random.default_rng(kernel).standard_normal((37, 300)))
     for axis, size in ((1, (1, kernel)), (0, (kernel, 1))):
         np.testing.assert_array_equal(M.running_median(x, kernel, axis, chunk=16), median_filter(x, size=size, mode="reflect"))
+
+
+    M.score_all(np.zeros(32), np.ones(32), SR)  # 32 is enough
+    with pytest.raises(ModelError, match="^target contains NaN"):
+        M.esr(np.zeros(4), np.array([0.0, np.inf, 0.0, 0.0]))
+    with pytest.raises(ModelError, match="^prediction must be a mono signal"):
+        M.esr(np.zeros((2, 4)), np.zeros(8))
+    with pytest.raises(ModelError, match="^target must be a mono signal"):
+        M.esr(np.zeros(8), np.zeros((2, 4)))
+    with pytest.raises(ModelError, match="^cannot score empty signals$"):
+        M.l1(np.zeros(0), np.zeros(0))
+    assert M.l1(np.zeros(1), np.ones(1)) == 1.0  # one sample is a signal
+    with pytest.raises(ModelError, match="^cannot measure the loudness of an empty signal$"):
+        M.lufs(np.zeros(0), SR)
+    assert M.lufs(np.zeros(1), SR) == M.LUFS_FLOOR
+
+
+def test_inputs_become_float64_mono_arrays():
+    x = torch.linspace(-1, 1, 8, requires_grad=True)  # a tensor still attached to autograd
+    assert M.as_mono(x[None]).dtype == np.float64 and M.as_mono(x[:, None]).shape == (8,)
+    tiny = np.float32(1e-30) * np.ones(4, dtype=np.float32)  # its square underflows in float32
+    assert M.esr(np.zeros(4, dtype=np.float32), tiny) == pytest.approx(4e-60 / (4e-60 + 1e-12), rel=1e-6, abs=0)
+    assert M.correlation(1e-3 * np.arange(5.0), 1e-3 * np.arange(5.0)) == pytest.approx(1.0)  # small signals too
+
+
+def test_transient_fft_size_follows_the_rate_and_fits_the_signal():
+    assert M.transient_fft_size(48000, 10**6) == 1024 and M.transient_fft_size(44100, 10**6) == 1024
+    assert M.transient_fft_size(96000, 10**6) == 2048 and M.transient_fft_size(8000, 10**6) == 128
+    assert M.transient_fft_size(1000, 10**6) == 64  # never below 64...
+    assert M.transient_fft_size(48000, 1000) == 512 and M.transient_fft_size(48000, 1024) == 1024  # ...or above the length
+    assert M.transient_fft_size(48000, 40) == 32 and M.transient_fft_size(48000, 2) == 2
+
+
+def test_stft_2048_is_the_single_2048_resolution():
+    y = tone_and_noise(0.25)
+    pred = 0.7 * y + 0.01 * np.random.default_rng(5).standard_normal(y.size)
+    assert M.stft_2048(pred, y) == pytest.approx(M.mrstft(pred, y, (2048,)))
+    assert M.stft_2048(pred, y) != pytest.approx(M.mrstft(pred, y), rel=1e-3)
+    assert np.isfinite(M.stft_2048(pred[:2048], y[:2048])) and math.isnan(M.stft_2048(pred[:2047], y[:2047]))

@@ -23,6 +23,15 @@ class TestStaticHyper(ModelFamilyTests):
         w_ih, w_hh, b_ih, b_hh = (head.bias for head in self.heads(model))
         return w_ih.reshape(gh, 1), w_hh.reshape(gh, model.hidden_size), b_ih, b_hh
 
+    def formula_gates(self, model, x_t, c_t, h, extra):
+        """``e = MLP(c)``; ``gx = W_x(e) x + b_x(e)``, ``gh = W_h(e) h + b_h(e)`` with every weight generated."""
+        e = model.hyper(c_t)
+        batch, gh = x_t.shape[0], model.gates * model.hidden_size
+        w_x = model.head_weight_ih(e).reshape(batch, gh, 1)
+        w_h = model.head_weight_hh(e).reshape(batch, gh, model.hidden_size)
+        gx = (w_x @ x_t[..., None])[..., 0] + model.head_bias_ih(e)
+        return gx, (w_h @ h[..., None])[..., 0] + model.head_bias_hh(e), None
+
     def test_no_weights_of_its_own(self):
         model = self.make("gru")
         names = {name.split(".")[0] for name, _ in model.named_parameters()}
@@ -44,3 +53,5 @@ class TestStaticHyper(ModelFamilyTests):
         linears = [m for m in model.hyper if isinstance(m, torch.nn.Linear)]
         assert [(m.in_features, m.out_features) for m in linears] == [(2, 8), (8, 8)]
         assert model.head_weight_hh.out_features == 3 * 32 * 32
+        narrow = self.make("gru", 2, static_hidden=(6, 4))  # the heads read the last MLP layer
+        assert narrow.head_weight_hh.in_features == 4 and narrow(torch.randn(1, 5), torch.zeros(1, 2))[0].shape == (1, 5)

@@ -1,32 +1,24 @@
-"""Training loop, run folders, resume, evaluation, comparison and rendering on a tiny dataset."""
+"""Training loop, run folders, resume, evaluation and comparison on a tiny dataset."""
 
 import json
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
-from fxcap.dataset import BuildConfig, SplitConfig, build_dataset
-from fxcap.dataset.testing import make_dummy_session
 from fxcap.errors import ModelError
 from fxcap.modeling.checkpoint import load_weights
 from fxcap.modeling.compare import compare_runs, to_markdown
 from fxcap.modeling.evaluate import evaluate_run
 from fxcap.modeling.registry import ModelConfig
-from fxcap.modeling.render import render_run
 from fxcap.modeling.train import TrainConfig, load_run, train
 
 TINY = TrainConfig(window=512, batch_size=4, steps_per_epoch=3, max_epochs=2, valid_windows=8, threads=1)
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    session = make_dummy_session(root / "session", knob_grid={"drive": [0, 5, 10]}, sample_rate=44100, seconds=3.0)
-    config = BuildConfig(split=SplitConfig(segment_seconds=0.25), holdout=("drive=5",), write_wav=False)
-    build_dataset([session.root], root / "dataset", config)
-    return root / "dataset"
+def dataset(tiny_dataset):
+    return tiny_dataset  # conftest.py: drive 0/5/10, drive=5 held out
 
 
 def _config(cond="concat"):
@@ -40,6 +32,10 @@ def test_run_folder_contents_and_safe_checkpoints(dataset, tmp_path):
         assert (tmp_path / "run" / name).is_file(), name
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["dataset"]["hash"] and config["parameters"] == 3489  # the paper's Concat GRU with one knob
+    assert config["train"] == TINY.to_dict() and config["model"] == _config().to_dict()
+    data = config["dataset"]  # what evaluate, render and export read back
+    assert (data["knob_names"], data["sample_rate"], data["window"], data["device"]) == (["drive"], 44100, 512, "OD-3")
+    assert [k["name"] for k in data["knobs"]] == ["drive"] and data["path"] == str(dataset)
     torch.load(tmp_path / "run" / "state.pt", weights_only=True)  # loads without executing code
     model, _ = load_run(tmp_path / "run")
     assert sum(p.numel() for p in model.parameters()) == config["parameters"]
@@ -85,7 +81,7 @@ def test_corrupted_checkpoint_gives_a_clear_error(dataset, tmp_path):
         train(dataset, _config(), tmp_path / "run", TINY, resume=True)
 
 
-def test_evaluate_compare_and_render(dataset, tmp_path):
+def test_evaluate_and_compare(dataset, tmp_path):
     runs = []
     for cond in ("concat", "film"):
         train(dataset, _config(cond), tmp_path / cond, TrainConfig(**{**TINY.to_dict(), "max_epochs": 1}))
@@ -98,29 +94,13 @@ def test_evaluate_compare_and_render(dataset, tmp_path):
     markdown = (tmp_path / "comparison.md").read_text()
     header = markdown.splitlines()[0]
     assert "ESR" in header and "params" in header
-    assert "3585*" not in markdown and "| concat-gru-" not in markdown  # 3 knobs: not the paper's 2-knob count
+    labels = [cell.strip() for cell in header.strip("|").split("|")]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in markdown.splitlines()[2:4]]
+    params = {row[labels.index("scheme")]: row[labels.index("params")] for row in rows}
+    assert params == {"concat": "3489*", "film": "17185"}  # the runs' own counts (1 knob), fewest marked best
     assert markdown.count("*") >= 9  # every numeric column has a marked best
     assert to_markdown(frame) == markdown
-
-    dry = np.sin(2 * np.pi * 220 * np.arange(44100) / 44100).astype(np.float32) * 0.5
-    sf.write(tmp_path / "dry.wav", dry, 44100, subtype="FLOAT")
-    info = render_run(tmp_path / "concat", tmp_path / "dry.wav", tmp_path / "wet.wav", settings=["drive=7"], block=1000)
-    wet, rate = sf.read(tmp_path / "wet.wav", dtype="float32")
-    assert rate == 44100 and len(wet) == len(dry) and info["samples"] == len(dry)
-    model, _ = load_run(tmp_path / "concat")
-    knobs = torch.tensor([[0.4]])  # drive 7 -> 0.4 (level and tone are fixed in this dataset)
-    with torch.no_grad():
-        one_shot, _ = model(torch.from_numpy(dry)[None], knobs)
-    np.testing.assert_allclose(wet, one_shot[0].numpy().reshape(-1), atol=1e-5)
-
-    render_run(tmp_path / "concat", tmp_path / "dry.wav", tmp_path / "ramp.wav", automate=["drive:0:10"], block=777)
-    ramp, _ = sf.read(tmp_path / "ramp.wav", dtype="float32")
-    assert not np.allclose(ramp, wet)
-    sf.write(tmp_path / "dry48.wav", dry, 48000, subtype="FLOAT")
-    with pytest.raises(ModelError, match="44100 Hz"):
-        render_run(tmp_path / "concat", tmp_path / "dry48.wav", tmp_path / "x.wav")
-    with pytest.raises(ModelError, match="no knob 'fuzz'"):
-        render_run(tmp_path / "concat", tmp_path / "dry.wav", tmp_path / "x.wav", settings=["fuzz=1"])
+    # rendering: tests/modeling/test_render.py
 
 
 def test_batched_scoring_equals_one_segment_at_a_time(dataset, tmp_path):
@@ -217,8 +197,8 @@ def test_a_diverged_run_stops_with_a_clear_error_and_keeps_its_last_good_epoch(d
     train(dataset, _config(), tmp_path / "run", TrainConfig(**{**TINY.to_dict(), "max_epochs": 1}))
     before = (tmp_path / "run" / "last.safetensors").read_bytes()
     monkeypatch.setattr(training, "CombinedLoss", lambda **kw: _LossWithOverflows({"all"}, **kw))
-    with pytest.raises(ModelError, match="diverged.*lower learning rate"):
-        train(dataset, _config(), tmp_path / "run", TINY, resume=True)
+    with pytest.raises(ModelError, match="diverged: 2 steps in a row.*lower learning rate"):  # stops at the limit
+        train(dataset, _config(), tmp_path / "run", TrainConfig(**{**TINY.to_dict(), "max_skipped_steps": 2}), resume=True)
     assert (tmp_path / "run" / "last.safetensors").read_bytes() == before
 
 
@@ -307,3 +287,150 @@ def test_bad_training_settings_are_one_line_errors(field, value):
 def test_a_loss_skip_as_long_as_the_window_is_refused(dataset, tmp_path):
     with pytest.raises(ModelError, match="loss skip"):
         train(dataset, _config(), tmp_path / "run", TrainConfig(**{**TINY.to_dict(), "loss_skip": 512}))
+
+
+# -- what the loop does, observed from outside: which audio it trains and validates on, the gradients it
+# -- applies, the checkpoint it keeps, when it stops ------------------------------------------------------
+
+
+class _SplitAudio:
+    """The ``(input audio, knobs)`` segments of one split, indexed by sample value for fast lookups."""
+
+    def __init__(self, dataset, split):
+        from fxcap.dataset import SequenceDataset
+
+        segments = SequenceDataset(dataset, split)
+        self.segments = [(x.numpy(), k.numpy()) for x, _, k in (segments[i] for i in range(len(segments)))]
+        self.where: dict[float, list[tuple[int, int]]] = {}
+        for index, (audio, _) in enumerate(self.segments):
+            for position, value in enumerate(audio.tolist()):
+                self.where.setdefault(value, []).append((index, position))
+
+    def holds(self, window, knobs) -> bool:
+        """Whether ``window`` under ``knobs`` is a contiguous stretch of one of the segments."""
+        for index, start in self.where.get(float(window[0]), []):
+            audio, segment_knobs = self.segments[index]
+            if np.array_equal(segment_knobs, knobs) and np.array_equal(audio[start : start + len(window)], window):
+                return True
+        return False
+
+
+def test_trains_only_on_the_train_split_and_validates_only_on_the_valid_split(dataset, tmp_path, monkeypatch):
+    """Every window the model sees in a training step comes from the train split, every window it is
+    validated on from the valid split (time ranges and knob settings: the holdout shares the train
+    split's input audio at another drive)."""
+    import fxcap.modeling.train as training
+
+    calls = []  # (training step?, input windows, knobs) of every forward pass the run makes
+    real_build = training.build_model
+
+    def build(config):
+        model = real_build(config)
+        model.register_forward_pre_hook(lambda module, args: calls.append(
+            (module.training and torch.is_grad_enabled(), args[0].detach().numpy().copy(), args[1].detach().numpy().copy())))
+        return model
+
+    monkeypatch.setattr(training, "build_model", build)
+    train(dataset, _config(), tmp_path / "run", TINY)
+    splits = {split: _SplitAudio(dataset, split) for split in ("train", "valid", "test", "holdout")}
+    trained = [(w, k) for is_step, batch, knobs in calls if is_step for w, k in zip(batch, knobs)]
+    validated = [(w, k) for is_step, batch, knobs in calls if not is_step for w, k in zip(batch, knobs)]
+    assert len(trained) == 2 * 3 * 4 and len(validated) == 2 * 8  # 2 epochs: 3 steps of 4 windows, 8 valid windows
+    assert {len(w) for w, _ in trained + validated} == {TINY.window}  # the configured window, not the dataset's
+    for own, windows in (("train", trained), ("valid", validated)):
+        for window, knobs in windows:
+            assert [name for name, audio in splits.items() if audio.holds(window, knobs)] == [own]
+
+
+class _ScriptedValidation(torch.nn.Module):
+    """The real loss on training steps; on validation (no autograd) the scripted loss of the epoch.
+    Records the STFT scale of every training step."""
+
+    def __init__(self, script, **kwargs):
+        super().__init__()
+        from fxcap.modeling.losses import CombinedLoss
+
+        self.inner, self.script, self.epoch, self.validating = CombinedLoss(**kwargs), list(script), 0, False
+        self.scales, self.losses = [], []
+
+    def forward(self, pred, target, stft_scale=None, power=None):
+        if torch.is_grad_enabled() and pred.requires_grad:  # a training step
+            if self.validating:
+                self.epoch, self.validating = self.epoch + 1, False
+            self.scales.append(stft_scale)
+            loss = self.inner(pred, target, power=power) if stft_scale is None else self.inner(pred, target, stft_scale, power=power)
+            self.losses.append(float(loss.detach()))
+            return loss
+        self.validating = True
+        return torch.tensor(self.script[self.epoch], dtype=pred.dtype)
+
+
+def _scripted(monkeypatch, script):
+    import fxcap.modeling.train as training
+
+    made = []
+    monkeypatch.setattr(training, "CombinedLoss", lambda **kw: made.append(_ScriptedValidation(script, **kw)) or made[-1])
+    return made
+
+
+def test_best_checkpoint_is_the_epoch_with_the_lowest_validation_loss(dataset, tmp_path, monkeypatch):
+    _scripted(monkeypatch, [0.5, 0.2, 0.9])
+    snapshots = []
+    config = TrainConfig(**{**TINY.to_dict(), "max_epochs": 3})
+    result = train(dataset, _config(), tmp_path / "run", config,
+                   on_epoch=lambda row: snapshots.append(load_weights(tmp_path / "run" / "last.safetensors")[0]))
+    assert [row["valid_loss"] for row in result.history] == pytest.approx([0.5, 0.2, 0.9])
+    assert [row["best_valid_loss"] for row in result.history] == pytest.approx([0.5, 0.2, 0.2])
+    assert result.best_valid_loss == pytest.approx(0.2)
+    best, meta = load_weights(tmp_path / "run" / "best.safetensors")
+    assert all(torch.equal(best[name], snapshots[1][name]) for name in best)  # epoch 2's weights...
+    assert not all(torch.equal(best[name], snapshots[2][name]) for name in best)  # ...not the last epoch's
+    model, _ = load_run(tmp_path / "run")  # what evaluate and render use
+    assert all(torch.equal(model.state_dict()[name], snapshots[1][name]) for name in best)
+
+
+def test_early_stopping_fires_after_patience_epochs_without_improvement(dataset, tmp_path, monkeypatch):
+    _scripted(monkeypatch, [1.0, 0.8, 0.9, 0.85, 0.95, 0.7, 0.6, 0.5])
+    config = TrainConfig(**{**TINY.to_dict(), "max_epochs": 8, "early_stop_patience": 3, "steps_per_epoch": 1})
+    result = train(dataset, _config(), tmp_path / "run", config)
+    assert result.stopped_early and result.epochs == 5 and len(result.history) == 5  # best at 2; 3, 4, 5 no better
+    assert result.best_valid_loss == pytest.approx(0.8)
+    resumed = train(dataset, _config(), tmp_path / "run", TrainConfig(**{**config.to_dict(), "max_epochs": 9}), resume=True)
+    assert resumed.epochs == 5 and resumed.stopped_early  # a stopped run stays stopped
+
+
+def test_stft_weight_ramps_up_over_the_warmup_steps(dataset, tmp_path, monkeypatch):
+    made = _scripted(monkeypatch, [1.0, 0.9])
+    result = train(dataset, _config(), tmp_path / "run", TrainConfig(**{**TINY.to_dict(), "stft_warmup_steps": 4}))
+    assert made[0].scales == pytest.approx([0.0, 0.25, 0.5, 0.75, 1.0, 1.0])  # 2 epochs of 3 steps
+    losses = made[0].losses  # and the reported train loss is the mean of each epoch's step losses
+    assert [row["train_loss"] for row in result.history] == pytest.approx([np.mean(losses[:3]), np.mean(losses[3:])])
+
+
+def test_gradients_are_clipped_before_every_optimizer_step(dataset, tmp_path, monkeypatch):
+    norms = []
+
+    class RecordingAdam(torch.optim.Adam):
+        def step(self, closure=None):
+            grads = [p.grad.flatten() for group in self.param_groups for p in group["params"] if p.grad is not None]
+            norms.append(float(torch.linalg.vector_norm(torch.cat(grads))))
+            return super().step(closure)
+
+    monkeypatch.setattr(torch.optim, "Adam", RecordingAdam)
+    train(dataset, _config(), tmp_path / "free", TrainConfig(**{**TINY.to_dict(), "grad_clip": 1e9}))
+    free, norms[:] = list(norms), []
+    train(dataset, _config(), tmp_path / "clipped", TrainConfig(**{**TINY.to_dict(), "grad_clip": 1e-3}))
+    assert len(free) == len(norms) == 6
+    assert min(free) > 1e-2  # unclipped, every step's gradient is far larger than the bound...
+    assert max(norms) <= 1e-3 * (1 + 1e-4)  # ...and the optimizer only ever sees clipped ones
+    assert min(norms) > 0.99e-3
+
+
+def test_an_epoch_without_a_step_count_is_one_pass_over_the_train_split(dataset, tmp_path):
+    from fxcap.dataset import make_dataloader
+
+    steps = []
+    config = TrainConfig(**{**TINY.to_dict(), "steps_per_epoch": None, "max_epochs": 1})  # the paper preset's way
+    train(dataset, _config(), tmp_path / "run", config, on_step=lambda step, total, loss: steps.append((step, total)))
+    expected = len(make_dataloader(dataset, "train", window=512, batch_size=4, shuffle=True))
+    assert expected > TINY.steps_per_epoch and steps[-1] == (expected, expected) and len(steps) == expected

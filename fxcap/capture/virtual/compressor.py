@@ -27,7 +27,7 @@ from numba import njit
 
 from fxcap.capture.profiles import LA2A, KnobValue
 from fxcap.capture.virtual.base import VirtualDevice
-from fxcap.capture.virtual.dsp import fo_step, highpass1
+from fxcap.capture.virtual.dsp import CACHE, fo_step, highpass1
 
 LIGHT_ATTACK_S = 0.0005
 LIGHT_RELEASE_S = 0.02
@@ -54,12 +54,12 @@ def makeup_gain_db(gain: float) -> float:
     return 0.3 * (gain - 50.0)
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=CACHE, fastmath=True)
 def _coef(seconds: float, sample_rate: float) -> float:  # pragma: no cover - jitted
     return 1.0 - math.exp(-1.0 / (seconds * sample_rate))
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=CACHE, fastmath=True)
 def _compressor_kernel(x: np.ndarray, hp: np.ndarray, params: np.ndarray, state: np.ndarray) -> np.ndarray:  # pragma: no cover - jitted
     """``params``: sample rate, threshold dBFS, ratio, knee dB, output gain (linear).
     ``state``: HF filter at 0..1, light at 2, fast at 3, slow at 4."""

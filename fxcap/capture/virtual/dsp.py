@@ -17,6 +17,12 @@ import numpy as np
 from numba import njit
 from scipy import signal as sps
 
+from fxcap.numba_cache import cache_sources
+
+CACHE = cache_sources(__file__)
+"""``cache=`` of this folder's numba functions: on disk, keyed to all of the folder's sources (the device
+kernels inline the helpers below; see :mod:`fxcap.numba_cache`); False where no folder is writable."""
+
 SINC_HALF_WIDTH = 32
 """Taps on each side of the interpolation point (the kernel spans 64 input samples)."""
 
@@ -72,7 +78,7 @@ def tilt1(center_hz: float, tilt_db: float, sample_rate: float) -> np.ndarray:
     return coef
 
 
-@njit(cache=True, fastmath=True, inline="always")
+@njit(cache=CACHE, fastmath=True, inline="always")
 def fo_step(coefs: np.ndarray, row: int, state: np.ndarray, i: int, x: float) -> float:  # pragma: no cover - jitted
     """One sample of the first-order section ``coefs[row]`` (``[b0, b1, a1]``) whose ``(x[n-1], y[n-1])``
     live at ``state[i:i+2]``."""
@@ -82,7 +88,7 @@ def fo_step(coefs: np.ndarray, row: int, state: np.ndarray, i: int, x: float) ->
     return y
 
 
-@njit(cache=True, fastmath=True, inline="always")
+@njit(cache=CACHE, fastmath=True, inline="always")
 def dot_at(taps: np.ndarray, history: np.ndarray, start: int) -> float:  # pragma: no cover - jitted
     """``sum(taps * history[start:start + len(taps)])``, vectorized (the slice spares index checks)."""
     segment = history[start : start + taps.shape[0]]
@@ -135,7 +141,7 @@ def fractional_delay(x: np.ndarray, delay: float, length: int | None = None) -> 
     return out
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=CACHE, fastmath=True)
 def _convolve_full(x: np.ndarray, h: np.ndarray) -> np.ndarray:  # pragma: no cover - jitted
     """Direct-form full convolution (``np.convolve(x, h)``) for a short ``h``; faster than FFT here."""
     n, m = x.shape[0], h.shape[0]
@@ -161,7 +167,7 @@ def sinc_table() -> tuple[np.ndarray, np.ndarray]:
     return table, np.ascontiguousarray(np.diff(table, axis=0))
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=CACHE, fastmath=True)
 def _interpolate_linear_time(
     x: np.ndarray, start: float, step: float, n_out: int, table: np.ndarray, table_diff: np.ndarray
 ) -> np.ndarray:  # pragma: no cover - jitted

@@ -31,7 +31,7 @@ from numba import njit
 
 from fxcap.capture.profiles import OD3, KnobValue
 from fxcap.capture.virtual.base import VirtualDevice
-from fxcap.capture.virtual.dsp import dot_at, fo_step, halfband_minphase, highpass1, lowpass1, tilt1
+from fxcap.capture.virtual.dsp import CACHE, dot_at, fo_step, halfband_minphase, highpass1, lowpass1, tilt1
 
 INPUT_VOLTS = 0.5
 """Volts at the pedal's input for a full-scale (1.0) digital sample (a hot humbucker's peak)."""
@@ -67,7 +67,7 @@ def level_gain_db(level: float) -> float:
     return -2.4 * (10.0 - level)
 
 
-@njit(cache=True, fastmath=True, inline="always")
+@njit(cache=CACHE, fastmath=True, inline="always")
 def _limited_exp(a: float) -> tuple[float, float]:  # pragma: no cover - jitted
     """``exp(a)`` and its derivative, continued linearly beyond ``e^60`` so Newton's trial points cannot overflow."""
     if a < 60.0:
@@ -77,7 +77,7 @@ def _limited_exp(a: float) -> tuple[float, float]:  # pragma: no cover - jitted
     return top * (1.0 + a - 60.0), top
 
 
-@njit(cache=True, fastmath=True, inline="always")
+@njit(cache=CACHE, fastmath=True, inline="always")
 def _diode_current(v: float) -> tuple[float, float]:  # pragma: no cover - jitted
     """Current (A) through the asymmetric diode pair at voltage ``v`` and its derivative (S)."""
     ea, da = _limited_exp(v / DIODE_NVT_V)
@@ -87,7 +87,7 @@ def _diode_current(v: float) -> tuple[float, float]:  # pragma: no cover - jitte
     return current, slope
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=CACHE, fastmath=True)
 def _clip(u: float, v_prev: float, dt_c: float, g_r: float) -> float:  # pragma: no cover - jitted
     """Backward-Euler step of ``C dv/dt = (u - v) g_r - i_d(v)``; ``dt_c = T / C`` (s/F)."""
     k = dt_c * g_r
@@ -155,7 +155,7 @@ def clipper_table(dt_c: float, g_r: float) -> tuple[np.ndarray, np.ndarray, floa
     return v, slope, float(w[0]), float(1.0 / (w[1] - w[0]))
 
 
-@njit(cache=True, fastmath=True, inline="always")
+@njit(cache=CACHE, fastmath=True, inline="always")
 def _clip_lookup(
     u: float, v_prev: float, dt_c: float, g_r: float, values: np.ndarray, slopes: np.ndarray, w0: float, inv_dw: float
 ) -> float:  # pragma: no cover - jitted
@@ -176,7 +176,7 @@ def _clip_lookup(
     )
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=CACHE, fastmath=True)
 def _overdrive_kernel(
     x: np.ndarray, coefs: np.ndarray, params: np.ndarray, up_even: np.ndarray, up_odd: np.ndarray, down_taps: np.ndarray,
     values: np.ndarray,

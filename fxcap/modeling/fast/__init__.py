@@ -16,7 +16,8 @@ made while PyTorch traces, exports, compiles or counts operations (``torch.jit.t
 ``torch.compile``, ``FlopCounterMode``), which cannot see numba.
 
 Kernels are compiled on first use for each model size (a few seconds each) and cached on disk by
-numba, so later processes start in well under a second.
+numba, so later processes start in well under a second; the cache is keyed to all of this folder's
+sources (:mod:`fxcap.numba_cache`), so a kernel never runs machine code compiled from older helpers.
 
 Public API: :func:`accelerate`, :class:`FastRenderer`, :func:`fast_forward`, :func:`supports`,
 :func:`reference_forced`.

@@ -19,12 +19,15 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
+from fxcap.numba_cache import cache_sources
+
 FAST = dict(fastmath=True, error_model="numpy", boundscheck=False)
 """Options of every numba function of the fast path: fast math (reassociation lets LLVM vectorise
 reductions) and NumPy's error model (no division-by-zero checks, which otherwise block vectorisation)."""
 
-KERNEL = dict(FAST, nogil=True, cache=True)
-"""Options of compiled entry points: also release the GIL and cache the machine code on disk."""
+KERNEL = dict(FAST, nogil=True, cache=cache_sources(__file__))
+"""Options of compiled entry points: also release the GIL and cache the machine code on disk, keyed to
+every source of this folder (the kernels inline this module's helpers: :mod:`fxcap.numba_cache`)."""
 
 F32 = np.float32
 _CLAMP = F32(7.90531110763549805)  # |x| beyond which tanh_fast returns +-1 (to float32 precision)

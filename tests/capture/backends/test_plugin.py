@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pedalboard = pytest.importorskip("pedalboard")
+from tests.extras import require
+
+pedalboard = require("pedalboard", "plugins")
 
 from fxcap.capture.backends.plugin import (  # noqa: E402
     BUILTIN_PARAMETERS,

@@ -13,10 +13,12 @@ import threading
 import numpy as np
 import pytest
 
+from tests.extras import missing
+
 try:
     import sounddevice as sd
-except OSError as exc:  # no PortAudio library on this machine
-    pytest.skip(f"PortAudio is not installed ({exc}); .ci/jack.sh install", allow_module_level=True)
+except OSError as exc:  # no PortAudio library on this machine (CI installs it: never skipped there)
+    missing(f"PortAudio is not installed ({exc})", "install it: bash .ci/jack.sh install")
 
 from fxcap.capture.backends import soundcard
 from fxcap.capture.backends.soundcard import InterfaceInfo, SoundcardBackend, SoundcardConfig

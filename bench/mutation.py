@@ -1,0 +1,169 @@
+"""Mutation testing of the modeling pipeline with mutmut: do the tests catch small bugs?
+
+mutmut makes many small edits ("mutants") of a module: a ``<`` turned into ``<=``, a constant changed,
+an argument dropped, ``"train"`` turned into ``"XXtrainXX"``... and runs the tests that call the mutated
+function on each. A mutant that no test fails on *survived*: either the tests miss a bug of that shape,
+or the edit changes nothing observable (an *equivalent* mutant). Far too slow for the default test run
+(each mutant is a pytest run), so it runs here, one module at a time, on a copy of the project: the
+working tree (default) or a git revision (``--rev``), so runs can be compared before and after a change
+of the tests.
+
+    pip install -e ".[mutation]"
+    nice -n 10 taskset -c 1 python bench/mutation.py metrics io           # some modules
+    python bench/mutation.py --rev 5d631fe --label before metrics         # the tests of a past commit
+    python bench/mutation.py --list                                       # the modules and their tests
+
+For each module it writes ``bench/results/mutation/<label>/<module>.json`` (counts by status and the
+survival rate) and ``<module>-survivors.txt`` (every surviving mutant as a diff), and prints one summary
+line. Survival rate = (survived + no tests) / all mutants checked; a timeout counts as killed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from io import BytesIO
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "mutation"
+
+MODULES: dict[str, tuple[list[str], list[str]]] = {
+    # name: (files to mutate, test files/ids that exercise them; missing ones are left out)
+    "io": (["fxcap/io.py"], ["tests/test_io.py"]),
+    "metrics": (["fxcap/modeling/metrics.py"], ["tests/modeling/test_metrics.py"]),
+    "losses": (["fxcap/modeling/losses.py"], ["tests/modeling/test_losses.py"]),
+    "render": (["fxcap/modeling/render.py"], ["tests/modeling/test_render.py", "tests/modeling/test_train.py::test_evaluate_compare_and_render"]),  # before 2026-12: the render checks lived there
+    "evaluate": (["fxcap/modeling/evaluate.py"], ["tests/modeling/test_evaluate.py", "tests/modeling/test_train.py::test_evaluate_compare_and_render",
+                                                "tests/modeling/test_train.py::test_evaluate_and_compare",
+                                                "tests/modeling/test_train.py::test_batched_scoring_equals_one_segment_at_a_time"]),
+    "train": (["fxcap/modeling/train.py"], ["tests/modeling/test_train.py"]),
+    "export": (["fxcap/modeling/export/*"], ["tests/modeling/test_export.py"]),
+    "rtneural": (["fxcap/modeling/export/rtneural.py"], ["tests/modeling/test_export.py"]),  # a part of "export"
+    "film": (["fxcap/modeling/film.py"], ["tests/modeling/test_film.py", "tests/modeling/test_compute.py"]),
+    "statichyper": (["fxcap/modeling/static_hyper.py"], ["tests/modeling/test_static_hyper.py", "tests/modeling/test_compute.py"]),
+    "dynamichyper": (["fxcap/modeling/dynamic_hyper.py"], ["tests/modeling/test_dynamic_hyper.py", "tests/modeling/test_compute.py"]),
+}
+
+KILLED = {"killed", "timeout", "segfault", "caught by type check"}
+SURVIVED = {"survived", "no tests"}
+
+
+def export_tree(rev: str | None, dest: Path) -> None:
+    """The project at ``rev`` (``git archive``), or the working tree's tracked and unignored files."""
+    dest.mkdir(parents=True)
+    if rev:
+        data = subprocess.run(["git", "archive", "--format=tar", rev], cwd=ROOT, check=True, capture_output=True).stdout
+        with tarfile.open(fileobj=BytesIO(data)) as tar:
+            tar.extractall(dest, filter="data")
+        return
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True,
+                            capture_output=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        source = ROOT / name
+        if source.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+
+
+def configure(tree: Path, files: list[str], tests: list[str]) -> list[str]:
+    """Append a ``[tool.mutmut]`` section to the copy's pyproject; returns the tests kept."""
+    def exists(test: str) -> bool:
+        path, _, name = test.partition("::")
+        return (tree / path).is_file() and (not name or f"def {name}(" in (tree / path).read_text())
+
+    kept = [t for t in tests if exists(t)]
+    if not kept:
+        raise SystemExit(f"none of {tests} exists in this tree")
+    section = "\n[tool.mutmut]\n" + "\n".join([
+        'source_paths = ["fxcap/"]',
+        f"only_mutate = {json.dumps(files)}",
+        f"pytest_add_cli_args_test_selection = {json.dumps(kept)}",
+        'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "-x"]',
+        "use_git_change_detection = false",
+    ]) + "\n"
+    with open(tree / "pyproject.toml", "a", encoding="utf-8") as handle:
+        handle.write(section)
+    return kept
+
+
+def statuses(tree: Path) -> dict[str, str]:
+    """Status of every mutant, from mutmut's per-file ``.meta`` records."""
+    from mutmut.stats import status_by_exit_code
+
+    result = {}
+    for meta in (tree / "mutants").rglob("*.py.meta"):
+        data = json.loads(meta.read_text())
+        for name, code in data.get("exit_code_by_key", {}).items():
+            result[name] = status_by_exit_code[code]
+    return result
+
+
+def run_module(name: str, rev: str | None, label: str, max_children: int, only: list[str] | None = None) -> dict:
+    files, tests = MODULES[name]
+    work = RESULTS / label / f"{name}-tree"
+    shutil.rmtree(work, ignore_errors=True)
+    export_tree(rev, work)
+    kept = configure(work, files, tests)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children), *(only or [])], cwd=work,
+                          env=env, capture_output=True, text=True)
+    seconds = time.monotonic() - started
+    (RESULTS / label / f"{name}-mutmut.log").write_text(done.stdout[-20000:] + "\n--- stderr ---\n" + done.stderr[-20000:])
+    found = statuses(work)
+    counts: dict[str, int] = {}
+    for status in found.values():
+        counts[status] = counts.get(status, 0) + 1
+    checked = sum(n for s, n in counts.items() if s in KILLED | SURVIVED)
+    survivors = sorted(k for k, s in found.items() if s in SURVIVED)
+    lines = []
+    for mutant in survivors:
+        shown = subprocess.run([sys.executable, "-m", "mutmut", "show", mutant], cwd=work, env=env, capture_output=True, text=True)
+        lines.append(shown.stdout.rstrip() + "\n")
+    (RESULTS / label / f"{name}-survivors.txt").write_text("\n".join(lines))
+    summary = {
+        "module": name, "files": files, "tests": kept, "rev": rev or "working tree", "only": only, "mutants": len(found),
+        "checked": checked, "counts": counts, "survivors": len(survivors),
+        "survival_rate": round(len(survivors) / checked, 4) if checked else None,
+        "seconds": round(seconds, 1), "mutmut_exit": done.returncode,
+    }
+    (RESULTS / label / f"{name}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    shutil.rmtree(work, ignore_errors=True)
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("modules", nargs="*", help=f"modules to mutate (default: all): {', '.join(MODULES)}")
+    parser.add_argument("--rev", help="git revision to test (default: the working tree)")
+    parser.add_argument("--label", help="results folder name (default: the revision, or 'tree')")
+    parser.add_argument("--max-children", type=int, default=1, help="parallel mutant runs (default 1)")
+    parser.add_argument("--only", nargs="+", metavar="PATTERN",
+                        help="check only the mutants whose names match (fnmatch, e.g. 'fxcap.modeling.train.x_train__mutmut_??')")
+    parser.add_argument("--list", action="store_true", help="print the modules and their tests, then exit")
+    args = parser.parse_args()
+    if args.list:
+        for name, (files, tests) in MODULES.items():
+            print(f"{name}: {', '.join(files)} <- {', '.join(tests)}")
+        return
+    unknown = [m for m in args.modules if m not in MODULES]
+    if unknown:
+        parser.error(f"unknown module(s) {unknown}; choose from {', '.join(MODULES)}")
+    label = args.label or args.rev or "tree"
+    (RESULTS / label).mkdir(parents=True, exist_ok=True)
+    for name in args.modules or list(MODULES):
+        s = run_module(name, args.rev, label, args.max_children, args.only)
+        rate = "n/a" if s["survival_rate"] is None else f"{100 * s['survival_rate']:.1f} %"
+        print(f"{name}: {s['checked']} mutants checked, {s['survivors']} survive ({rate}) in {s['seconds']:.0f} s; "
+              f"{RESULTS / label / (name + '-survivors.txt')}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
