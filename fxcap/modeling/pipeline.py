@@ -24,11 +24,11 @@ without it a model can settle with inverted polarity, which the STFT terms canno
 
 ESR_LOSS: dict[str, Any] = dict(
     l1_weight=0.0, stft_weight=0.0, pre_emphasis=False, stft_warmup_steps=0,
-    esr_weight=1.0, dc_weight=1.0, esr_emphasis=0.85, esr_per_setting=True, loss_skip=256,
+    esr_weight=1.0, dc_weight=1.0, esr_emphasis=0.85, esr_per_setting=True, loss_skip=None,
 )
 """The loss of the ``default`` and ``quick`` presets: ESR (pre-emphasis ``1 - 0.85 z^-1``) + DC, each window
-divided by its knob setting's power so every setting weighs alike, the first 256 samples of each window
-(its zero-state warm-up) left out. The measurements behind it are in ``docs/quality.md``."""
+divided by its knob setting's power so every setting weighs alike, the first eighth of each window (its
+zero-state warm-up: 256 of 2048 samples) left out. The measurements behind it are in ``docs/quality.md``."""
 
 PRESETS: dict[str, TrainConfig] = {
     # The paper's recipe: batch 80, Adam 1e-3 halved on plateaus, long training, early stopping decides,

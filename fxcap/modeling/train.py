@@ -82,7 +82,8 @@ class TrainConfig:
             on signals filtered by ``1 - esr_emphasis z^-1``) and the DC term (released code: off).
             See :class:`fxcap.modeling.losses.CombinedLoss`.
         loss_skip: samples at the start of every window left out of the loss (and of the validation
-            loss): each window starts from a zero state the device never had.
+            loss): each window starts from a zero state the device never had. ``None``: an eighth of
+            the window (:func:`loss_skip_for`; 256 samples of a 2048-sample window, 1024 of 8192).
         esr_per_setting: divide every window's ESR and DC terms by the mean target power of its knob
             setting (:mod:`fxcap.modeling.setting_power`) instead of pooling over the batch, so each
             setting weighs alike, as in the evaluation's mean over settings (quiet settings are
@@ -129,7 +130,7 @@ class TrainConfig:
     esr_weight: float = 0.0
     dc_weight: float = 0.0
     esr_emphasis: float = 0.0
-    loss_skip: int = 0
+    loss_skip: int | None = 0
     esr_per_setting: bool = False
     stft_warmup_steps: int = 0
     valid_windows: int | None = 64
@@ -147,7 +148,8 @@ class TrainConfig:
             if not value > 0:
                 raise ModelError(f"{name} must be positive, got {value}")
         non_negative = {"l1_weight": self.l1_weight, "stft_weight": self.stft_weight, "esr_weight": self.esr_weight,
-                        "dc_weight": self.dc_weight, "loss_skip": self.loss_skip, "stft_warmup_steps": self.stft_warmup_steps,
+                        "dc_weight": self.dc_weight, "loss_skip": 0 if self.loss_skip is None else self.loss_skip,
+                        "stft_warmup_steps": self.stft_warmup_steps,
                         "warmup_steps": self.warmup_steps}
         for name, value in non_negative.items():
             if not value >= 0:
@@ -177,11 +179,24 @@ class RunResult:
     recoveries: list[str] = field(default_factory=list)
 
 
-def make_loss(config: TrainConfig) -> CombinedLoss:
-    """The training (and validation) loss that ``config`` describes."""
+LOSS_SKIP_FRACTION = 8
+"""``loss_skip=None`` leaves out the first ``window // LOSS_SKIP_FRACTION`` samples of every window."""
+
+
+def loss_skip_for(config: TrainConfig, window: int) -> int:
+    """The samples left out at the start of every ``window``-sample window (see ``TrainConfig.loss_skip``)."""
+    return window // LOSS_SKIP_FRACTION if config.loss_skip is None else int(config.loss_skip)
+
+
+def make_loss(config: TrainConfig, window: int) -> CombinedLoss:
+    """The training (and validation) loss that ``config`` describes, for windows of ``window`` samples."""
+    skip = loss_skip_for(config, window)
+    if skip >= window:
+        raise ModelError(f"the loss skip ({skip} samples) must be shorter than the window ({window}); "
+                         "lower --loss-skip or use a longer --window")
     return CombinedLoss(
         l1_weight=config.l1_weight, stft_weight=config.stft_weight, pre_emphasis=config.pre_emphasis,
-        esr_weight=config.esr_weight, dc_weight=config.dc_weight, esr_emphasis=config.esr_emphasis, skip=config.loss_skip,
+        esr_weight=config.esr_weight, dc_weight=config.dc_weight, esr_emphasis=config.esr_emphasis, skip=skip,
     )
 
 
@@ -310,10 +325,7 @@ def train(
         )
     else:
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=config.lr_factor, patience=config.lr_patience)
-    loss_fn = make_loss(config)
-    if config.loss_skip >= window:
-        raise ModelError(f"the loss skip ({config.loss_skip} samples) must be shorter than the window ({window}); "
-                         "lower --loss-skip or use a longer --window")
+    loss_fn = make_loss(config, window)
 
     history: list[dict[str, Any]] = []
     best, since_best, start_epoch = math.inf, 0, 0

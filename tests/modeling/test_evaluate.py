@@ -13,6 +13,7 @@ import torch
 from fxcap.dataset import SequenceDataset
 from fxcap.errors import ModelError
 from fxcap.modeling.evaluate import evaluate_run
+from fxcap.modeling.metrics import esr_grade
 from fxcap.modeling.train import load_run
 
 
@@ -40,10 +41,11 @@ def test_scores_equal_an_independent_computation(tiny_run, tiny_dataset):
                "correlation"}
     assert set(per_knob.columns) == {"split", "knob_drive"} | metrics
     inverted = {"warnings"} if (per_knob["correlation"] < 0).any() else set()
-    assert set(saved) == {"run", "model", "parameters", "compute", "dataset_hash", "checkpoint", "test", "holdout"} | inverted
+    assert set(saved) == {"run", "model", "parameters", "compute", "dataset_hash", "checkpoint", "test", "holdout",
+                          "test_worst_setting", "holdout_worst_setting"} | inverted
     assert (saved["run"], saved["checkpoint"]) == (tiny_run.name, "best")
     assert saved["dataset_hash"] == json.loads((tiny_run / "config.json").read_text())["dataset"]["hash"]
-    assert set(saved["test"]) == set(saved["holdout"]) == metrics | {"settings"}
+    assert set(saved["test"]) == set(saved["holdout"]) == metrics | {"settings", "esr_worst", "grade"}
     model, _ = load_run(tiny_run)
     for split, drives in (("test", [0.0, 10.0]), ("holdout", [5.0])):
         settings = _per_setting(model, tiny_dataset, split)
@@ -64,6 +66,11 @@ def test_scores_equal_an_independent_computation(tiny_run, tiny_dataset):
         # every setting weighs the same: the mean over settings (not the max, not pooled audio)
         for name, values in (("esr", esr), ("esr_db", esr_db), ("l1", l1), ("rms_diff_db", rms_diff)):
             assert saved[split][name] == pytest.approx(np.mean(list(values.values())), rel=1e-4, abs=1e-6), name
+        # the worst setting, by value and by name, and the mean's grade in words
+        worst = max(esr, key=esr.get)
+        assert saved[split]["esr_worst"] == pytest.approx(esr[worst], rel=1e-4)
+        assert saved[f"{split}_worst_setting"] == f"drive={worst:g}"
+        assert saved[split]["grade"] == esr_grade(saved[split]["esr"])
     test = _per_setting(model, tiny_dataset, "test")
     values = [np.sum((p - t) ** 2) / np.sum(t**2) for p, t in test.values()]
     assert max(values) > 1.05 * np.mean(values)  # the two settings differ: a max would show
