@@ -37,6 +37,7 @@ SKIPPED_BY_DESIGN = {
     "python -m pytest": "the test suite itself",
     "pip install": "installs packages (network); the extras it names are in pyproject.toml",
     "python bench/mutation.py": "mutation testing takes hours; bench/mutation.py is its own tool (docs/testing.md)",
+    "nice -n 10 python bench/mutation.py": "mutation testing takes hours; bench/mutation.py is its own tool (docs/testing.md)",
     "fxcap record --device my_fuzz.toml --backend soundcard:Scarlett": "needs an audio interface called Scarlett and "
                                                                        "the user's own my_fuzz.toml profile",
     "fxcap record --device LA-2A --knob peak_reduction --knob mode --steps 6": "with the README's default signal it "

@@ -1,7 +1,8 @@
 """Model configuration: one dataclass describes every conditioned RNN fxcap can build.
 
 The defaults reproduce the paper's models (hidden size 32, one layer, ``Linear(32, 1)`` output, no
-skip connection); see ``shared/reference/hyperrnn-notes.md`` and :mod:`fxcap.modeling.registry`.
+skip connection; the paper: Yeh, Hsiao, Yang, *Hyper Recurrent Neural Network: Condition Mechanisms for
+Black-box Audio Effect Modeling*); see :mod:`fxcap.modeling.registry`. The learned filters are options beyond the paper.
 """
 
 from __future__ import annotations
