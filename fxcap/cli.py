@@ -1,7 +1,8 @@
 """The ``fxcap`` command: thin Typer commands over the library functions.
 
 Every command parses its options, calls one library function and prints the result. Problems the
-user can fix (:class:`fxcap.errors.FxcapError`) are printed as one line and exit with status 1.
+user can fix (:class:`fxcap.errors.FxcapError`, OS and audio-file errors) are printed as one line and
+exit with status 1; Ctrl-C exits with 130 (see :func:`main`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from fxcap import __version__
@@ -742,17 +744,21 @@ def sweep(
         _fail(f"{len(result.failed)} trial(s) failed: {names}; see {result.manifest}, fix the cause and run the sweep again to resume")
 
 
-def main() -> None:
-    """Console-script entry point: user errors become one red line and exit status 1.
+def main(args: Optional[list[str]] = None) -> None:
+    """Console-script entry point (``args``: default ``sys.argv[1:]``); exits with the command's status.
 
-    Usage errors are Typer's own (usage text, exit status 2); Ctrl-C ends with status 1 and
-    leaves everything written so far intact.
+    Exit status: 0 done; 1 a problem the user can fix, printed as one red line saying what to do
+    (fxcap's own errors, and OS and audio-file errors with the path and the fix, see
+    :mod:`fxcap.cli_boundary`); 2 a usage error (Typer's usage text); 130 Ctrl-C, after the line
+    ``interrupted; nothing written so far is lost; continue with ...`` (everything written so far
+    stays intact, and the command that continues is named where there is one).
     """
-    try:
-        app()
-    except FxcapError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(1)
+    from fxcap.cli_boundary import run_cli
+
+    def print_error(line: str) -> None:
+        err_console.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
+
+    sys.exit(run_cli(app, args, print_error))
 
 
 if __name__ == "__main__":  # pragma: no cover
