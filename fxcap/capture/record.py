@@ -8,9 +8,10 @@ Ctrl-C, failed take); :func:`resume_session` continues with the first take not y
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -21,6 +22,7 @@ from fxcap.capture.layout import TestSignal, audio_sha256
 from fxcap.capture.plan import PlannedTake, plan_from_dict
 from fxcap.capture.session import Alignment, CheckResult, Session, TakeRecord, now_iso
 from fxcap.errors import CaptureError, SessionError
+from fxcap.interrupt import Interrupted
 from fxcap.io import atomic_write_wav
 
 Observer = Callable[[str, dict[str, Any]], None]
@@ -54,6 +56,10 @@ class RecordConfig:
     max_attempts: int = 3
     align: AlignConfig = field(default_factory=AlignConfig)
     checks: CheckConfig = field(default_factory=CheckConfig)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
+            raise CaptureError(f"--max-attempts must be 1 or more (tries per take), not {self.max_attempts!r}")
 
 
 def _failures(checks: list[CheckResult]) -> list[CheckResult]:
@@ -172,9 +178,40 @@ def finish_session(session: Session, signal: TestSignal, config: RecordConfig, o
     return session
 
 
+def resume_command(session: Session) -> str:
+    """The command that continues ``session``: ``fxcap import --resume`` for an imported one."""
+    verb = "import" if session.manifest.backend.get("name") == "import" else "record"
+    return f"fxcap {verb} --resume --out {session.root}"
+
+
 def resume_hint(session: Session) -> str:
-    """The command that continues ``session``."""
-    return f"`fxcap record --resume --out {session.root}`"
+    """The command that continues ``session``, in backquotes."""
+    return f"`{resume_command(session)}`"
+
+
+@contextmanager
+def interruptible(session: Session) -> Iterator[None]:
+    """Ctrl-C inside the block marks the session ``"interrupted"`` (atomically) and raises
+    :class:`~fxcap.interrupt.Interrupted` with the command that continues it."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if session.manifest.status != "complete":
+            session.manifest.status = "interrupted"
+            session.manifest.notes.append(f"interrupted (Ctrl-C) after {len(session.manifest.takes)} takes")
+            session.save()
+        raise Interrupted(resume_command(session)) from None
+
+
+def planned_takes(session: Session) -> list[PlannedTake]:
+    """The session's stored plan; a damaged one is a one-line :class:`SessionError`."""
+    try:
+        return plan_from_dict(session.manifest.plan)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise SessionError(
+            f"{session.root / 'session.json'}: the plan is damaged ({type(exc).__name__}: {exc}); restore session.json "
+            "from a backup or record a new session"
+        ) from None
 
 
 def _calibrate(session: Session, backend: Backend, signal: TestSignal, config: RecordConfig, observer: Observer) -> Calibration:
@@ -212,6 +249,7 @@ def _record_take(
     attempts = 1 if backend.deterministic else config.max_attempts  # a re-take would give the same result
     for attempt in range(1, attempts + 1):
         observer("take_start", {"take": planned, "attempt": attempt})
+        backend.begin_take(planned.index, attempt)
         raw: RawTake = backend.play_record(signal.audio, planned.knobs)
         previous = [t.alignment for t in session.manifest.takes]
         result = evaluate_take(raw, signal, calibration, config, previous)
@@ -276,17 +314,18 @@ def _report_reference_drift(
 def _run(session: Session, backend: Backend, signal: TestSignal, config: RecordConfig, observer: Observer | None) -> Session:
     observe: Observer = observer or (lambda event, data: None)
     config = replace(config, checks=replace(config.checks, output_clip_advice=backend.clip_advice))
+    plan = planned_takes(session)
     session.manifest.status = "running"
     session.save()
-    planned_takes = plan_from_dict(session.manifest.plan)
     done = {t.index for t in session.manifest.takes}
-    observe("plan", {"total": len(planned_takes), "done": len(done)})
+    observe("plan", {"total": len(plan), "done": len(done)})
     try:
-        calibration = _calibrate(session, backend, signal, config, observe)
-        for planned in planned_takes:
-            if planned.index in done:
-                continue
-            _record_take(session, backend, signal, planned, calibration, config, observe)
+        with interruptible(session):
+            calibration = _calibrate(session, backend, signal, config, observe)
+            for planned in plan:
+                if planned.index in done:
+                    continue
+                _record_take(session, backend, signal, planned, calibration, config, observe)
     except CaptureError as exc:
         if session.manifest.status == "failed":  # a take failed its checks: the message says it all
             raise
@@ -299,7 +338,8 @@ def _run(session: Session, backend: Backend, signal: TestSignal, config: RecordC
         session.save()
         observe("stopped", {"session": session, "error": message})
         raise CaptureError(message) from None
-    return finish_session(session, signal, config, observe)
+    with interruptible(session):
+        return finish_session(session, signal, config, observe)
 
 
 def record_session(

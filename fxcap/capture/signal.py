@@ -42,7 +42,6 @@ around the user's own program material, e.g. a DI guitar recording.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,11 +51,12 @@ import numpy as np
 from numba import njit
 from scipy import signal as sps
 
-from fxcap.capture.layout import Region, SignalLayout, TestSignal, audio_sha256
+from fxcap.capture.layout import Region, SignalLayout, TestSignal, audio_sha256, read_layout
 from fxcap.capture.markers import MARKER_SECONDS, sync_marker
 from fxcap.errors import FxcapError
 from fxcap.io import atomic_write_json, atomic_write_wav, read_wav
 from fxcap.numba_cache import cache_sources
+from fxcap.outpaths import check_out_file
 
 SIGNAL_VERSION = "1.0"
 """Version of the signal recipe; bumped whenever the bytes generated for a given config change."""
@@ -847,6 +847,7 @@ def save_signal(signal: TestSignal, path: str | Path) -> Path:
     path = Path(path)
     if path.suffix.lower() != ".wav":
         raise FxcapError(f"signal file {path} must end in .wav")
+    check_out_file(path)
     atomic_write_wav(path, signal.audio, signal.sample_rate)
     atomic_write_json(layout_path(path), signal.layout.to_dict())
     return path
@@ -858,10 +859,7 @@ def load_signal(path: str | Path) -> TestSignal:
     meta = layout_path(path)
     if not meta.exists():
         raise FxcapError(f"{meta} is missing; a capture signal needs its layout beside it (regenerate it with `fxcap signal`)")
-    try:
-        layout = SignalLayout.from_dict(json.loads(meta.read_text(encoding="utf-8")))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise FxcapError(f"{meta} is not a valid signal layout ({exc}); regenerate it with `fxcap signal`") from None
+    layout = read_layout(meta, "regenerate it with `fxcap signal`")
     audio, rate = read_wav(path, expected_rate=layout.sample_rate)
     if audio.ndim != 1:
         raise FxcapError(f"{path} has {audio.shape[1]} channels; a capture signal is mono")

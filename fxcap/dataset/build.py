@@ -40,6 +40,7 @@ from fxcap import __version__
 from fxcap.capture.layout import audio_sha256
 from fxcap.capture.profiles import DeviceProfile
 from fxcap.capture.session import Session, TakeRecord
+from fxcap.capture.take_files import verify_takes
 from fxcap.dataset.card import render_card
 from fxcap.dataset.holdout import HoldoutSpec, describe_setting, parse_holdout
 from fxcap.dataset.manifest import CARD_NAME, MANIFEST_NAME, dataset_hash, file_sha256, load_dataset_info, DatasetInfo
@@ -140,6 +141,9 @@ def _open_sessions(sessions: Sequence[str | Path | Session]) -> list[Session]:
     if not sessions:
         raise DatasetError("no session given; pass one or more session folders (fxcap build-dataset SESSION...)")
     opened = [s if isinstance(s, Session) else Session.open(s) for s in sessions]
+    for session in opened:  # a take replaced after it was recorded is refused, an unhashed one said
+        for warning in verify_takes(session):
+            log.warning("%s", warning)
     roots = [s.root.resolve() for s in opened]
     if len(set(roots)) != len(roots):
         raise DatasetError("the same session was given twice; list each session folder once")
