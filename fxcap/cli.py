@@ -294,6 +294,7 @@ def record(
     loopback_channel: SoundcardChannel = None,
     block_size: Annotated[Optional[int], typer.Option(help="Sound card: frames per audio block (0: the host's choice).")] = None,
     midi_port: Annotated[Optional[str], typer.Option(help="Sound card: MIDI output port; knobs with a midi_cc in the profile are set automatically.")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Start a capture of more than 2 hours or 200 takes without asking.")] = False,
 ) -> None:
     """Record a device at swept knob settings into a session folder (aligned, checked takes)."""
     from fxcap.capture.backends.factory import DEFAULT_DEVICE
@@ -330,6 +331,7 @@ def record(
         record=RecordConfig(max_attempts=max_attempts),
         backend_options=soundcard_options("soundcard" if resume else backend, output_channels=output_channel, input_channel=input_channel,
                                           loopback_channel=loopback_channel, blocksize=block_size, midi_port=midi_port),
+        yes=yes, confirm=typer.confirm if sys.stdin.isatty() else None,
     )
     with _RecordProgress() as progress:
         session = run_capture(request, observer=progress)
@@ -348,13 +350,15 @@ def import_command(
     channel: Annotated[Optional[int], typer.Option("--channel", help="Channel (from 1) of multichannel files that holds the device.")] = None,
     resample: Annotated[bool, typer.Option("--resample", help="Convert files at another sample rate to the signal's.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Stop at the first file that fails a check (default: skip it).")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the stopped import in --out (default: the newest session) with the files it does not hold yet.")] = False,
 ) -> None:
     """Import DAW recordings of the test signal (reamped through a device) as an aligned, checked session."""
     from fxcap.capture.importer import ImportConfig, import_recordings
 
     with _RecordProgress() as progress:
         session = import_recordings(signal, list(recordings or []), knobs, device=device, out=out, bypass=bypass,
-                                    config=ImportConfig(channel=channel, resample=resample, strict=strict), observer=progress)
+                                    config=ImportConfig(channel=channel, resample=resample, strict=strict), observer=progress,
+                                    resume=resume)
     _print_session_summary(session)
     for note in session.manifest.notes:
         console.print(f"note: {note}", markup=False, highlight=False)
@@ -541,11 +545,14 @@ def render(
     automation_csv: Annotated[Optional[Path], typer.Option("--automation", help="CSV with a time column (s) and one column per knob.")] = None,
     checkpoint: Annotated[str, typer.Option(help="best or last.")] = "best",
     block: Annotated[int, typer.Option(help="Samples per processing block.")] = 65536,
+    channel: Annotated[Optional[int], typer.Option(help="Multichannel input: the channel (from 1) to render.")] = None,
+    mix: Annotated[bool, typer.Option("--mix", help="Multichannel input: render the average of its channels.")] = False,
 ) -> None:
     """Process audio through a trained model at a knob setting or with knob automation."""
     from fxcap.modeling.render import render_run
 
-    result = render_run(model, in_path, out_path, settings=list(set_ or []), automate=list(automate or []), automation_csv=automation_csv, checkpoint=checkpoint, block=block)
+    result = render_run(model, in_path, out_path, settings=list(set_ or []), automate=list(automate or []), automation_csv=automation_csv,
+                        checkpoint=checkpoint, block=block, channel=channel, mix=mix)
     console.print(f"wrote {out_path}: {result['seconds']:.2f} s, peak {result['peak']:.3f}")
 # -- dataset ---------------------------------------------------------------------------------------------
 
