@@ -28,23 +28,6 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-NAME_MAX_BYTES = 255
-"""Longest file name most file systems take (bytes, UTF-8)."""
-
-TMP_EXTRA_BYTES = len(".") + len(".") + 8 + len(".tmp")
-"""Bytes the temporary name adds to the target's name: ``.<name>.<8 random>.tmp``."""
-
-
-def tmp_prefix(name: str) -> str:
-    """``.<name>.`` for the temporary file beside ``name``, the name cut so that the whole temporary
-    name stays within :data:`NAME_MAX_BYTES` (a legal target name of up to 255 bytes still works)."""
-    room = NAME_MAX_BYTES - TMP_EXTRA_BYTES
-    encoded = name.encode("utf-8")
-    if len(encoded) > room:
-        name = encoded[:room].decode("utf-8", errors="ignore")
-    return f".{name}."
-
-
 def atomic_write(path: str | os.PathLike, writer: Callable[[Path], None]) -> Path:
     """Call ``writer(tmp_path)`` to fill a temporary file, fsync it and rename it to ``path``.
 
@@ -53,7 +36,7 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[Path], None]) -> Pat
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=tmp_prefix(path.name), suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:

@@ -12,7 +12,9 @@ import os
 from pathlib import Path
 
 from fxcap.errors import FxcapError
-from fxcap.io import NAME_MAX_BYTES
+
+NAME_MAX_BYTES = 255
+"""Longest file or folder name most file systems take (bytes, UTF-8)."""
 
 
 def _check_names(path: Path, option: str) -> None:
