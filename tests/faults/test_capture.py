@@ -65,6 +65,7 @@ def _edit_manifest(session: Path, edit) -> None:
 
 
 # -- case: Ctrl-C during a capture (a real process and a real SIGINT) --------------------------------------
+@pytest.mark.slow  # a real process and a real SIGINT: about 15 s
 def test_ctrl_c_during_capture_marks_the_session_interrupted_and_names_the_resume_command(tmp_path, capsys):
     program = program_wav(tmp_path / "in")
     out = tmp_path / "session"
