@@ -141,7 +141,7 @@ class SessionManifest:
     plan: dict[str, Any]  # {"kind", "settings": [{knob: value}], "order", "reference_every", ...}
     calibration: dict[str, Any] = field(default_factory=dict)
     takes: list[TakeRecord] = field(default_factory=list)
-    status: str = "running"  # running | complete | failed
+    status: str = "running"  # running | complete | failed | interrupted (Ctrl-C; resumable)
     created_at: str = field(default_factory=now_iso)
     updated_at: str = field(default_factory=now_iso)
     fxcap_version: str = __version__
