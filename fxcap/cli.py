@@ -765,7 +765,10 @@ def main(args: Optional[list[str]] = None) -> None:
     def print_error(line: str) -> None:
         err_console.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
 
-    sys.exit(run_cli(app, args, print_error))
+    def print_interrupted(line: str) -> None:
+        err_console.print(f"[yellow]{escape(line)}[/]", highlight=False, soft_wrap=True)
+
+    sys.exit(run_cli(app, args, print_error, print_interrupted))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -68,22 +68,29 @@ def describe_soundfile_error(exc: BaseException) -> str:
     return f"audio file error: {text}; check that the file exists, is complete and is a WAV/FLAC/AIFF file, and that its folder is writable"
 
 
-def run_cli(app: Callable[..., Any], args: Sequence[str] | None = None, print_error: Callable[[str], None] | None = None) -> int:
+def run_cli(
+    app: Callable[..., Any],
+    args: Sequence[str] | None = None,
+    print_error: Callable[[str], None] | None = None,
+    print_interrupted: Callable[[str], None] | None = None,
+) -> int:
     """Run ``app`` (a Typer app) on ``args`` (default ``sys.argv[1:]``) and return the exit status.
 
-    ``print_error`` prints one message line (default: ``error: ...`` on stderr).
+    ``print_error`` prints an error's line (default: ``error: ...`` on stderr), ``print_interrupted``
+    the line after Ctrl-C (default: as it is, on stderr).
     """
     say = print_error or (lambda line: print(f"error: {line}", file=sys.stderr))
+    notice = print_interrupted or (lambda line: print(line, file=sys.stderr))
     try:
         app(args=None if args is None else list(args), prog_name="fxcap")
     except SystemExit as exc:
         interrupt = find_interrupt(exc.__context__)
         if exc.code == EXIT_INTERRUPTED and interrupt is not None:
-            say(interrupted_message(interrupt))
+            notice(interrupted_message(interrupt))
             return EXIT_INTERRUPTED
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except KeyboardInterrupt as exc:  # before Typer took over (imports)
-        say(interrupted_message(exc))
+        notice(interrupted_message(exc))
         return EXIT_INTERRUPTED
     except FxcapError as exc:
         say(str(exc))

@@ -49,11 +49,12 @@ def run_fxcap(capsys: pytest.CaptureFixture, *args: object) -> Outcome:
 
 
 def assert_one_line_error(outcome: Outcome, *needles: str, code: int = 1) -> str:
-    """The command exited with ``code`` after exactly one ``error: ...`` line holding every needle; no traceback."""
+    """The command exited with ``code`` after exactly one line on stderr holding every needle (``error: ...``;
+    after Ctrl-C, status 130, ``interrupted; ...``); no traceback."""
     assert "Traceback" not in outcome.text, outcome.text
     assert outcome.code == code, outcome.text
     lines = [line for line in outcome.err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), outcome.err
+    assert len(lines) == 1 and lines[0].startswith("interrupted; " if code == 130 else "error: "), outcome.err
     for needle in needles:
         assert needle in lines[0], lines[0]
     return lines[0]

@@ -85,7 +85,7 @@ def test_ctrl_c_during_capture_marks_the_session_interrupted_and_names_the_resum
     assert process.returncode == 130, stdout + stderr
     assert "Traceback" not in stdout + stderr
     last = [line for line in stderr.splitlines() if line.strip()][-1]
-    assert last == f"error: interrupted; nothing written so far is lost; continue with `fxcap record --resume --out {out}`"
+    assert last == f"interrupted; nothing written so far is lost; continue with `fxcap record --resume --out {out}`"
     manifest = json.loads((out / "session.json").read_text())
     assert manifest["status"] == "interrupted" and 1 <= len(manifest["takes"]) < 3
     kept = hashes(out / "takes")
