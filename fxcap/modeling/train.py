@@ -51,8 +51,48 @@ def cosine_factor(step: int, total_steps: int, warmup_steps: int = 0, min_factor
     if step < warmup_steps:
         return (step + 1) / warmup_steps
     span = max(1, total_steps - warmup_steps - 1)
-    progress = min(1.0, (step - warmup_steps) / span)
+    return cosine_at(min(1.0, (step - warmup_steps) / span), min_factor)
+
+
+def cosine_at(progress: float, min_factor: float = 0.0) -> float:
+    """The half cosine from 1 (``progress`` 0) down to ``min_factor`` (``progress`` 1 and beyond)."""
+    progress = min(1.0, max(0.0, progress))
     return min_factor + (1.0 - min_factor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class TrainingClock:
+    """Seconds spent training a run (epochs' wall time, validation included), across resumes.
+
+    With a time budget the cosine schedule follows whichever is further along, the steps or the
+    clock (:meth:`fraction` of the budget), so a run that cannot finish its steps within the budget still anneals
+    its rate to the floor by the end of the budget.
+    """
+
+    def __init__(self, budget_s: float | None, spent_s: float = 0.0) -> None:
+        self.budget_s, self.spent_s = budget_s, float(spent_s)
+        self._epoch_started: float | None = None
+
+    def start_epoch(self) -> None:
+        self._epoch_started = time.perf_counter()
+
+    def end_epoch(self) -> float:
+        """Add the epoch's seconds to the total and return them."""
+        seconds = time.perf_counter() - self._epoch_started if self._epoch_started is not None else 0.0
+        self.spent_s += seconds
+        self._epoch_started = None
+        return seconds
+
+    def elapsed(self) -> float:
+        """Seconds spent so far, the running epoch included."""
+        running = time.perf_counter() - self._epoch_started if self._epoch_started is not None else 0.0
+        return self.spent_s + running
+
+    def fraction(self) -> float:
+        """Share of the budget used (0 without a budget)."""
+        return self.elapsed() / self.budget_s if self.budget_s else 0.0
+
+    def exhausted(self) -> bool:
+        return bool(self.budget_s) and self.spent_s >= self.budget_s
 
 
 @dataclass
@@ -106,6 +146,12 @@ class TrainConfig:
             ``recovery_lr_factor`` and trains that epoch again, at most ``max_recoveries`` times (then
             it stops with an error). Each recovery is logged in the epoch's row (``recoveries``) and
             in :attr:`RunResult.recoveries`.
+        time_budget_s: training time budget in seconds (epochs' wall time, validation included,
+            summed over resumes; None: no budget). The run stops after the epoch in which the budget
+            runs out (:attr:`RunResult.stop_reason` ``"time_budget"``), and the cosine schedule
+            anneals by whichever is further along, steps or time, so the rate reaches its floor
+            when the budget does. Where time leads, the run depends on the machine's speed (it is
+            exactly reproducible only when the budget is comfortably longer than the run).
         seed: seeds initialisation and window sampling.
         threads: torch intra-op threads (0: leave torch's default). One thread is the default: a
             32-unit RNN gains little from more, and OpenMP threads spin badly when the cores are
@@ -137,6 +183,7 @@ class TrainConfig:
     max_skipped_steps: int = 20
     max_recoveries: int = 3
     recovery_lr_factor: float = 0.3
+    time_budget_s: float | None = None
     seed: int = 0
     threads: int = 1
 
@@ -159,6 +206,8 @@ class TrainConfig:
         if self.max_recoveries < 0 or not 0.0 < self.recovery_lr_factor < 1.0:
             raise ModelError("max_recoveries must be >= 0 and recovery_lr_factor in (0, 1), got "
                              f"{self.max_recoveries} and {self.recovery_lr_factor}")
+        if self.time_budget_s is not None and not self.time_budget_s > 0:
+            raise ModelError(f"time_budget_s must be positive (or unset), got {self.time_budget_s}")
         if not 0.0 <= self.esr_emphasis < 1.0:
             raise ModelError(f"esr_emphasis must be in [0, 1), got {self.esr_emphasis}")
 
@@ -177,6 +226,8 @@ class RunResult:
     stopped_early: bool
     history: list[dict[str, Any]] = field(default_factory=list)
     recoveries: list[str] = field(default_factory=list)
+    stop_reason: str = "max_epochs"
+    """Why training ended: ``max_epochs`` (all epochs ran), ``early_stop`` or ``time_budget``."""
 
 
 LOSS_SKIP_FRACTION = 8
@@ -313,6 +364,7 @@ def train(
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     lr_scale = [1.0]  # lowered by each recovery from a divergence (the cosine schedule reads it)
     recoveries: list[str] = []
+    clock = TrainingClock(config.time_budget_s)
     cosine = config.lr_schedule == "cosine"
     if cosine:
         steps_per_epoch = config.steps_per_epoch or len(
@@ -320,9 +372,13 @@ def train(
                             cache_dir=cache_dir, cache_max_bytes=cache_max_bytes)
         )
         total_steps = max(1, steps_per_epoch * config.max_epochs)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: lr_scale[0] * cosine_factor(step, total_steps, config.warmup_steps, config.lr_min_factor)
-        )
+        def lr_factor(step: int) -> float:
+            factor = cosine_factor(step, total_steps, config.warmup_steps, config.lr_min_factor)
+            if clock.budget_s and step >= config.warmup_steps:
+                factor = min(factor, cosine_at(clock.fraction(), config.lr_min_factor))
+            return lr_scale[0] * factor
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
     else:
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=config.lr_factor, patience=config.lr_patience)
     loss_fn = make_loss(config, window)
@@ -340,6 +396,7 @@ def train(
         history = list(state["history"])
         lr_scale[0] = float(state.get("lr_scale", 1.0))
         recoveries = list(state.get("recoveries", []))
+        clock.spent_s = float(state.get("train_seconds", sum(row.get("seconds", 0.0) for row in history)))
     else:
         save_json(
             run_dir / "config.json",
@@ -425,11 +482,12 @@ def train(
 
     good = _snapshot(model, optimizer, scheduler)
     recovered_now = 0
-    while epoch < config.max_epochs and not stopped_early:
-        started = time.perf_counter()
+    while epoch < config.max_epochs and not stopped_early and not clock.exhausted():
+        clock.start_epoch()
         try:
             total, counted, skipped, valid = run_epoch(epoch)
         except _Diverged as event:
+            clock.end_epoch()
             if len(recoveries) >= config.max_recoveries:
                 raise event.error from None
             _restore(good, model, optimizer, scheduler)
@@ -458,7 +516,7 @@ def train(
             "valid_loss": valid,
             "best_valid_loss": best,
             "lr": optimizer.param_groups[0]["lr"],
-            "seconds": round(time.perf_counter() - started, 3),
+            "seconds": round(clock.end_epoch(), 3),
             "skipped_steps": skipped,
             "recoveries": recovered_now,
         }
@@ -478,13 +536,20 @@ def train(
                 "history": history,
                 "lr_scale": lr_scale[0],
                 "recoveries": recoveries,
+                "train_seconds": clock.spent_s,
             },
         )
         good = _snapshot(model, optimizer, scheduler)
         if on_epoch is not None:
             on_epoch(row)
+    if stopped_early:
+        stop_reason = "early_stop"
+    elif clock.exhausted() and epoch < config.max_epochs:
+        stop_reason = "time_budget"
+    else:
+        stop_reason = "max_epochs"
     return RunResult(run_dir=run_dir, epochs=epoch, best_valid_loss=best, stopped_early=stopped_early, history=history,
-                     recoveries=recoveries)
+                     recoveries=recoveries, stop_reason=stop_reason)
 
 
 def load_run(run_dir: str | Path, which: str = "best") -> tuple[torch.nn.Module, dict[str, Any]]:
