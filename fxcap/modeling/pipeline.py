@@ -16,6 +16,7 @@ from fxcap.io import atomic_write_json
 from fxcap.modeling.compare import compare_runs, dataset_runs
 from fxcap.modeling.evaluate import evaluate_run
 from fxcap.modeling.registry import ModelConfig
+from fxcap.modeling.schemes import get_scheme, scheme_names
 from fxcap.modeling.train import TrainConfig, train
 
 STFT_WARMUP_STEPS = 400
@@ -71,11 +72,13 @@ def preset_model_options(preset: str) -> dict[str, Any]:
 
 
 def preset_config(preset: str, cond: str, overrides: dict[str, Any] | None = None, **fields: Any) -> TrainConfig:
-    """The :class:`TrainConfig` of ``preset`` for scheme ``cond``: the preset, its per-scheme rate
-    (:data:`SCHEME_LR`), then ``overrides`` and ``fields`` (both replace the preset's fields)."""
+    """The :class:`TrainConfig` of ``preset`` for scheme ``cond``: the preset, the scheme's rate for it
+    (``Scheme.lr``, :mod:`fxcap.modeling.schemes`), then ``overrides`` and ``fields`` (both replace the
+    preset's fields)."""
     if preset not in PRESETS:
         raise ModelError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
-    scheme = {"lr": SCHEME_LR[preset][cond]} if cond in SCHEME_LR.get(preset, {}) else {}
+    rates = get_scheme(cond).lr if cond in scheme_names() else {}
+    scheme = {"lr": rates[preset]} if preset in rates else {}
     return replace(PRESETS[preset], **{**scheme, **(overrides or {}), **fields})
 
 

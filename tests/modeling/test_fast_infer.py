@@ -12,6 +12,7 @@ from fxcap.capture.profiles import Knob
 from fxcap.modeling.base import ConditionedRNN
 from fxcap.modeling.fast import infer
 from fxcap.modeling.fast.infer import FastRenderer, accelerate, fast_forward, knob_runs, supports
+from fxcap.modeling.compute_context import compute_context
 from fxcap.modeling.fast.threads import chunks
 from fxcap.modeling.film import FiLMRNN
 from fxcap.modeling.registry import ModelConfig
@@ -143,9 +144,8 @@ def test_dispatch_and_reference_switches(monkeypatch):
         model.fast = False
         model(x, knobs)
         model.fast = True
-        monkeypatch.setenv("FXCAP_REFERENCE", "1")
-        model(x, knobs)
-        monkeypatch.setenv("FXCAP_REFERENCE", "0")
+        with compute_context(reference=True):
+            model(x, knobs)
         model(x, knobs)
         assert len(calls) == 2
         model.double()(x, knobs)  # float64 inference: reference

@@ -8,6 +8,7 @@ import torch
 from torch.func import functional_call
 
 import fxcap.modeling.fast.autograd as fast_autograd
+from fxcap.modeling.compute_context import compute_context
 from fast_cases import CASES, guitar, make_model, ramp_and_steps, reference
 
 SMALL = dict(hidden_size=3, film_hidden=(4,), static_hidden=(3,), dynamic_hidden=4, dynamic_nz=2)
@@ -103,8 +104,8 @@ def test_training_dispatches_to_the_fast_functions(monkeypatch):
     x, knobs = torch.from_numpy(guitar(40))[None], torch.zeros(1, 2)
     model(x, knobs)[0].sum().backward()
     assert len(calls) == 1
-    monkeypatch.setenv("FXCAP_REFERENCE", "true")
-    model(x, knobs)[0].sum().backward()
+    with compute_context(reference=True):
+        model(x, knobs)[0].sum().backward()
     assert len(calls) == 1
     with pytest.raises(ValueError, match="no fast training path"):
         original(torch.nn.Linear(1, 1), x[..., None], knobs, ())

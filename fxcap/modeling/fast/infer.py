@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from fxcap.modeling.base import ConditionedRNN
+from fxcap.modeling.compute_context import reference_forced as context_reference
 from fxcap.modeling.fast.plans import Plan, make_plan
 from fxcap.modeling.fast.threads import chunks, parallel
 
@@ -42,6 +43,12 @@ def plan_for(model: ConditionedRNN) -> Plan | None:
     plan = make_plan(model)
     _PLANS[model] = (key, plan)
     return plan
+
+
+def reference_forced(model: torch.nn.Module) -> bool:
+    """True when ``model.fast`` is False or the compute context asks for the reference path
+    (:func:`fxcap.modeling.compute_context.compute_context`, ``FXCAP_REFERENCE``)."""
+    return context_reference() or not getattr(model, "fast", True)
 
 
 def supports(model: torch.nn.Module) -> bool:
@@ -130,8 +137,6 @@ class FastRenderer:
     @property
     def fast(self) -> bool:
         """Whether calls run the numba kernels (``False``: the reference module)."""
-        from fxcap.modeling.fast import reference_forced
-
         return supports(self.model) and not reference_forced(self.model)
 
     def __call__(self, x: Any, knobs: Any, state: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
