@@ -36,6 +36,7 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.signal import istft, stft
 
+from fxcap.dsp.esr import esr as shared_esr
 from fxcap.errors import ModelError
 from fxcap.modeling.losses import STFT_FFT_SIZES, MultiResolutionSTFTLoss
 
@@ -85,9 +86,8 @@ def l1(pred: Any, target: Any) -> float:
 
 
 def esr(pred: Any, target: Any) -> float:
-    """Error-to-signal ratio ``Σ(ŷ - y)² / Σy²`` (``Σy² + 1e-12`` for a silent target)."""
-    p, t = _pair(pred, target)
-    return float(np.sum((p - t) ** 2) / (np.sum(t**2) + 1e-12))
+    """Error-to-signal ratio ``Σ(ŷ - y)² / (Σy² + 1e-12)`` of checked mono signals (:func:`fxcap.dsp.esr.esr`)."""
+    return shared_esr(*_pair(pred, target))
 
 
 ESR_GRADES: tuple[tuple[float, str], ...] = (

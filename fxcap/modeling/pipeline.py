@@ -10,6 +10,7 @@ import pandas as pd
 import torch
 
 from fxcap.dataset import load_dataset_info
+from fxcap.dataset.find import newest_dataset
 from fxcap.dataset.remote import locate
 from fxcap.errors import ModelError, TrainingDivergedError
 from fxcap.io import atomic_write_json
@@ -118,14 +119,6 @@ class TrainResults:
     comparison: pd.DataFrame | None
     runs_root: Path = Path("runs")
     failed: dict[Path, str] = field(default_factory=dict)
-
-
-def newest_dataset(base: str | Path = "datasets") -> Path:
-    """The most recently built dataset folder under ``base`` (by its ``dataset.json`` time)."""
-    found = sorted(Path(base).glob("*/dataset.json"), key=lambda p: p.stat().st_mtime)
-    if not found:
-        raise ModelError(f"no dataset under {base}/; build one with `fxcap build-dataset` or pass --dataset")
-    return found[-1].parent
 
 
 def run_name(cond: str, cell: str, seed: int) -> str:
