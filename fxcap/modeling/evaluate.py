@@ -20,6 +20,7 @@ from fxcap.dataset import SequenceDataset, load_dataset_info
 from fxcap.errors import ModelError
 from fxcap.io import atomic_write_json, atomic_write_text
 from fxcap.modeling.compute import compute_cost
+from fxcap.modeling.inference import run_blocks
 from fxcap.modeling.metrics import esr_grade, score_all
 from fxcap.modeling.train import load_run
 
@@ -32,16 +33,14 @@ def _predict_batched(model: torch.nn.Module, inputs: list[np.ndarray], knobs: li
     by_length: dict[int, list[int]] = {}
     for index, x in enumerate(inputs):
         by_length.setdefault(len(x), []).append(index)
-    with torch.no_grad():
-        for indices in by_length.values():
-            for start in range(0, len(indices), batch):
-                chunk = indices[start : start + batch]
-                x = torch.from_numpy(np.stack([inputs[i] for i in chunk]))
-                k = torch.from_numpy(np.stack([knobs[i] for i in chunk]))
-                y, _ = model(x, k)
-                y = y.reshape(len(chunk), -1).numpy()
-                for row, i in enumerate(chunk):
-                    outputs[i] = y[row]
+    for indices in by_length.values():
+        for start in range(0, len(indices), batch):
+            chunk = indices[start : start + batch]
+            x = torch.from_numpy(np.stack([inputs[i] for i in chunk]))
+            k = torch.from_numpy(np.stack([knobs[i] for i in chunk]))
+            y = run_blocks(model, x, k)[0].numpy()
+            for row, i in enumerate(chunk):
+                outputs[i] = y[row]
     return outputs  # type: ignore[return-value]
 
 
