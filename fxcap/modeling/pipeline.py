@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch
 
 from fxcap.dataset import load_dataset_info
 from fxcap.dataset.find import newest_dataset
@@ -138,8 +137,6 @@ def train_models(request: TrainRequest, console: Any | None = None) -> TrainResu
     failed: dict[Path, str] = {}
     for cond in request.conds:
         config = preset_config(request.preset, cond, request.overrides, seed=request.seed)
-        if config.threads:
-            torch.set_num_threads(config.threads)
         model_config = ModelConfig(cond=cond, cell=request.cell, num_knobs=len(info.knob_names),
                                    **{**preset_model_options(request.preset), **request.model_overrides})
         run_dir = runs_root / run_name(cond, request.cell, request.seed)

@@ -11,7 +11,6 @@ import torch
 from fxcap.dataset.testing import make_dummy_signal
 from fxcap.modeling.registry import ModelConfig, build_model
 
-torch.set_num_threads(1)  # tiny ops: intra-op threads only add overhead on a shared 2-core machine
 
 CONDS = ("concat", "film", "statichyper", "dynamichyper")
 CELLS = ("gru", "lstm")

@@ -48,7 +48,6 @@ COUNTED = [("concat", "gru")] + [(c, cell) for c in ("film", "statichyper", "dyn
 @pytest.mark.parametrize("cond, cell", COUNTED)
 def test_counts_match_what_the_forward_pass_executes(cond, cell):
     """torch's FLOP counter sees exactly per-sample x samples + per-change x rows (constant knobs)."""
-    torch.set_num_threads(1)
     model = build_model(ModelConfig(cond=cond, cell=cell))
     report = model_compute(model, 48000)
     batch, steps = 2, 24

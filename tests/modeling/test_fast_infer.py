@@ -85,13 +85,11 @@ def test_many_streams_in_groups_and_threads(cell):
     model = make_model("dynamichyper", cell)
     x = torch.from_numpy(np.stack([guitar(300, 0.4 + 0.02 * i) for i in range(9)]))
     knobs = torch.linspace(-1, 1, 18).reshape(9, 2)
-    assert chunks(9, 4) == [(0, 9)]  # one thread (set by fast_cases)
-    torch.set_num_threads(2)
-    try:
+    assert chunks(9, 4) == [(0, 9)]  # one thread (the modeling tests' compute context, conftest.py)
+    with compute_context(threads=2):
         assert chunks(9, 4) == [(0, 4), (4, 9)] and chunks(3, 4) == [(0, 2), (2, 3)]
         expected, got = run_both(model, x, knobs)
-    finally:
-        torch.set_num_threads(1)
+    assert chunks(9, 4) == [(0, 9)]  # restored
     assert_close(expected, got)
 
 

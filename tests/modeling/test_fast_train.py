@@ -87,11 +87,8 @@ def test_threads_split_the_batch(cond):
     knobs = torch.rand(5, 2, generator=torch.Generator().manual_seed(4)) * 2 - 1
     state = torch.zeros(5, model.state_size)
     _, _, one = loss_and_grads(model, x, knobs, state)
-    torch.set_num_threads(2)
-    try:
+    with compute_context(threads=2):
         _, _, two = loss_and_grads(model, x, knobs, state)
-    finally:
-        torch.set_num_threads(1)
     for name in one:
         assert torch.allclose(one[name], two[name], rtol=1e-5, atol=1e-7), name
 

@@ -30,7 +30,11 @@ _PLANS: "weakref.WeakKeyDictionary[ConditionedRNN, tuple[Any, Plan | None]]" = w
 
 
 def _weights_key(model: ConditionedRNN) -> tuple:
-    """Changes whenever a parameter is replaced or modified in place (optimizer step, load_state_dict)."""
+    """Changes whenever a parameter is replaced or modified in place (optimizer step, load_state_dict, a
+    user's ``parameter.add_()``). PyTorch's per-tensor version counter (``Tensor._version``, the counter
+    autograd uses to detect in-place changes) is the only cheap signal that sees every in-place change,
+    including those made outside fxcap; a counter of fxcap's own, bumped by fxcap's optimizer steps,
+    would miss the others and serve a stale plan (a silently wrong output)."""
     return tuple((p.data_ptr(), p._version) for p in model.parameters())
 
 
