@@ -52,3 +52,22 @@ def test_key_modules_import_alone_in_a_fresh_interpreter(module):
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
                             env={"PYTHONPATH": str(ROOT), "PATH": ""})
     assert result.returncode == 0, result.stderr
+
+
+LAYERS = ("dsp", "capture", "dataset", "modeling", "report", "cli")
+"""fxcap's packages from the bottom up: each imports only packages before it (and the shared basics:
+errors, io, numba_cache, parallel, the version)."""
+
+
+def test_packages_import_only_the_layers_below():
+    tool = _graph_tool()
+    graph = tool.import_graph("fxcap", lazy=True)
+    assert tool.find_cycles(graph) == []  # no module of fxcap takes part in a cycle, lazy imports included
+    for module, targets in graph.items():
+        here = module.split(".")[1] if module.count(".") else ""
+        if here not in LAYERS:
+            continue
+        for target in targets:
+            there = target.split(".")[1] if target.count(".") else ""
+            if there in LAYERS:
+                assert LAYERS.index(there) <= LAYERS.index(here), f"{module} imports {target} from a higher layer"
