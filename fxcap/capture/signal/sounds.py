@@ -9,11 +9,7 @@ import numpy as np
 from scipy import signal as sps
 
 from fxcap.capture.signal.config import FADE_SECONDS, SWEEP_F1, sweep_stop_hz
-
-
-def db_to_gain(db: float) -> float:
-    """Linear amplitude of ``db`` decibels."""
-    return 10.0 ** (db / 20.0)
+from fxcap.dsp.levels import db_to_amp as db_to_gain  # linear amplitude of a level in dB (the name the signal code uses)
 
 
 def _samples(seconds: float, sample_rate: int) -> int:
