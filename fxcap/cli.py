@@ -18,6 +18,7 @@ from rich.table import Table
 
 from fxcap import __version__
 from fxcap.errors import FxcapError
+from fxcap.modeling.schemes import scheme_names
 
 app = typer.Typer(
     name="fxcap",
@@ -385,9 +386,6 @@ def import_signaltrain_command(
                   f"fxcap build-dataset {out}/* --mixed-signals", markup=False, highlight=False)
 
 
-CONDITIONS = ("concat", "film", "statichyper", "dynamichyper")
-
-
 @app.command()
 def train(
     cond: Annotated[str, typer.Option("--cond", "-c", help="concat, film, statichyper, dynamichyper or all.")] = "dynamichyper",
@@ -420,7 +418,7 @@ def train(
     """Train one or all conditioning schemes on a dataset; one run folder per model."""
     from fxcap.modeling.pipeline import TrainRequest, train_models
 
-    conds = list(CONDITIONS) if cond == "all" else [cond]
+    conds = scheme_names() if cond == "all" else [cond]
     request = TrainRequest(
         conds=conds, cell=cell, dataset=dataset, runs_dir=runs_dir, preset=preset, seed=seed, resume=resume, evaluate=evaluate,
         overrides={k: v for k, v in dict(max_epochs=epochs, steps_per_epoch=steps, batch_size=batch_size, window=window, lr=lr,
@@ -735,7 +733,7 @@ def sweep(
 
     config = SweepConfig(
         datasets=list(dataset),
-        conds=list(CONDITIONS) if not cond or "all" in cond else list(cond),
+        conds=scheme_names() if not cond or "all" in cond else list(cond),
         cells=["gru", "lstm"] if cell and "all" in cell else list(cell or ["gru"]),
         seeds=list(range(first_seed, first_seed + seeds)),
         runs_dir=runs_dir, preset=preset, retries=retries, workers=workers, cpus_per_trial=cpus_per_trial, ray=ray,

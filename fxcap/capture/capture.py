@@ -12,7 +12,7 @@ import numpy as np
 
 from fxcap.capture.backends.factory import make_backend, parse_backend_spec, resolve_device
 from fxcap.capture.budget import CaptureEstimate, confirm_capture
-from fxcap.capture.dsp import db_to_amp
+from fxcap.dsp.levels import db_to_amp
 from fxcap.capture.level import pick_peak_level
 from fxcap.capture.plan import PlanConfig, make_plan, plan_to_dict
 from fxcap.capture.layout import TestSignal

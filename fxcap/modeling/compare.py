@@ -18,6 +18,7 @@ import pandas as pd
 
 from fxcap.errors import ModelError
 from fxcap.io import atomic_write_text
+from fxcap.modeling.schemes import scheme_names
 
 COLUMNS = [
     ("l1", "L1"),
@@ -31,10 +32,6 @@ COLUMNS = [
 ]
 
 
-SCHEME_ORDER = ("concat", "film", "statichyper", "dynamichyper")
-"""The paper's order of the schemes: how the runs of one dataset are listed."""
-
-
 def find_runs(root: str | Path) -> list[Path]:
     """Run folders (those with an ``evaluation.json``) under ``root``, sorted by path."""
     return sorted(p.parent for p in Path(root).glob("**/evaluation.json"))
@@ -42,11 +39,13 @@ def find_runs(root: str | Path) -> list[Path]:
 
 def dataset_runs(runs_root: str | Path) -> list[Path]:
     """Every evaluated run in one dataset's runs folder (``<runs>/<dataset name>``), schemes in the
-    paper's order (:data:`SCHEME_ORDER`, others after), then by name (cell, seed)."""
+    registry's order (:func:`~fxcap.modeling.schemes.scheme_names`: the paper's, then schemes registered
+    later; unknown names last), then by name (cell, seed)."""
+    order = scheme_names()
 
     def key(run: Path) -> tuple[int, str]:
         scheme = run.name.split("-", 1)[0]
-        return (SCHEME_ORDER.index(scheme) if scheme in SCHEME_ORDER else len(SCHEME_ORDER), run.name)
+        return (order.index(scheme) if scheme in order else len(order), run.name)
 
     return sorted(find_runs(runs_root), key=key)
 

@@ -7,15 +7,16 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch
 
 from fxcap.dataset import load_dataset_info
+from fxcap.dataset.find import newest_dataset
 from fxcap.dataset.remote import locate
 from fxcap.errors import ModelError, TrainingDivergedError
 from fxcap.io import atomic_write_json
 from fxcap.modeling.compare import compare_runs, dataset_runs
 from fxcap.modeling.evaluate import evaluate_run
 from fxcap.modeling.registry import ModelConfig
+from fxcap.modeling.schemes import get_scheme, scheme_names
 from fxcap.modeling.train import TrainConfig, train
 
 STFT_WARMUP_STEPS = 400
@@ -71,11 +72,13 @@ def preset_model_options(preset: str) -> dict[str, Any]:
 
 
 def preset_config(preset: str, cond: str, overrides: dict[str, Any] | None = None, **fields: Any) -> TrainConfig:
-    """The :class:`TrainConfig` of ``preset`` for scheme ``cond``: the preset, its per-scheme rate
-    (:data:`SCHEME_LR`), then ``overrides`` and ``fields`` (both replace the preset's fields)."""
+    """The :class:`TrainConfig` of ``preset`` for scheme ``cond``: the preset, the scheme's rate for it
+    (``Scheme.lr``, :mod:`fxcap.modeling.schemes`), then ``overrides`` and ``fields`` (both replace the
+    preset's fields)."""
     if preset not in PRESETS:
         raise ModelError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
-    scheme = {"lr": SCHEME_LR[preset][cond]} if cond in SCHEME_LR.get(preset, {}) else {}
+    rates = get_scheme(cond).lr if cond in scheme_names() else {}
+    scheme = {"lr": rates[preset]} if preset in rates else {}
     return replace(PRESETS[preset], **{**scheme, **(overrides or {}), **fields})
 
 
@@ -117,14 +120,6 @@ class TrainResults:
     failed: dict[Path, str] = field(default_factory=dict)
 
 
-def newest_dataset(base: str | Path = "datasets") -> Path:
-    """The most recently built dataset folder under ``base`` (by its ``dataset.json`` time)."""
-    found = sorted(Path(base).glob("*/dataset.json"), key=lambda p: p.stat().st_mtime)
-    if not found:
-        raise ModelError(f"no dataset under {base}/; build one with `fxcap build-dataset` or pass --dataset")
-    return found[-1].parent
-
-
 def run_name(cond: str, cell: str, seed: int) -> str:
     """Run folder name, e.g. ``dynamichyper-gru-s0``."""
     return f"{cond}-{cell}-s{seed}"
@@ -142,8 +137,6 @@ def train_models(request: TrainRequest, console: Any | None = None) -> TrainResu
     failed: dict[Path, str] = {}
     for cond in request.conds:
         config = preset_config(request.preset, cond, request.overrides, seed=request.seed)
-        if config.threads:
-            torch.set_num_threads(config.threads)
         model_config = ModelConfig(cond=cond, cell=request.cell, num_knobs=len(info.knob_names),
                                    **{**preset_model_options(request.preset), **request.model_overrides})
         run_dir = runs_root / run_name(cond, request.cell, request.seed)

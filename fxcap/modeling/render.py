@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,7 @@ from fxcap.capture.profiles import Knob
 from fxcap.errors import ModelError
 from fxcap.io import atomic_write
 from fxcap.modeling.fast import accelerate
+from fxcap.modeling.inference import stream_blocks
 from fxcap.modeling.render_input import channel_picker, check_block, check_finite, check_not_input
 from fxcap.outpaths import check_out_file
 
@@ -164,22 +165,22 @@ def render_file(
     peak = 0.0
     model = accelerate(model)  # numba kernels when the model has a fast path; same call and state
 
+    def blocks() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        position = 0
+        for chunk in sf.blocks(str(in_path), blocksize=block, dtype="float32", always_2d=True):
+            mono = np.ascontiguousarray(pick(chunk))
+            check_finite(mono, position, sample_rate, in_path)
+            x = torch.from_numpy(mono)[None, :]
+            yield x, torch.from_numpy(schedule.values(ranges, position, len(chunk), sample_rate, total))[None]
+            position += len(chunk)
+
     def write(tmp: Path) -> None:
         nonlocal peak
-        state = None
-        position = 0
         with sf.SoundFile(str(tmp), "w", samplerate=sample_rate, channels=1, subtype="FLOAT", format="WAV") as out:
-            for chunk in sf.blocks(str(in_path), blocksize=block, dtype="float32", always_2d=True):
-                mono = np.ascontiguousarray(pick(chunk))
-                check_finite(mono, position, sample_rate, in_path)
-                x = torch.from_numpy(mono)[None, :]
-                knobs = torch.from_numpy(schedule.values(ranges, position, len(chunk), sample_rate, total))[None]
-                with torch.no_grad():
-                    y, state = model(x, knobs, state)
+            for y, _ in stream_blocks(model, blocks()):
                 y_np = y[0].reshape(-1).numpy()
                 peak = max(peak, float(np.max(np.abs(y_np)))) if len(y_np) else peak
                 out.write(y_np)
-                position += len(chunk)
 
     atomic_write(out_path, write)
     return {"samples": total, "seconds": total / sample_rate, "peak": peak}

@@ -21,7 +21,7 @@ import csv
 import io
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -32,6 +32,7 @@ from fxcap.dataset.remote import location_text
 from fxcap.errors import ModelError, TrainingDivergedError
 from fxcap.io import atomic_write_text
 from fxcap.modeling.checkpoint import load_state, load_weights, save_json, save_state, save_weights
+from fxcap.modeling.compute_context import ComputeContext, in_compute_context
 from fxcap.modeling.losses import CombinedLoss
 from fxcap.modeling.registry import ModelConfig, build_model
 from fxcap.modeling.setting_power import SettingPower
@@ -131,10 +132,9 @@ class TrainConfig:
         stft_warmup_steps: ramp the STFT weight linearly from 0 to ``stft_weight`` over this many
             optimizer steps (0: full weight from the start, the released code's). The STFT terms
             ignore phase and polarity, and the log-magnitude term makes a near-silent output very
-            costly, so a model that starts with the wrong polarity stays there (measured: a FiLM
-            model with validation loss as low as the others' but output correlation -0.77 with the
-            target, ESR 3.3); letting the time-domain L1 term lead for the first steps settles
-            polarity and phase before the spectral terms take over.
+            costly, so a model that starts with the wrong polarity stays there (``docs/quality.md``,
+            "Measurements behind the code"); letting the time-domain L1 term lead for the first steps
+            settles polarity and phase before the spectral terms take over.
         valid_windows: cap on validation windows per epoch (None: all): a fixed random sample of
             the validation split's grid windows, the same every epoch.
         max_skipped_steps: a step whose loss or gradient norm is not finite (float overflow of
@@ -153,9 +153,10 @@ class TrainConfig:
             when the budget does. Where time leads, the run depends on the machine's speed (it is
             exactly reproducible only when the budget is comfortably longer than the run).
         seed: seeds initialisation and window sampling.
-        threads: torch intra-op threads (0: leave torch's default). One thread is the default: a
-            32-unit RNN gains little from more, and OpenMP threads spin badly when the cores are
-            shared (measured 30x slower steps with 2 threads on 2 busy cores).
+        threads: torch intra-op threads while :func:`train` runs (0: leave torch's setting; the
+            previous setting comes back when it returns, see :mod:`fxcap.modeling.compute_context`).
+            One thread is the default: a 32-unit RNN gains little from more, and OpenMP threads spin
+            when the cores are shared (``docs/quality.md``, "Measurements behind the code").
     """
 
     window: int | None = None
@@ -321,6 +322,7 @@ def _write_history(run_dir: Path, history: list[dict[str, Any]]) -> None:
     atomic_write_text(run_dir / "metrics.csv", buffer.getvalue())
 
 
+@in_compute_context(lambda config=None, **_: ComputeContext(threads=(config or TrainConfig()).threads or None))
 def train(
     dataset_dir: str | Path,
     model_config: ModelConfig,
@@ -349,8 +351,6 @@ def train(
             f"({', '.join(info.knob_names)})"
         )
     window = int(config.window or info.window)
-    if config.threads:
-        torch.set_num_threads(config.threads)
 
     state_path = run_dir / "state.pt"
     if resume and not state_path.exists():
@@ -359,8 +359,7 @@ def train(
         raise ModelError(f"{run_dir} already holds a run; use --resume to continue it or choose another run folder")
     run_dir.mkdir(parents=True, exist_ok=True)
 
-    torch.manual_seed(config.seed)
-    model = build_model(model_config)
+    model = build_model(model_config if model_config.seed is not None else replace(model_config, seed=config.seed))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     lr_scale = [1.0]  # lowered by each recovery from a divergence (the cosine schedule reads it)
     recoveries: list[str] = []
