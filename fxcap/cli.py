@@ -354,12 +354,16 @@ def import_command(
     resume: Annotated[bool, typer.Option("--resume", help="Continue the stopped import in --out (default: the newest session) with the files it does not hold yet.")] = False,
 ) -> None:
     """Import DAW recordings of the test signal (reamped through a device) as an aligned, checked session."""
+    from fxcap.capture.import_resume import resume_import
     from fxcap.capture.importer import ImportConfig, import_recordings
 
+    config = ImportConfig(channel=channel, resample=resample, strict=strict)
     with _RecordProgress() as progress:
-        session = import_recordings(signal, list(recordings or []), knobs, device=device, out=out, bypass=bypass,
-                                    config=ImportConfig(channel=channel, resample=resample, strict=strict), observer=progress,
-                                    resume=resume)
+        if resume:
+            session = resume_import(out, list(recordings or []), config, progress, Path("sessions"))
+        else:
+            session = import_recordings(signal, list(recordings or []), knobs, device=device, out=out, bypass=bypass,
+                                        config=config, observer=progress)
     _print_session_summary(session)
     for note in session.manifest.notes:
         console.print(f"note: {note}", markup=False, highlight=False)

@@ -199,7 +199,6 @@ def import_recordings(
     bypass: str | Path | None = None,
     observer: Observer | None = None,
     sessions_dir: str | Path = "sessions",
-    resume: bool = False,
 ) -> Session:
     """Align and check DAW recordings of the test signal and write them as a session.
 
@@ -216,10 +215,7 @@ def import_recordings(
         bypass: a recording of the signal with the device bypassed (rig latency and gain).
         observer: progress events as in :mod:`fxcap.capture.record` (``calibration``,
             ``take_done``, ``take_rejected``, ``session_done``).
-        sessions_dir: where the default ``out`` (and, with ``resume``, the newest session) is.
-        resume: continue the interrupted or stopped import in ``out`` (default: the newest session
-            under ``sessions_dir``) with the recordings it does not hold yet
-            (:func:`fxcap.capture.import_resume.resume_import`); ``recordings`` may then be empty.
+        sessions_dir: where the default ``out`` is.
 
     Returns the complete session. Everything that can be checked without aligning (files exist,
     CSV, knob values, rates, channels, lengths) is checked before anything is written. Raises
@@ -228,10 +224,6 @@ def import_recordings(
     """
     config = config or ImportConfig()
     observe: Observer = observer or (lambda event, data: None)
-    if resume:
-        from fxcap.capture.import_resume import resume_import
-
-        return resume_import(out, recordings, config, observe, sessions_dir)
     signal = load_signal(signal_path)
     signal_file, bypass_file = Path(signal_path).resolve(), Path(bypass).resolve() if bypass is not None else None
     skipped = [Path(p) for p in recordings if Path(p).resolve() in (signal_file, bypass_file)]
