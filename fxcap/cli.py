@@ -407,7 +407,8 @@ def train(
     post_filter: Annotated[Optional[int], typer.Option(help="Poles of the learned linear filter after the RNN, 0 = none (overrides the preset).")] = None,
     hidden_size: Annotated[Optional[int], typer.Option(help="Hidden units of the main cell (paper: 32; overrides the preset).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for initialisation and window sampling.")] = 0,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue interrupted runs from their last epoch.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue interrupted runs from their last epoch (same dataset and settings; --epochs may grow).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Start the runs afresh, replacing what their folders hold.")] = False,
     evaluate: Annotated[bool, typer.Option("--evaluate/--no-evaluate", help="Score each run on the test split afterwards.")] = True,
 ) -> None:
     """Train one or all conditioning schemes on a dataset; one run folder per model."""
@@ -415,7 +416,7 @@ def train(
 
     conds = list(CONDITIONS) if cond == "all" else [cond]
     request = TrainRequest(
-        conds=conds, cell=cell, dataset=dataset, runs_dir=runs_dir, preset=preset, seed=seed, resume=resume, evaluate=evaluate,
+        conds=conds, cell=cell, dataset=dataset, runs_dir=runs_dir, preset=preset, seed=seed, resume=resume, force=force, evaluate=evaluate,
         overrides={k: v for k, v in dict(max_epochs=epochs, steps_per_epoch=steps, batch_size=batch_size, window=window, lr=lr,
                                          stft_weight=stft_weight, stft_warmup_steps=stft_warmup, lr_schedule=lr_schedule,
                                          esr_weight=esr_weight, dc_weight=dc_weight, esr_emphasis=esr_emphasis,
