@@ -565,6 +565,7 @@ def build_dataset_command(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing dataset at --out.")] = False,
     sessions_dir: Annotated[Path, typer.Option(help="Where to look for the newest session.")] = Path("sessions"),
     mixed_signals: Annotated[bool, typer.Option("--mixed-signals", help="Combine sessions that played different signals (e.g. imported dry/wet files); each is split along time on its own.")] = False,
+    allow_incomplete: Annotated[bool, typer.Option("--allow-incomplete", help="Build from sessions that stopped before their plan was done (warns and lists their missing takes).")] = False,
     workers: Annotated[Optional[int], typer.Option(help="Processes writing shards in parallel (default: one per core for large builds).")] = None,
     ray: Annotated[Optional[str], typer.Option("--ray", help="Write shards as Ray tasks: auto, HOST:PORT or local.")] = None,
 ) -> None:
@@ -578,6 +579,7 @@ def build_dataset_command(
         window=window,
         write_wav=wav,
         mixed_signals=mixed_signals,
+        allow_incomplete=allow_incomplete,
     )
     info = build_dataset(list(sessions) if sessions else [newest_session(sessions_dir)], out, config, overwrite=force,
                          progress=lambda take: err_console.print(f"  {take}", highlight=False), workers=workers, ray=ray)
