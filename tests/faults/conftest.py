@@ -74,6 +74,14 @@ def fxcap_process(args: list[str], cwd: Path, prelude: str = "", timeout: float 
     return Outcome(proc.returncode, proc.stdout, proc.stderr)
 
 
+def tamper(path: Path, offset: int = 4096, length: int = 64) -> None:
+    """Overwrite ``length`` bytes in the middle of a file (inverted); its size stays the same."""
+    data = bytearray(Path(path).read_bytes())
+    at = min(offset, len(data) // 2)
+    data[at:at + length] = bytes(255 - b for b in data[at:at + length])
+    Path(path).write_bytes(bytes(data))
+
+
 def sha(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 

@@ -16,15 +16,9 @@ from fxcap.errors import FxcapError
 from fxcap.io import atomic_write_text, make_temp_dir
 from fxcap.modeling.registry import ModelConfig
 from fxcap.modeling.train import TrainConfig, train
-from tests.faults.conftest import fxcap_process, hashes
+from tests.faults.conftest import fxcap_process, hashes, tamper
 
 BUILD = ["--segment-seconds", "0.25", "--no-wav"]
-
-
-def _tamper(path, offset: int = 4096, length: int = 64) -> None:
-    data = bytearray(path.read_bytes())
-    data[offset:offset + length] = bytes(255 - b for b in data[offset:offset + length])
-    path.write_bytes(bytes(data))
 
 
 def test_a_shard_changed_in_place_is_refused_by_training_and_evaluation(workspace, fxcap_main):
@@ -34,13 +28,13 @@ def test_a_shard_changed_in_place_is_refused_by_training_and_evaluation(workspac
     train(dataset, ModelConfig(cond="concat", num_knobs=1), run,
           TrainConfig(window=256, batch_size=2, steps_per_epoch=2, max_epochs=1, valid_windows=4))
     before = hashes(run)
-    _tamper(dataset / "data" / "test-00000-of-00001.parquet")
+    tamper(dataset / "data" / "test-00000-of-00001.parquet")
     result = fxcap_main("evaluate", "--model", run, cwd=workspace)
     result.one_line_error("shard data/test-00000-of-00001.parquet", "does not match its sha256", "rebuild the dataset")
     assert hashes(run) == before and not (run / "evaluation.json").exists()
 
     shutil.rmtree(dataset / ".cache")  # the train split is read afresh: refused too
-    _tamper(dataset / "data" / "train-00000-of-00001.parquet")
+    tamper(dataset / "data" / "train-00000-of-00001.parquet")
     with pytest.raises(FxcapError, match="train-00000-of-00001.parquet .* does not match its sha256"):
         train(dataset, ModelConfig(cond="concat", num_knobs=1), workspace / "run2", TrainConfig(window=256, batch_size=2))
     assert not (workspace / "run2").exists()

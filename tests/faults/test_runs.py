@@ -15,7 +15,7 @@ from fxcap.modeling.checkpoint import load_weights
 from fxcap.modeling.registry import ModelConfig
 from fxcap.modeling.sweep import SweepConfig, run_sweep
 from fxcap.modeling.train import TrainConfig, train
-from tests.faults.conftest import TINY_TRAIN, fxcap_process, hashes, metrics, sha
+from tests.faults.conftest import TINY_TRAIN, fxcap_process, hashes, metrics, sha, tamper
 
 RUN = ("runs", "od3", "concat-gru-s0")
 TINY = TrainConfig(window=256, batch_size=2, steps_per_epoch=2, max_epochs=1, valid_windows=4, threads=1)
@@ -25,12 +25,21 @@ def _train_args(*extra: str) -> list[str]:
     return ["train", "--dataset", "datasets/od3", "--runs", "runs", *TINY_TRAIN, *extra]
 
 
-def _tamper(path, offset: int = 4096, length: int = 64) -> None:
-    """Overwrite ``length`` bytes in the middle of a file; its size stays the same."""
-    data = bytearray(path.read_bytes())
-    at = min(offset, len(data) // 2)
-    data[at:at + length] = bytes(255 - b for b in data[at:at + length])
-    path.write_bytes(bytes(data))
+def _killed_train(workspace, epochs: int, prelude: str):
+    """Run ``fxcap train --epochs EPOCHS`` as a real process that ``prelude`` makes kill itself; its run folder."""
+    killed = fxcap_process(_train_args("--epochs", str(epochs)), workspace, prelude)
+    assert killed.code == -9, killed.err
+    return workspace.joinpath(*RUN)
+
+
+def _assert_ends_like_an_uninterrupted_run(workspace, fxcap_main, epochs: int) -> None:
+    """The resumed run's last weights equal, to the bit, those of the same run trained without a break."""
+    reference = workspace / "runs" / "reference"
+    assert fxcap_main(*_train_args("--epochs", str(epochs), "--runs", str(reference)), cwd=workspace).code == 0
+    resumed, _ = load_weights(workspace.joinpath(*RUN) / "last.safetensors")
+    uninterrupted, _ = load_weights(reference / "od3" / RUN[-1] / "last.safetensors")
+    for name in uninterrupted:
+        torch.testing.assert_close(resumed[name], uninterrupted[name], rtol=0, atol=0)
 
 
 def _no_valid_split(workspace, session):
@@ -40,7 +49,7 @@ def _no_valid_split(workspace, session):
 
 
 def _corrupt_train_shard(workspace, session):
-    _tamper(workspace / "datasets" / "od3" / "data" / "train-00000-of-00001.parquet")
+    tamper(workspace / "datasets" / "od3" / "data" / "train-00000-of-00001.parquet")
 
 
 QUICK = ["--preset", "quick", "--steps", "2", "--batch-size", "2"]
@@ -91,21 +100,14 @@ def test_resume_after_a_kill_between_the_weights_and_the_state_uses_the_consiste
         "    save(path, state)\n"
         "t.save_state = save_state\n"
     )
-    killed = fxcap_process(_train_args("--epochs", "3"), workspace, prelude)
-    assert killed.code == -9, killed.err
-    run = workspace.joinpath(*RUN)
+    run = _killed_train(workspace, 3, prelude)
     assert load_weights(run / "last.safetensors")[1]["epoch"] == 2 and torch.load(run / "state.pt")["epoch"] == 1
     config_before = sha(run / "config.json")
     result = fxcap_main(*_train_args("--epochs", "3", "--resume"), cwd=workspace)
     assert result.code == 0, result.err
     assert "last.safetensors is from epoch 2 but state.pt from epoch 1" in caplog.text
     assert sha(run / "config.json") == config_before
-    reference = workspace / "runs" / "reference"
-    assert fxcap_main(*_train_args("--epochs", "3", "--runs", str(reference)), cwd=workspace).code == 0
-    resumed, _ = load_weights(run / "last.safetensors")
-    uninterrupted, _ = load_weights(reference / "od3" / RUN[-1] / "last.safetensors")
-    for name in uninterrupted:
-        torch.testing.assert_close(resumed[name], uninterrupted[name], rtol=0, atol=0)
+    _assert_ends_like_an_uninterrupted_run(workspace, fxcap_main, 3)
 
     # a state.pt of an earlier version (no weights of its own) with mismatched weights is refused, not resumed
     state = torch.load(run / "state.pt")
@@ -193,9 +195,7 @@ def test_sigkill_after_two_epochs_then_resume_finishes_and_keeps_what_was_writte
         "    return write(path, data)\n"
         "c.atomic_write_bytes = atomic_write_bytes\n"
     )
-    killed = fxcap_process(_train_args("--epochs", "4"), workspace, prelude)
-    assert killed.code == -9, killed.err
-    run = workspace.joinpath(*RUN)
+    run = _killed_train(workspace, 4, prelude)
     leftovers = list(run.glob(".last.safetensors.*.tmp"))
     assert len(leftovers) == 1 and (workspace / "runs" / "od3" / f".{RUN[-1]}.lock").exists()
     written = {name: sha(run / name) for name in ("config.json", "last.safetensors", "state.pt")}
@@ -207,9 +207,4 @@ def test_sigkill_after_two_epochs_then_resume_finishes_and_keeps_what_was_writte
     assert not list(run.glob(".*.tmp")) and "took the lock over" in caplog.text and "leftover" in caplog.text
     assert sha(run / "config.json") == written["config.json"]
     assert metrics(run)[:2] == rows  # the finished epochs are kept as they were written
-    reference = workspace / "runs" / "reference"
-    assert fxcap_main(*_train_args("--epochs", "4", "--runs", str(reference)), cwd=workspace).code == 0
-    resumed, _ = load_weights(run / "last.safetensors")
-    uninterrupted, _ = load_weights(reference / "od3" / RUN[-1] / "last.safetensors")
-    for name in uninterrupted:
-        torch.testing.assert_close(resumed[name], uninterrupted[name], rtol=0, atol=0)
+    _assert_ends_like_an_uninterrupted_run(workspace, fxcap_main, 4)
