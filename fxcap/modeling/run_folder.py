@@ -30,7 +30,8 @@ RESUMABLE_FIELDS = ("max_epochs", "threads")
 
 STATE_NAME = "state.pt"
 CONFIG_NAME = "config.json"
-FRESH_HINT = "start it afresh with --force (its checkpoints are replaced) or train into another run folder"
+FRESH_HINT = ("start it afresh with --force (fxcap train; a sweep: delete the folder), which replaces its checkpoints, "
+              "or train into another run folder")
 
 
 def normalized(data: Any) -> Any:
