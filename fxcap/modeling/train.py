@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 import torch
 
-from fxcap.dataset import load_dataset_info, make_dataloader
+from fxcap.dataset import DatasetInfo, load_dataset_info, make_dataloader
 from fxcap.dataset.remote import location_text
 from fxcap.errors import ModelError, TrainingDivergedError
 from fxcap.io import atomic_write_text
@@ -343,7 +343,7 @@ class _TrainingData:
     segments, the batch size leaves at least one batch, the valid split exists, the shards read (their
     sha256 is checked when the cache is built), the loss skip is shorter than the window."""
 
-    def __init__(self, dataset_dir: str | Path, info: Any, window: int, config: TrainConfig, cache: dict[str, Any]):
+    def __init__(self, dataset_dir: str | Path, info: DatasetInfo, window: int, config: TrainConfig, cache: dict[str, Any]):
         self.dataset_dir, self.info, self.window, self.config, self.cache = dataset_dir, info, window, config, cache
         self.loss_fn = make_loss(config, window)
         for split in ("train", "valid"):
