@@ -416,7 +416,8 @@ def train(
     hidden_size: Annotated[Optional[int], typer.Option(help="Hidden units of the main cell (paper: 32; overrides the preset).")] = None,
     time_budget: Annotated[Optional[float], typer.Option(help="Training time budget per model in minutes: stop when it runs out, with the rate annealed by then.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for initialisation and window sampling.")] = 0,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue interrupted runs from their last epoch.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue interrupted runs from their last epoch (same dataset and settings; --epochs may grow).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Start the runs afresh, replacing what their folders hold.")] = False,
     evaluate: Annotated[bool, typer.Option("--evaluate/--no-evaluate", help="Score each run on the test split afterwards.")] = True,
 ) -> None:
     """Train one or all conditioning schemes on a dataset; one run folder per model."""
@@ -424,7 +425,7 @@ def train(
 
     conds = scheme_names() if cond == "all" else [cond]
     request = TrainRequest(
-        conds=conds, cell=cell, dataset=dataset, runs_dir=runs_dir, preset=preset, seed=seed, resume=resume, evaluate=evaluate,
+        conds=conds, cell=cell, dataset=dataset, runs_dir=runs_dir, preset=preset, seed=seed, resume=resume, force=force, evaluate=evaluate,
         overrides={k: v for k, v in dict(max_epochs=epochs, steps_per_epoch=steps, batch_size=batch_size, window=window, lr=lr,
                                          stft_weight=stft_weight, stft_warmup_steps=stft_warmup, lr_schedule=lr_schedule,
                                          esr_weight=esr_weight, dc_weight=dc_weight, esr_emphasis=esr_emphasis,
@@ -577,6 +578,7 @@ def build_dataset_command(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing dataset at --out.")] = False,
     sessions_dir: Annotated[Path, typer.Option(help="Where to look for the newest session.")] = Path("sessions"),
     mixed_signals: Annotated[bool, typer.Option("--mixed-signals", help="Combine sessions that played different signals (e.g. imported dry/wet files); each is split along time on its own.")] = False,
+    allow_incomplete: Annotated[bool, typer.Option("--allow-incomplete", help="Build from sessions that stopped before their plan was done (warns and lists their missing takes).")] = False,
     workers: Annotated[Optional[int], typer.Option(help="Processes writing shards in parallel (default: one per core for large builds).")] = None,
     ray: Annotated[Optional[str], typer.Option("--ray", help="Write shards as Ray tasks: auto, HOST:PORT or local.")] = None,
 ) -> None:
@@ -590,6 +592,7 @@ def build_dataset_command(
         window=window,
         write_wav=wav,
         mixed_signals=mixed_signals,
+        allow_incomplete=allow_incomplete,
     )
     info = build_dataset(list(sessions) if sessions else [newest_session(sessions_dir)], out, config, overwrite=force,
                          progress=lambda take: err_console.print(f"  {take}", highlight=False), workers=workers, ray=ray)

@@ -35,5 +35,9 @@ class TrainingDivergedError(ModelError):
     """A training run diverged and did not recover (its last good checkpoints stay in its folder)."""
 
 
+class FolderLockedError(FxcapError):
+    """Another fxcap process is writing the session, dataset or run folder (see :mod:`fxcap.locking`)."""
+
+
 class ReportError(FxcapError):
     """A report cannot be made from what was given (nothing to report, an unknown knob setting)."""

@@ -78,6 +78,7 @@ from fxcap.capture.session import Session
 from fxcap.capture.signal import load_signal
 from fxcap.capture.transparency import dry_copy_check
 from fxcap.errors import CaptureError, FxcapError
+from fxcap.locking import folder_lock, remove_stale
 
 DUAL_MONO_TOLERANCE = 1e-4
 """Channels whose largest difference is below this fraction of the peak count as identical."""
@@ -265,6 +266,16 @@ def import_recordings(
         "resample": config.resample,
     }
     root = Path(out) if out is not None else default_session_dir(Path(sessions_dir), profile.name)
+    with folder_lock(root, "import"):  # one writer per session folder
+        return _import_into(root, signal, profile, plan, backend_info, inferred, skipped, planned, planned_files, bypass,
+                            config, observe)
+
+
+def _import_into(root: Path, signal: TestSignal, profile: DeviceProfile, plan: dict[str, Any], backend_info: dict[str, Any],
+                 inferred: Any, skipped: list[Path], planned: list[PlannedTake], planned_files: list[Any],
+                 bypass: str | Path | None, config: ImportConfig, observe: Observer) -> Session:
+    """The writing half of :func:`import_recordings`: the session folder, its calibration and takes."""
+    remove_stale(root, recursive=True)  # temporary files of a killed import
     session = Session.create(
         root, device=profile, backend=backend_info, signal_audio=signal.audio, layout=signal.layout, plan=plan
     )

@@ -24,6 +24,7 @@ from fxcap.capture.session import Alignment, CheckResult, Session, TakeRecord, n
 from fxcap.errors import CaptureError, SessionError
 from fxcap.interrupt import Interrupted
 from fxcap.io import atomic_write_wav
+from fxcap.locking import folder_lock, remove_stale
 
 Observer = Callable[[str, dict[str, Any]], None]
 """Progress callback: ``observer(event, data)``. Events, in order of appearance:
@@ -362,15 +363,17 @@ def record_session(
             f"the signal is at {signal.sample_rate} Hz but the backend runs at {backend.sample_rate} Hz; "
             "generate the signal at the device's rate (--rate)"
         )
-    session = Session.create(
-        out_dir,
-        device=backend.profile,
-        backend=backend_info or backend.describe(),
-        signal_audio=signal.audio,
-        layout=signal.layout,
-        plan=plan,
-    )
-    return _run(session, backend, signal, config, observer)
+    with folder_lock(out_dir, "record"):  # one writer per session folder
+        remove_stale(out_dir, recursive=True)
+        session = Session.create(
+            out_dir,
+            device=backend.profile,
+            backend=backend_info or backend.describe(),
+            signal_audio=signal.audio,
+            layout=signal.layout,
+            plan=plan,
+        )
+        return _run(session, backend, signal, config, observer)
 
 
 def load_session_signal(session: Session) -> TestSignal:
@@ -404,9 +407,12 @@ def resume_session(
         )
     if session.sample_rate != backend.sample_rate:
         raise SessionError(f"{path} was recorded at {session.sample_rate} Hz; resume with --rate {session.sample_rate}")
-    if session.manifest.status == "complete":
-        return session
-    return _run(session, backend, load_session_signal(session), config, observer)
+    with folder_lock(path, "record --resume"):  # one writer per session folder: no take is recorded twice
+        remove_stale(path, recursive=True)  # temporary files of a killed capture
+        session = Session.open(path)  # as it is now that no one else writes it
+        if session.manifest.status == "complete":
+            return session
+        return _run(session, backend, load_session_signal(session), config, observer)
 
 
 def has_gain_reference(session: Session) -> bool:

@@ -15,7 +15,6 @@ The output may be any filesystem of :mod:`fxcap.dataset.remote` (``s3://``, ``gs
 
 from __future__ import annotations
 
-import hashlib
 import dataclasses
 import hashlib
 import logging
@@ -42,6 +41,7 @@ from fxcap.capture.profiles import DeviceProfile
 from fxcap.capture.session import Session, TakeRecord
 from fxcap.capture.take_files import verify_takes
 from fxcap.dataset.card import render_card
+from fxcap.dataset.completeness import check_complete
 from fxcap.dataset.holdout import HoldoutSpec, describe_setting, parse_holdout
 from fxcap.dataset.manifest import CARD_NAME, MANIFEST_NAME, dataset_hash, file_sha256, load_dataset_info, DatasetInfo
 from fxcap.dataset.schema import (
@@ -62,6 +62,7 @@ from fxcap.dataset.remote import Location, locate
 from fxcap.dataset.wavfile import float_wav_bytes
 from fxcap.errors import DatasetError, FxcapError
 from fxcap.io import atomic_write_json, atomic_write_text, json_text, read_wav
+from fxcap.locking import building_pattern, folder_lock, pid_alive, remove_stale
 from fxcap.parallel import TaskRunner, task_runner, unwrap_error
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,9 @@ class BuildConfig:
             imported as one session per input file, :mod:`fxcap.capture.signaltrain`). Each signal
             is split along time on its own, so no stretch of any input is in two splits; segment
             indices are numbered across all signals. Off: sessions must share one signal.
+        allow_incomplete: build from sessions that stopped before their plan was done (with a warning;
+            the manifest lists their missing takes). Off: such a session is refused
+            (:mod:`fxcap.dataset.completeness`).
     """
 
     split: SplitConfig = field(default_factory=SplitConfig)
@@ -101,6 +105,7 @@ class BuildConfig:
     row_group_bytes: int = ROW_GROUP_BYTES
     name: str | None = None
     mixed_signals: bool = False
+    allow_incomplete: bool = False
 
     def __post_init__(self) -> None:
         if self.window is not None and self.window < 1:
@@ -412,8 +417,12 @@ class _AudioReader:
         self.open[path] = handle
         while len(self.open) > self.keep:
             self.open.pop(next(iter(self.open))).close()
-        handle.seek(start)
-        return handle.read(stop - start, dtype="float32", always_2d=False)
+        try:
+            handle.seek(start)
+            return handle.read(stop - start, dtype="float32", always_2d=False)
+        except (RuntimeError, sf.LibsndfileError, OSError) as exc:
+            raise FxcapError(f"cannot read samples {start}..{stop} of {path}: {exc}; the file is truncated or damaged: "
+                             "re-record or re-import that take") from None
 
     def close(self) -> None:
         for handle in self.open.values():
@@ -527,6 +536,7 @@ class _Plan:
     window: int
     session_segments: list[list[Segment]]
     signals: list[dict[str, Any]]
+    missing: list[list[str]]
 
     def __post_init__(self) -> None:
         self.shards = {split: _pack(rows, self.config.shard_bytes) for split, rows in self.rows.items()}
@@ -642,6 +652,7 @@ def _make_plan(sessions: Sequence[str | Path | Session], config: BuildConfig) ->
     _check_compatible(opened, config.mixed_signals)
     profile = opened[0].manifest.device
     names = _session_names(opened)
+    missing = check_complete(opened, names, config.allow_incomplete)
     plan, per_session, signals = _split_signals(opened, names, config.split)
     specs = [parse_holdout(text, profile) for text in config.holdout]
     takes, skipped = _select_takes(opened, names, profile, specs, config)
@@ -649,7 +660,7 @@ def _make_plan(sessions: Sequence[str | Path | Session], config: BuildConfig) ->
         config=config, sessions=opened, names=names, profile=profile, rate=opened[0].sample_rate, plan=plan,
         knobs=knob_columns(profile), holdout=[s.text for s in specs], takes=takes, skipped=skipped,
         rows=_plan_rows(takes, per_session), window=int(config.window or default_window(profile)),
-        session_segments=per_session, signals=signals,
+        session_segments=per_session, signals=signals, missing=missing,
     )
 
 
@@ -748,6 +759,7 @@ def _manifest(p: _Plan, files: list[dict[str, Any]]) -> dict[str, Any]:
                 **({"signal_sha256": p.signals[_signal_of(p, i)]["sha256"]} if mixed else {}),
                 "takes_used": [t.record.take_id for t in takes if t.session_index == i],
                 "takes_skipped": p.skipped[i],
+                **({"takes_missing": p.missing[i]} if p.missing[i] else {}),
             }
             for i, s in enumerate(p.sessions)
         ],
@@ -820,26 +832,26 @@ def build_dataset(
     out = dest.local_path
     if out.exists() and not out.is_dir():
         raise DatasetError(f"{out} is a file; choose a folder for --out")
-    if out.exists() and any(out.iterdir()):
-        if not (out / MANIFEST_NAME).is_file():
-            raise DatasetError(f"{out} exists and is not an fxcap dataset; choose another --out")
-        if not overwrite:
-            raise DatasetError(f"{out} already holds a dataset; pass --force to replace it or choose another --out")
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.building-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    try:
-        files = _write_files(p, locate(tmp), workers, ray, progress)
-        manifest = _manifest(p, files)
-        atomic_write_json(tmp / MANIFEST_NAME, manifest)
-        atomic_write_text(tmp / CARD_NAME, render_card(manifest))
-        _move_into_place(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with folder_lock(out, "build-dataset"):  # one builder per --out: a second one stops here
+        _recover_interrupted(out)
+        if out.exists() and any(out.iterdir()):
+            if not (out / MANIFEST_NAME).is_file():
+                raise DatasetError(f"{out} exists and is not an fxcap dataset; choose another --out")
+            if not overwrite:
+                raise DatasetError(f"{out} already holds a dataset; pass --force to replace it or choose another --out")
+        tmp = out.parent / f".{out.name}.building-{os.getpid()}"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        try:
+            files = _write_files(p, locate(tmp), workers, ray, progress)
+            manifest = _manifest(p, files)
+            atomic_write_json(tmp / MANIFEST_NAME, manifest)
+            atomic_write_text(tmp / CARD_NAME, render_card(manifest))
+            _move_into_place(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     return load_dataset_info(out)
 
 
@@ -899,6 +911,19 @@ def _write_wav_index(root: Location, rows: list[_Row], columns: Callable[[list[_
     size, digest = _put_bytes(root, "wav/index.csv", csv)
     entries.append(_entry("wav/index.csv", "index", size, digest, rows=len(rows)))
     return entries
+
+
+def _recover_interrupted(out: Path) -> None:
+    """Clean what a killed build into ``out`` left beside it (its ``.building-PID`` folder); a dataset it had
+    moved aside (``.old-PID``) but not yet replaced is moved back first. Call it holding ``out``'s lock."""
+    if not out.exists():
+        for old in sorted(out.parent.glob(f".{out.name}.old-*")):
+            pid = old.name.rsplit("-", 1)[-1]
+            if pid.isdigit() and not pid_alive(int(pid)) and (old / MANIFEST_NAME).is_file():
+                os.replace(old, out)
+                log.warning("note: moved back the dataset an interrupted build had set aside: %s", out)
+                break
+    remove_stale(out.parent, (building_pattern(out.name),))
 
 
 def _move_into_place(tmp: Path, out: Path) -> None:

@@ -86,7 +86,9 @@ def preset_config(preset: str, cond: str, overrides: dict[str, Any] | None = Non
 class TrainRequest:
     """Which models to train on which dataset, and how.
 
-    ``overrides`` replace fields of the preset's :class:`TrainConfig`.
+    ``overrides`` replace fields of the preset's :class:`TrainConfig`. ``resume`` continues runs that
+    finished an epoch (refused when their dataset or settings changed), ``force`` starts them afresh
+    (see :mod:`fxcap.modeling.run_folder`).
     """
 
     conds: list[str]
@@ -97,6 +99,7 @@ class TrainRequest:
     preset: str = "default"
     seed: int = 0
     resume: bool = False
+    force: bool = False
     evaluate: bool = True
     overrides: dict[str, Any] = field(default_factory=dict)
     model_overrides: dict[str, Any] = field(default_factory=dict)
@@ -140,9 +143,8 @@ def train_models(request: TrainRequest, console: Any | None = None) -> TrainResu
         model_config = ModelConfig(cond=cond, cell=request.cell, num_knobs=len(info.knob_names),
                                    **{**preset_model_options(request.preset), **request.model_overrides})
         run_dir = runs_root / run_name(cond, request.cell, request.seed)
-        resume = request.resume and (run_dir / "state.pt").exists()
         try:
-            _train_with_progress(dataset, model_config, run_dir, config, resume, console)
+            _train_with_progress(dataset, model_config, run_dir, config, request.resume, request.force, console)
         except TrainingDivergedError as exc:  # one scheme's failure does not cost the others theirs
             failed[run_dir] = str(exc)
             atomic_write_json(run_dir / "failed.json", {"error": str(exc), "scheme": cond, "seed": request.seed})
@@ -157,9 +159,10 @@ def train_models(request: TrainRequest, console: Any | None = None) -> TrainResu
     return TrainResults(runs=runs, comparison=comparison, runs_root=runs_root, failed=failed)
 
 
-def _train_with_progress(dataset: Path | str, model_config: ModelConfig, run_dir: Path, config: TrainConfig, resume: bool, console: Any | None):
+def _train_with_progress(dataset: Path | str, model_config: ModelConfig, run_dir: Path, config: TrainConfig, resume: bool,
+                         force: bool, console: Any | None):
     if console is None:
-        return train(dataset, model_config, run_dir, config, resume=resume)
+        return train(dataset, model_config, run_dir, config, resume=resume, force=force)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     label = f"{model_config.cond}-{model_config.cell}"
@@ -177,7 +180,7 @@ def _train_with_progress(dataset: Path | str, model_config: ModelConfig, run_dir
                 task, completed=row["epoch"], status=f"train {row['train_loss']:.4f} valid {row['valid_loss']:.4f} lr {row['lr']:.1e}"
             )
 
-        result = train(dataset, model_config, run_dir, config, resume=resume, on_epoch=on_epoch, on_step=on_step)
+        result = train(dataset, model_config, run_dir, config, resume=resume, on_epoch=on_epoch, on_step=on_step, force=force)
         progress.update(task, completed=config.max_epochs)
     for line in result.recoveries:
         console.print(f"[yellow]{label}: recovered[/] {line}", highlight=False)

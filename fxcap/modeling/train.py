@@ -8,10 +8,13 @@ A run folder holds::
     metrics.csv/.json    one row per epoch (train loss, valid loss, lr, seconds, skipped steps)
     best.safetensors     weights with the lowest validation loss
     last.safetensors     weights after the last finished epoch
-    state.pt             optimizer, scheduler, RNG and early-stopping state (for --resume)
+    state.pt             optimizer, scheduler, RNG and early-stopping state and the weights that go with
+                         them (for --resume)
 
-Every file is written atomically at the end of each epoch, so an interrupted run resumes from the
-last finished epoch and reproduces the uninterrupted run exactly (same seeds, same windows).
+Every file is written atomically at the end of each epoch, ``state.pt`` last (``config.json`` with the
+first epoch), so an interrupted run resumes from the last finished epoch and reproduces the
+uninterrupted run exactly (same seeds, same windows). How a run starts in a folder that already holds
+something (resume, refuse, start afresh) is :mod:`fxcap.modeling.run_folder`'s decision.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import copy
 import csv
 import io
+import logging
 import math
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -27,15 +31,19 @@ from typing import Any, Callable
 
 import torch
 
-from fxcap.dataset import load_dataset_info, make_dataloader
+from fxcap.dataset import DatasetInfo, load_dataset_info, make_dataloader
 from fxcap.dataset.remote import location_text
 from fxcap.errors import ModelError, TrainingDivergedError
 from fxcap.io import atomic_write_text
+from fxcap.locking import folder_lock, remove_stale
 from fxcap.modeling.checkpoint import load_state, load_weights, save_json, save_state, save_weights
 from fxcap.modeling.compute_context import ComputeContext, in_compute_context
 from fxcap.modeling.losses import CombinedLoss
 from fxcap.modeling.registry import ModelConfig, build_model
+from fxcap.modeling.run_folder import FRESH_HINT, normalized, plan_run_start, read_run_config
 from fxcap.modeling.setting_power import SettingPower
+
+log = logging.getLogger(__name__)
 
 EpochCallback = Callable[[dict[str, Any]], None]
 
@@ -202,8 +210,20 @@ class TrainConfig:
         for name, value in non_negative.items():
             if not value >= 0:
                 raise ModelError(f"{name} must be zero or positive, got {value}")
-        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
-            raise ModelError(f"steps_per_epoch must be positive (or unset), got {self.steps_per_epoch}")
+        # None means "the default"; 0 never does (it is refused, not read as unset)
+        for name in ("window", "steps_per_epoch", "valid_windows"):
+            value = getattr(self, name)
+            if value is not None and not value >= 1:
+                raise ModelError(f"{name} must be a positive whole number (or unset), got {value}")
+        at_least_one = {"early_stop_patience": self.early_stop_patience, "max_skipped_steps": self.max_skipped_steps}
+        for name, value in at_least_one.items():
+            if not value >= 1:
+                raise ModelError(f"{name} must be at least 1, got {value}")
+        if not self.lr_patience >= 0 or not 0.0 < self.lr_factor < 1.0 or not 0.0 <= self.lr_min_factor <= 1.0:
+            raise ModelError("lr_patience must be >= 0, lr_factor in (0, 1) and lr_min_factor in [0, 1], got "
+                             f"{self.lr_patience}, {self.lr_factor} and {self.lr_min_factor}")
+        if self.threads < 0:
+            raise ModelError(f"threads must be 0 (torch's default) or positive, got {self.threads}")
         if self.max_recoveries < 0 or not 0.0 < self.recovery_lr_factor < 1.0:
             raise ModelError("max_recoveries must be >= 0 and recovery_lr_factor in (0, 1), got "
                              f"{self.max_recoveries} and {self.recovery_lr_factor}")
@@ -218,8 +238,8 @@ class TrainConfig:
 
 @dataclass
 class RunResult:
-    """What :func:`train` returns: the run folder, epochs done, best validation loss, and one line per
-    recovery from a divergence (empty when the run never diverged)."""
+    """What :func:`train` returns: the run folder, epochs done, best validation loss, one line per
+    recovery from a divergence (empty when the run never diverged), and whether it resumed an earlier run."""
 
     run_dir: Path
     epochs: int
@@ -229,6 +249,7 @@ class RunResult:
     recoveries: list[str] = field(default_factory=list)
     stop_reason: str = "max_epochs"
     """Why training ended: ``max_epochs`` (all epochs ran), ``early_stop`` or ``time_budget``."""
+    resumed: bool = False
 
 
 LOSS_SKIP_FRACTION = 8
@@ -332,6 +353,7 @@ def train(
     on_epoch: EpochCallback | None = None,
     on_step: Callable[[int, int, float], None] | None = None,
     *,
+    force: bool = False,
     cache_dir: str | Path | None = None,
     cache_max_bytes: int | str | None = None,
 ) -> RunResult:
@@ -341,6 +363,13 @@ def train(
     go to :func:`fxcap.dataset.make_dataloader` (where and how much audio is cached locally).
     ``model_config.num_knobs`` must equal the dataset's knob count. ``on_epoch(row)`` is called
     after every epoch, ``on_step(step, steps_per_epoch, loss)`` after every optimizer step.
+
+    Everything that can be checked (settings, knobs, window against the segments, batch size, the
+    splits, the shards' sha256) is checked before the run folder is touched. The run then holds the
+    folder's lock (:mod:`fxcap.locking`) and starts as :func:`fxcap.modeling.run_folder.plan_run_start`
+    decides: ``resume`` continues the same run (same dataset and settings, else refused), ``force``
+    starts afresh, a folder that never finished an epoch is started afresh (with a note).
+    ``config.json`` is written with the first finished epoch, so it never describes a run that did not happen.
     """
     config = config or TrainConfig()
     run_dir = Path(run_dir)
@@ -351,14 +380,98 @@ def train(
             f"({', '.join(info.knob_names)})"
         )
     window = int(config.window or info.window)
+    data = _TrainingData(dataset_dir, info, window, config, {"cache_dir": cache_dir, "cache_max_bytes": cache_max_bytes})
+    with folder_lock(run_dir, "train"):
+        remove_stale(run_dir)
+        start = plan_run_start(run_dir, model_config.to_dict(), config.to_dict(), info.dataset_hash, resume=resume, force=force)
+        if start.note:
+            log.warning("note: %s", start.note)
+        return _train(data, model_config, run_dir, config, start.resume, on_epoch, on_step)
 
+
+class _TrainingData:
+    """The loaders and loss of a run, checked before the run folder is touched: the window fits the
+    segments, the batch size leaves at least one batch, the valid split exists, the shards read (their
+    sha256 is checked when the cache is built), the loss skip is shorter than the window."""
+
+    def __init__(self, dataset_dir: str | Path, info: DatasetInfo, window: int, config: TrainConfig, cache: dict[str, Any]):
+        self.dataset_dir, self.info, self.window, self.config, self.cache = dataset_dir, info, window, config, cache
+        self.loss_fn = make_loss(config, window)
+        for split in ("train", "valid"):
+            if split not in info.splits or not info.splits[split].rows:
+                raise ModelError(f"dataset {location_text(dataset_dir)} has no {split} split (its splits: "
+                                 f"{', '.join(info.splits) or 'none'}); rebuild it with a {split} share, e.g. --split 60/10/30")
+        self.steps_per_epoch = len(self.train_loader(0))
+        if self.steps_per_epoch == 0:
+            raise ModelError(f"the train split has fewer than {config.batch_size} windows of {window} samples, so an epoch "
+                             "would have no step; lower --batch-size or --window")
+        validation_loader(dataset_dir, window, config, **cache)
+        self.train_power = self.valid_power = None
+        if config.esr_per_setting and (config.esr_weight or config.dc_weight):
+            # the plain target's power: one reference for the (emphasised) ESR and the DC term alike
+            self.train_power = SettingPower.from_split(dataset_dir, "train", **cache)
+            self.valid_power = SettingPower.from_split(dataset_dir, "valid", **cache)
+
+    def train_loader(self, epoch: int):
+        """The training windows of ``epoch`` (random offsets, seeded by the run's seed and the epoch)."""
+        config = self.config
+        return make_dataloader(
+            self.dataset_dir, "train", window=self.window, batch_size=config.batch_size, shuffle=True,
+            seed=config.seed * 100003 + epoch,
+            num_windows=config.steps_per_epoch * config.batch_size if config.steps_per_epoch else None, **self.cache,
+        )
+
+    def valid_loader(self):
+        return validation_loader(self.dataset_dir, self.window, self.config, **self.cache)
+
+    def run_config(self, model_config: ModelConfig, model: torch.nn.Module) -> dict[str, Any]:
+        """The run's ``config.json``: settings and the dataset's identity."""
+        info = self.info
+        return {
+            "model": model_config.to_dict(),
+            "train": self.config.to_dict(),
+            "dataset": {
+                "path": location_text(self.dataset_dir),
+                "hash": info.dataset_hash,
+                "device": info.device,
+                "knob_names": list(info.knob_names),
+                "knobs": [k.knob().to_dict() for k in info.knobs],
+                "sample_rate": info.sample_rate,
+                "window": self.window,
+            },
+            "parameters": sum(p.numel() for p in model.parameters()),
+        }
+
+
+def _resume_weights(run_dir: Path, state: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The weights that belong to ``state``: its own copy, or ``last.safetensors`` when the epochs agree.
+
+    A run stopped between writing ``last.safetensors`` and ``state.pt`` leaves weights one epoch ahead of
+    the optimizer state; the state's own copy of the weights (written with it, atomically) is then used.
+    """
+    epoch = int(state["epoch"])
+    try:
+        _, meta = load_weights(run_dir / "last.safetensors")
+        last_epoch = meta.get("epoch")
+    except ModelError:
+        last_epoch = None
+    if "model" in state:
+        if last_epoch != epoch:
+            log.warning("note: %s/last.safetensors is from epoch %s but state.pt from epoch %d (the run stopped between "
+                        "the two writes); resuming from epoch %d with the weights saved in state.pt", run_dir, last_epoch,
+                        epoch, epoch)
+        return state["model"]
+    if last_epoch != epoch:
+        raise ModelError(f"{run_dir}/last.safetensors is from epoch {last_epoch} but state.pt from epoch {epoch} (the run "
+                         "stopped between the two writes), so they cannot be resumed together; " + FRESH_HINT)
+    return load_weights(run_dir / "last.safetensors")[0]
+
+
+def _train(data: _TrainingData, model_config: ModelConfig, run_dir: Path, config: TrainConfig, resume: bool,
+           on_epoch: EpochCallback | None, on_step: Callable[[int, int, float], None] | None) -> RunResult:
+    """The training loop of :func:`train`, in a run folder it holds the lock of."""
     state_path = run_dir / "state.pt"
-    if resume and not state_path.exists():
-        raise ModelError(f"{run_dir} has no state.pt to resume from; start it without --resume")
-    if not resume and (run_dir / "config.json").exists():
-        raise ModelError(f"{run_dir} already holds a run; use --resume to continue it or choose another run folder")
-    run_dir.mkdir(parents=True, exist_ok=True)
-
+    window, loss_fn = data.window, data.loss_fn
     model = build_model(model_config if model_config.seed is not None else replace(model_config, seed=config.seed))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     lr_scale = [1.0]  # lowered by each recovery from a divergence (the cosine schedule reads it)
@@ -366,11 +479,8 @@ def train(
     clock = TrainingClock(config.time_budget_s)
     cosine = config.lr_schedule == "cosine"
     if cosine:
-        steps_per_epoch = config.steps_per_epoch or len(
-            make_dataloader(dataset_dir, "train", window=window, batch_size=config.batch_size, shuffle=True, seed=0,
-                            cache_dir=cache_dir, cache_max_bytes=cache_max_bytes)
-        )
-        total_steps = max(1, steps_per_epoch * config.max_epochs)
+        total_steps = max(1, data.steps_per_epoch * config.max_epochs)
+
         def lr_factor(step: int) -> float:
             factor = cosine_factor(step, total_steps, config.warmup_steps, config.lr_min_factor)
             if clock.budget_s and step >= config.warmup_steps:
@@ -380,14 +490,14 @@ def train(
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
     else:
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=config.lr_factor, patience=config.lr_patience)
-    loss_fn = make_loss(config, window)
 
     history: list[dict[str, Any]] = []
     best, since_best, start_epoch = math.inf, 0, 0
+    run_config = data.run_config(model_config, model)
+    pending_config: dict[str, Any] | None = run_config  # written with the first finished epoch
     if resume:
         state = load_state(state_path)
-        weights, _ = load_weights(run_dir / "last.safetensors")
-        model.load_state_dict(weights)
+        model.load_state_dict(_resume_weights(run_dir, state))
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
@@ -396,46 +506,16 @@ def train(
         lr_scale[0] = float(state.get("lr_scale", 1.0))
         recoveries = list(state.get("recoveries", []))
         clock.spent_s = float(state.get("train_seconds", sum(row.get("seconds", 0.0) for row in history)))
-    else:
-        save_json(
-            run_dir / "config.json",
-            {
-                "model": model_config.to_dict(),
-                "train": config.to_dict(),
-                "dataset": {
-                    "path": location_text(dataset_dir),
-                    "hash": info.dataset_hash,
-                    "device": info.device,
-                    "knob_names": list(info.knob_names),
-                    "knobs": [k.knob().to_dict() for k in info.knobs],
-                    "sample_rate": info.sample_rate,
-                    "window": window,
-                },
-                "parameters": sum(p.numel() for p in model.parameters()),
-            },
-        )
+        if normalized(read_run_config(run_dir)) == normalized(run_config):
+            pending_config = None  # unchanged (a longer run rewrites its max_epochs)
 
-    cache = {"cache_dir": cache_dir, "cache_max_bytes": cache_max_bytes}
-    train_power = valid_power = None
-    if config.esr_per_setting and (config.esr_weight or config.dc_weight):
-        # the plain target's power: one reference for the (emphasised) ESR and the DC term alike
-        train_power = SettingPower.from_split(dataset_dir, "train", **cache)
-        valid_power = SettingPower.from_split(dataset_dir, "valid", **cache)
+    train_power, valid_power = data.train_power, data.valid_power
     stopped_early = since_best >= config.early_stop_patience
     epoch = start_epoch
 
     def run_epoch(epoch: int) -> tuple[float, int, int, float]:
         """Train one epoch and score it: (summed train loss, finite steps, skipped steps, valid loss)."""
-        train_loader = make_dataloader(
-            dataset_dir,
-            "train",
-            window=window,
-            batch_size=config.batch_size,
-            shuffle=True,
-            seed=config.seed * 100003 + epoch,
-            num_windows=config.steps_per_epoch * config.batch_size if config.steps_per_epoch else None,
-            **cache,
-        )
+        train_loader = data.train_loader(epoch)
         model.train()
         total, steps, counted, skipped, bad_in_a_row = 0.0, 0, 0, 0, 0
         n_steps = len(train_loader)
@@ -470,7 +550,7 @@ def train(
             raise ModelError("the training split gave no windows; use a shorter --window or a longer capture")
         if counted == 0:
             raise _Diverged("no step had a finite loss", _diverged(skipped, epoch + 1, optimizer.param_groups[0]["lr"]))
-        valid = _evaluate_loss(model, validation_loader(dataset_dir, window, config, **cache), loss_fn, config.valid_windows,
+        valid = _evaluate_loss(model, data.valid_loader(), loss_fn, config.valid_windows,
                                valid_power)
         if not math.isfinite(valid):
             raise _Diverged("the validation loss was not finite", TrainingDivergedError(
@@ -523,9 +603,13 @@ def train(
         history.append(row)
         save_weights(run_dir / "last.safetensors", model, {"epoch": epoch, "valid_loss": valid})
         _write_history(run_dir, history)
-        save_state(
+        if pending_config is not None:
+            save_json(run_dir / "config.json", pending_config)
+            pending_config = None
+        save_state(  # last: a run folder with a state.pt has finished an epoch (run_folder.plan_run_start)
             state_path,
             {
+                "model": model.state_dict(),  # the weights that go with this state, whatever last.safetensors holds
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "torch_rng": torch.get_rng_state(),
@@ -548,7 +632,7 @@ def train(
     else:
         stop_reason = "max_epochs"
     return RunResult(run_dir=run_dir, epochs=epoch, best_valid_loss=best, stopped_early=stopped_early, history=history,
-                     recoveries=recoveries, stop_reason=stop_reason)
+                     recoveries=recoveries, stop_reason=stop_reason, resumed=resume)
 
 
 def load_run(run_dir: str | Path, which: str = "best") -> tuple[torch.nn.Module, dict[str, Any]]:

@@ -60,12 +60,12 @@ def test_training_reduces_the_validation_loss(dataset, tmp_path):
     assert result.history[-1]["best_valid_loss"] < result.history[0]["valid_loss"]
 
 
-def test_refuses_to_overwrite_or_resume_nothing(dataset, tmp_path):
+def test_refuses_to_overwrite_and_resuming_nothing_starts_a_new_run(dataset, tmp_path, caplog):
     train(dataset, _config(), tmp_path / "run", TrainConfig(**{**TINY.to_dict(), "max_epochs": 1}))
     with pytest.raises(ModelError, match="--resume"):
         train(dataset, _config(), tmp_path / "run", TINY)
-    with pytest.raises(ModelError, match="nothing to resume|no state.pt"):
-        train(dataset, _config(), tmp_path / "other", TINY, resume=True)
+    result = train(dataset, _config(), tmp_path / "other", TrainConfig(**{**TINY.to_dict(), "max_epochs": 1}), resume=True)
+    assert not result.resumed and result.epochs == 1 and "nothing to resume" in caplog.text
     with pytest.raises(ModelError, match="expects 2 knobs"):
         train(dataset, ModelConfig(cond="concat", cell="gru", num_knobs=2), tmp_path / "k", TINY)
 
@@ -194,7 +194,7 @@ def test_non_finite_steps_are_skipped_not_applied(dataset, tmp_path, monkeypatch
 def test_a_diverged_run_stops_with_a_clear_error_and_keeps_its_last_good_epoch(dataset, tmp_path, monkeypatch):
     import fxcap.modeling.train as training
 
-    train(dataset, _config(), tmp_path / "run", TrainConfig(**{**TINY.to_dict(), "max_epochs": 1}))
+    train(dataset, _config(), tmp_path / "run", TrainConfig(**{**TINY.to_dict(), "max_epochs": 1, "max_skipped_steps": 2}))
     before = (tmp_path / "run" / "last.safetensors").read_bytes()
     monkeypatch.setattr(training, "CombinedLoss", lambda **kw: _LossWithOverflows({"all"}, **kw))
     with pytest.raises(ModelError, match="diverged: 2 steps in a row.*lower learning rate"):  # stops at the limit
