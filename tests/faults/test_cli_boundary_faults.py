@@ -107,10 +107,6 @@ def test_an_unwritable_numba_cache_folder_means_no_disk_cache_not_a_traceback(mo
 
 
 def test_a_legal_file_name_of_up_to_255_bytes_is_written(tmp_path, program, capsys):
-    import fxcap.io
-
-    if not hasattr(fxcap.io, "temp_prefix"):
-        pytest.skip("needs the shorter temporary names of fxcap/io.py (the run-folder work, part A of the fault matrix)")
     out = tmp_path / ("n" * 250 + ".wav")  # 254 bytes; its layout file .json is 255
     outcome = run_fxcap(capsys, "signal", "--signal", program, "--out", out)
     assert outcome.code == 0, outcome.text
