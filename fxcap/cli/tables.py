@@ -120,9 +120,9 @@ def print_session_summary(session: Any) -> None:
     for row_cells in cells:
         table.add_row(*row_cells)
     console.print(table)
-    for check in session.manifest.calibration.get("session_checks", []):
-        style = "green" if check["passed"] else ("yellow" if check["severity"] == "warning" else "red")
-        console.print(f"[{style}]{check['name']}[/]: {check['message']}")
+    for check in session.manifest.session_checks:
+        style = "green" if check.passed else ("yellow" if check.severity == "warning" else "red")
+        console.print(f"[{style}]{check.name}[/]: {check.message}")
 
 
 # -- comparison tables -----------------------------------------------------------------------------
