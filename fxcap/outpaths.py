@@ -3,7 +3,7 @@
 :func:`check_out_dir` (a folder to create or fill) and :func:`check_out_file` (a file to write)
 refuse, naming the path and the fix: a name longer than 255 bytes, a file where a folder is needed
 (or the other way round), a path under a file, and a place this user cannot write to. A full disk
-can only be found while writing; the CLI's boundary (:mod:`fxcap.cli_boundary`) words that one.
+can only be found while writing; the CLI's boundary (:mod:`fxcap.cli.boundary`) words that one.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from fxcap.capture.checks import CheckConfig, check_take, reference_drift_db, se
 from fxcap.capture.layout import TestSignal, audio_sha256
 from fxcap.capture.plan import PlannedTake, plan_from_dict
 from fxcap.capture.session import Alignment, CheckResult, Session, TakeRecord, now_iso
-from fxcap.errors import CaptureError, SessionError
+from fxcap.errors import CaptureError, CaptureStopped, SessionError
 from fxcap.interrupt import Interrupted
 from fxcap.io import atomic_write_wav
 from fxcap.locking import folder_lock, remove_stale
@@ -172,7 +172,7 @@ def finish_session(session: Session, signal: TestSignal, config: RecordConfig, o
     """Run the checks across the kept takes, mark the session complete and tell the observer."""
     references = {t.take_id: session.take_output(t) for t in session.manifest.takes if t.is_reference}
     results = session_checks(session.manifest.takes, references, signal.layout, config.checks)
-    session.manifest.calibration["session_checks"] = [c.to_dict() for c in results]
+    session.manifest.session_checks = results
     session.manifest.status = "complete"
     session.save()
     observer("session_done", {"session": session, "session_checks": results})
@@ -333,7 +333,10 @@ def _run(session: Session, backend: Backend, signal: TestSignal, config: RecordC
         # the backend stopped (device lost, stream error, the user quit at a prompt)
         message = str(exc).rstrip(".")
         hint = resume_hint(session)
-        message = message.replace("`fxcap record --resume`", hint) if "--resume" in message else f"{message}; continue with {hint}"
+        if isinstance(exc, CaptureStopped):  # names the generic command: name this session's
+            message = exc.continue_with(hint)
+        elif "--resume" not in message:  # (a message that names a resume command already says how to continue)
+            message = f"{message}; continue with {hint}"
         session.manifest.status = "failed"
         session.manifest.notes.append(f"stopped after {len(session.manifest.takes)} takes: {exc}")
         session.save()

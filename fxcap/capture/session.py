@@ -168,6 +168,16 @@ class SessionManifest:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True, allow_nan=False) + "\n"
 
+    @property
+    def session_checks(self) -> list[CheckResult]:
+        """The checks across takes (latency and drift spread, reference drift...), run when the session
+        finished; empty before. Stored in ``calibration["session_checks"]`` (the session.json layout)."""
+        return [CheckResult(**check) for check in self.calibration.get("session_checks", [])]
+
+    @session_checks.setter
+    def session_checks(self, checks: list[CheckResult]) -> None:
+        self.calibration["session_checks"] = [c.to_dict() for c in checks]
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SessionManifest":
         version = data.get("schema_version")

@@ -15,6 +15,10 @@ Every file is written atomically at the end of each epoch, ``state.pt`` last (``
 first epoch), so an interrupted run resumes from the last finished epoch and reproduces the
 uninterrupted run exactly (same seeds, same windows). How a run starts in a folder that already holds
 something (resume, refuse, start afresh) is :mod:`fxcap.modeling.run_folder`'s decision.
+
+The options are :class:`~fxcap.modeling.train_config.TrainConfig`, the learning-rate schedules and the
+time budget's clock are in :mod:`fxcap.modeling.schedule`, the loaders in :mod:`fxcap.modeling.training_data`
+(all re-exported here); this module holds the loop, the loss and the run folder's files.
 """
 
 from __future__ import annotations
@@ -25,14 +29,13 @@ import io
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-from fxcap.dataset import DatasetInfo, load_dataset_info, make_dataloader
-from fxcap.dataset.remote import location_text
+from fxcap.dataset import load_dataset_info
 from fxcap.errors import ModelError, TrainingDivergedError
 from fxcap.io import atomic_write_text
 from fxcap.locking import folder_lock, remove_stale
@@ -41,199 +44,30 @@ from fxcap.modeling.compute_context import ComputeContext, in_compute_context
 from fxcap.modeling.losses import CombinedLoss
 from fxcap.modeling.registry import ModelConfig, build_model
 from fxcap.modeling.run_folder import FRESH_HINT, normalized, plan_run_start, read_run_config
+from fxcap.modeling.schedule import TrainingClock, cosine_at, cosine_factor, ramp
 from fxcap.modeling.setting_power import SettingPower
+from fxcap.modeling.train_config import LR_SCHEDULES, TrainConfig
+from fxcap.modeling.training_data import VALID_SEED, TrainingData, validation_loader
+
+__all__ = [  # the training API; the options, schedules and loaders are defined in the modules above
+    "LOSS_SKIP_FRACTION",
+    "LR_SCHEDULES",
+    "VALID_SEED",
+    "RunResult",
+    "TrainConfig",
+    "TrainingClock",
+    "cosine_at",
+    "cosine_factor",
+    "load_run",
+    "loss_skip_for",
+    "make_loss",
+    "train",
+    "validation_loader",
+]
 
 log = logging.getLogger(__name__)
 
 EpochCallback = Callable[[dict[str, Any]], None]
-
-LR_SCHEDULES = ("plateau", "cosine")
-
-VALID_SEED = 20_231
-"""Seed of the validation windows' sample (fixed, so every epoch is scored on the same windows)."""
-
-
-def cosine_factor(step: int, total_steps: int, warmup_steps: int = 0, min_factor: float = 0.0) -> float:
-    """Learning-rate multiplier at optimizer step ``step`` (0-based) of ``total_steps``: linear
-    warm-up from ``1 / warmup_steps`` to 1 over the first ``warmup_steps`` steps, then a half cosine
-    from 1 down to ``min_factor`` at the last step (and ``min_factor`` beyond it)."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    span = max(1, total_steps - warmup_steps - 1)
-    return cosine_at(min(1.0, (step - warmup_steps) / span), min_factor)
-
-
-def cosine_at(progress: float, min_factor: float = 0.0) -> float:
-    """The half cosine from 1 (``progress`` 0) down to ``min_factor`` (``progress`` 1 and beyond)."""
-    progress = min(1.0, max(0.0, progress))
-    return min_factor + (1.0 - min_factor) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-class TrainingClock:
-    """Seconds spent training a run (epochs' wall time, validation included), across resumes.
-
-    With a time budget the cosine schedule follows whichever is further along, the steps or the
-    clock (:meth:`fraction` of the budget), so a run that cannot finish its steps within the budget still anneals
-    its rate to the floor by the end of the budget.
-    """
-
-    def __init__(self, budget_s: float | None, spent_s: float = 0.0) -> None:
-        self.budget_s, self.spent_s = budget_s, float(spent_s)
-        self._epoch_started: float | None = None
-
-    def start_epoch(self) -> None:
-        self._epoch_started = time.perf_counter()
-
-    def end_epoch(self) -> float:
-        """Add the epoch's seconds to the total and return them."""
-        seconds = time.perf_counter() - self._epoch_started if self._epoch_started is not None else 0.0
-        self.spent_s += seconds
-        self._epoch_started = None
-        return seconds
-
-    def elapsed(self) -> float:
-        """Seconds spent so far, the running epoch included."""
-        running = time.perf_counter() - self._epoch_started if self._epoch_started is not None else 0.0
-        return self.spent_s + running
-
-    def fraction(self) -> float:
-        """Share of the budget used (0 without a budget)."""
-        return self.elapsed() / self.budget_s if self.budget_s else 0.0
-
-    def exhausted(self) -> bool:
-        return bool(self.budget_s) and self.spent_s >= self.budget_s
-
-
-@dataclass
-class TrainConfig:
-    """Training options (defaults follow the paper's recipe, scaled for a CPU where noted).
-
-    Attributes:
-        window: BPTT window in samples (None: the dataset's default, 2048 / 8192).
-        batch_size: windows per step (paper: 80).
-        steps_per_epoch: optimizer steps per epoch (random windows); None = one pass over the
-            training audio divided by ``window * batch_size``.
-        max_epochs: upper bound on epochs.
-        lr: Adam learning rate.
-        lr_schedule: ``"plateau"`` (the paper's: multiply the rate by ``lr_factor`` when the
-            validation loss has not improved for ``lr_patience`` epochs) or ``"cosine"`` (a linear
-            warm-up over ``warmup_steps`` optimizer steps, then a cosine decay from ``lr`` to
-            ``lr * lr_min_factor`` at the last step of ``max_epochs``). With a fixed, short step
-            budget the cosine schedule ends on a small rate and so on a settled model; the plateau
-            rule needs many epochs before it lowers the rate at all.
-        lr_patience / lr_factor: the plateau rule's patience (epochs) and factor.
-        warmup_steps / lr_min_factor: the cosine schedule's warm-up length and final rate.
-        early_stop_patience: stop when the validation loss has not improved for this many epochs.
-        grad_clip: max gradient norm.
-        l1_weight / stft_weight / pre_emphasis: the L1 and multi-resolution STFT terms and their
-            pre-emphasis (released code: 1, 0.1, on).
-        esr_weight / dc_weight / esr_emphasis: the error-to-signal ratio term (pooled over the batch,
-            on signals filtered by ``1 - esr_emphasis z^-1``) and the DC term (released code: off).
-            See :class:`fxcap.modeling.losses.CombinedLoss`.
-        loss_skip: samples at the start of every window left out of the loss (and of the validation
-            loss): each window starts from a zero state the device never had. ``None``: an eighth of
-            the window (:func:`loss_skip_for`; 256 samples of a 2048-sample window, 1024 of 8192).
-        esr_per_setting: divide every window's ESR and DC terms by the mean target power of its knob
-            setting (:mod:`fxcap.modeling.setting_power`) instead of pooling over the batch, so each
-            setting weighs alike, as in the evaluation's mean over settings (quiet settings are
-            otherwise neglected). Needs a constant knob setting per window.
-        stft_warmup_steps: ramp the STFT weight linearly from 0 to ``stft_weight`` over this many
-            optimizer steps (0: full weight from the start, the released code's). The STFT terms
-            ignore phase and polarity, and the log-magnitude term makes a near-silent output very
-            costly, so a model that starts with the wrong polarity stays there (``docs/quality.md``,
-            "Measurements behind the code"); letting the time-domain L1 term lead for the first steps
-            settles polarity and phase before the spectral terms take over.
-        valid_windows: cap on validation windows per epoch (None: all): a fixed random sample of
-            the validation split's grid windows, the same every epoch.
-        max_skipped_steps: a step whose loss or gradient norm is not finite (float overflow of
-            exploding gradients) is skipped, not applied; this many skipped steps in a row stop
-            the run with a clear error.
-        max_recoveries / recovery_lr_factor: when a run diverges (``max_skipped_steps`` non-finite steps
-            in a row, an epoch without a finite step, or a non-finite validation loss) it goes back to
-            the weights and optimizer state of its last good epoch, multiplies the learning rate by
-            ``recovery_lr_factor`` and trains that epoch again, at most ``max_recoveries`` times (then
-            it stops with an error). Each recovery is logged in the epoch's row (``recoveries``) and
-            in :attr:`RunResult.recoveries`.
-        time_budget_s: training time budget in seconds (epochs' wall time, validation included,
-            summed over resumes; None: no budget). The run stops after the epoch in which the budget
-            runs out (:attr:`RunResult.stop_reason` ``"time_budget"``), and the cosine schedule
-            anneals by whichever is further along, steps or time, so the rate reaches its floor
-            when the budget does. Where time leads, the run depends on the machine's speed (it is
-            exactly reproducible only when the budget is comfortably longer than the run).
-        seed: seeds initialisation and window sampling.
-        threads: torch intra-op threads while :func:`train` runs (0: leave torch's setting; the
-            previous setting comes back when it returns, see :mod:`fxcap.modeling.compute_context`).
-            One thread is the default: a 32-unit RNN gains little from more, and OpenMP threads spin
-            when the cores are shared (``docs/quality.md``, "Measurements behind the code").
-    """
-
-    window: int | None = None
-    batch_size: int = 16
-    steps_per_epoch: int | None = None
-    max_epochs: int = 50
-    lr: float = 1e-3
-    lr_schedule: str = "plateau"
-    lr_patience: int = 2
-    lr_factor: float = 0.5
-    warmup_steps: int = 0
-    lr_min_factor: float = 0.02
-    early_stop_patience: int = 6
-    grad_clip: float = 3.0
-    l1_weight: float = 1.0
-    stft_weight: float = 0.1
-    pre_emphasis: bool = True
-    esr_weight: float = 0.0
-    dc_weight: float = 0.0
-    esr_emphasis: float = 0.0
-    loss_skip: int | None = 0
-    esr_per_setting: bool = False
-    stft_warmup_steps: int = 0
-    valid_windows: int | None = 64
-    max_skipped_steps: int = 20
-    max_recoveries: int = 3
-    recovery_lr_factor: float = 0.3
-    time_budget_s: float | None = None
-    seed: int = 0
-    threads: int = 1
-
-    def __post_init__(self) -> None:
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ModelError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, not {self.lr_schedule!r}")
-        positive = {"batch_size": self.batch_size, "max_epochs": self.max_epochs, "lr": self.lr, "grad_clip": self.grad_clip}
-        for name, value in positive.items():
-            if not value > 0:
-                raise ModelError(f"{name} must be positive, got {value}")
-        non_negative = {"l1_weight": self.l1_weight, "stft_weight": self.stft_weight, "esr_weight": self.esr_weight,
-                        "dc_weight": self.dc_weight, "loss_skip": 0 if self.loss_skip is None else self.loss_skip,
-                        "stft_warmup_steps": self.stft_warmup_steps,
-                        "warmup_steps": self.warmup_steps}
-        for name, value in non_negative.items():
-            if not value >= 0:
-                raise ModelError(f"{name} must be zero or positive, got {value}")
-        # None means "the default"; 0 never does (it is refused, not read as unset)
-        for name in ("window", "steps_per_epoch", "valid_windows"):
-            value = getattr(self, name)
-            if value is not None and not value >= 1:
-                raise ModelError(f"{name} must be a positive whole number (or unset), got {value}")
-        at_least_one = {"early_stop_patience": self.early_stop_patience, "max_skipped_steps": self.max_skipped_steps}
-        for name, value in at_least_one.items():
-            if not value >= 1:
-                raise ModelError(f"{name} must be at least 1, got {value}")
-        if not self.lr_patience >= 0 or not 0.0 < self.lr_factor < 1.0 or not 0.0 <= self.lr_min_factor <= 1.0:
-            raise ModelError("lr_patience must be >= 0, lr_factor in (0, 1) and lr_min_factor in [0, 1], got "
-                             f"{self.lr_patience}, {self.lr_factor} and {self.lr_min_factor}")
-        if self.threads < 0:
-            raise ModelError(f"threads must be 0 (torch's default) or positive, got {self.threads}")
-        if self.max_recoveries < 0 or not 0.0 < self.recovery_lr_factor < 1.0:
-            raise ModelError("max_recoveries must be >= 0 and recovery_lr_factor in (0, 1), got "
-                             f"{self.max_recoveries} and {self.recovery_lr_factor}")
-        if self.time_budget_s is not None and not self.time_budget_s > 0:
-            raise ModelError(f"time_budget_s must be positive (or unset), got {self.time_budget_s}")
-        if not 0.0 <= self.esr_emphasis < 1.0:
-            raise ModelError(f"esr_emphasis must be in [0, 1), got {self.esr_emphasis}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
@@ -273,11 +107,6 @@ def make_loss(config: TrainConfig, window: int) -> CombinedLoss:
     )
 
 
-def _ramp(step: int, warmup_steps: int) -> float:
-    """``min(1, step / warmup_steps)`` (1 without a warm-up)."""
-    return 1.0 if warmup_steps <= 0 else min(1.0, step / warmup_steps)
-
-
 class _Diverged(Exception):
     """Raised inside an epoch when the run diverged; ``reason`` says how (one line)."""
 
@@ -292,17 +121,6 @@ def _diverged(bad_steps: int, epoch: int, lr: float) -> ModelError:
         f"train again with a lower learning rate (now {lr:g}, e.g. --lr {lr / 3:.2g}); the best weights so far stay in "
         "best.safetensors"
     )
-
-
-def validation_loader(dataset_dir: str | Path, window: int, config: TrainConfig, **cache: Any):
-    """The validation windows: the split's grid, or with ``config.valid_windows`` a fixed random sample of it.
-
-    The sample is the same every epoch (fixed seed, a fresh loader each time) and is drawn from the
-    whole split, so every knob setting is represented; the first windows in storage order would come
-    from the first one or two settings only. :func:`_evaluate_loss` stops after ``valid_windows``.
-    """
-    return make_dataloader(dataset_dir, "valid", window=window, batch_size=config.batch_size, sequential=True,
-                           shuffle=config.valid_windows is not None, seed=VALID_SEED, drop_last=False, **cache)
 
 
 def _evaluate_loss(model: torch.nn.Module, loader, loss_fn: torch.nn.Module, limit: int | None,
@@ -380,67 +198,14 @@ def train(
             f"({', '.join(info.knob_names)})"
         )
     window = int(config.window or info.window)
-    data = _TrainingData(dataset_dir, info, window, config, {"cache_dir": cache_dir, "cache_max_bytes": cache_max_bytes})
+    data = TrainingData(dataset_dir, info, window, config, {"cache_dir": cache_dir, "cache_max_bytes": cache_max_bytes},
+                        make_loss(config, window))
     with folder_lock(run_dir, "train"):
         remove_stale(run_dir)
         start = plan_run_start(run_dir, model_config.to_dict(), config.to_dict(), info.dataset_hash, resume=resume, force=force)
         if start.note:
             log.warning("note: %s", start.note)
         return _train(data, model_config, run_dir, config, start.resume, on_epoch, on_step)
-
-
-class _TrainingData:
-    """The loaders and loss of a run, checked before the run folder is touched: the window fits the
-    segments, the batch size leaves at least one batch, the valid split exists, the shards read (their
-    sha256 is checked when the cache is built), the loss skip is shorter than the window."""
-
-    def __init__(self, dataset_dir: str | Path, info: DatasetInfo, window: int, config: TrainConfig, cache: dict[str, Any]):
-        self.dataset_dir, self.info, self.window, self.config, self.cache = dataset_dir, info, window, config, cache
-        self.loss_fn = make_loss(config, window)
-        for split in ("train", "valid"):
-            if split not in info.splits or not info.splits[split].rows:
-                raise ModelError(f"dataset {location_text(dataset_dir)} has no {split} split (its splits: "
-                                 f"{', '.join(info.splits) or 'none'}); rebuild it with a {split} share, e.g. --split 60/10/30")
-        self.steps_per_epoch = len(self.train_loader(0))
-        if self.steps_per_epoch == 0:
-            raise ModelError(f"the train split has fewer than {config.batch_size} windows of {window} samples, so an epoch "
-                             "would have no step; lower --batch-size or --window")
-        validation_loader(dataset_dir, window, config, **cache)
-        self.train_power = self.valid_power = None
-        if config.esr_per_setting and (config.esr_weight or config.dc_weight):
-            # the plain target's power: one reference for the (emphasised) ESR and the DC term alike
-            self.train_power = SettingPower.from_split(dataset_dir, "train", **cache)
-            self.valid_power = SettingPower.from_split(dataset_dir, "valid", **cache)
-
-    def train_loader(self, epoch: int):
-        """The training windows of ``epoch`` (random offsets, seeded by the run's seed and the epoch)."""
-        config = self.config
-        return make_dataloader(
-            self.dataset_dir, "train", window=self.window, batch_size=config.batch_size, shuffle=True,
-            seed=config.seed * 100003 + epoch,
-            num_windows=config.steps_per_epoch * config.batch_size if config.steps_per_epoch else None, **self.cache,
-        )
-
-    def valid_loader(self):
-        return validation_loader(self.dataset_dir, self.window, self.config, **self.cache)
-
-    def run_config(self, model_config: ModelConfig, model: torch.nn.Module) -> dict[str, Any]:
-        """The run's ``config.json``: settings and the dataset's identity."""
-        info = self.info
-        return {
-            "model": model_config.to_dict(),
-            "train": self.config.to_dict(),
-            "dataset": {
-                "path": location_text(self.dataset_dir),
-                "hash": info.dataset_hash,
-                "device": info.device,
-                "knob_names": list(info.knob_names),
-                "knobs": [k.knob().to_dict() for k in info.knobs],
-                "sample_rate": info.sample_rate,
-                "window": self.window,
-            },
-            "parameters": sum(p.numel() for p in model.parameters()),
-        }
 
 
 def _resume_weights(run_dir: Path, state: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -467,16 +232,16 @@ def _resume_weights(run_dir: Path, state: dict[str, Any]) -> dict[str, torch.Ten
     return load_weights(run_dir / "last.safetensors")[0]
 
 
-def _train(data: _TrainingData, model_config: ModelConfig, run_dir: Path, config: TrainConfig, resume: bool,
+def _train(data: TrainingData, model_config: ModelConfig, run_dir: Path, config: TrainConfig, resume: bool,
            on_epoch: EpochCallback | None, on_step: Callable[[int, int, float], None] | None) -> RunResult:
     """The training loop of :func:`train`, in a run folder it holds the lock of."""
     state_path = run_dir / "state.pt"
-    window, loss_fn = data.window, data.loss_fn
+    loss_fn = data.loss_fn
     model = build_model(model_config if model_config.seed is not None else replace(model_config, seed=config.seed))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     lr_scale = [1.0]  # lowered by each recovery from a divergence (the cosine schedule reads it)
     recoveries: list[str] = []
-    clock = TrainingClock(config.time_budget_s)
+    clock = TrainingClock(config.time_budget_s, now=lambda: time.perf_counter())  # this module's clock (tests replace it)
     cosine = config.lr_schedule == "cosine"
     if cosine:
         total_steps = max(1, data.steps_per_epoch * config.max_epochs)
@@ -521,7 +286,7 @@ def _train(data: _TrainingData, model_config: ModelConfig, run_dir: Path, config
         n_steps = len(train_loader)
         for x, y, knobs in train_loader:
             pred, _ = model(x, knobs)
-            loss = loss_fn(pred, y, stft_scale=_ramp(epoch * n_steps + steps, config.stft_warmup_steps),
+            loss = loss_fn(pred, y, stft_scale=ramp(epoch * n_steps + steps, config.stft_warmup_steps),
                            power=train_power.lookup(knobs) if train_power is not None else None)
             optimizer.zero_grad(set_to_none=True)
             value = loss.item()

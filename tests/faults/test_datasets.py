@@ -11,7 +11,7 @@ import stat
 import pytest
 
 from fxcap.dataset import load_dataset_info
-from fxcap.dataset.build import _AudioReader
+from fxcap.dataset.build_tasks import AudioReader
 from fxcap.errors import FxcapError
 from fxcap.io import atomic_write_text, make_temp_dir
 from fxcap.modeling.registry import ModelConfig
@@ -52,12 +52,12 @@ def test_a_build_killed_midway_keeps_the_old_dataset_and_the_next_build_cleans_u
     dataset = workspace / "datasets" / "od3"
     before = hashes(dataset)
     prelude = (
-        "import os, signal\nimport fxcap.dataset.build as b\nwrite, calls = b._write_shard, []\n"
+        "import os, signal\nimport fxcap.dataset.build as b\nwrite, calls = b.write_shard, []\n"
         "def _write_shard(task, root):\n"
         "    calls.append(task.rel)\n"
         "    if len(calls) == 2: os.kill(os.getpid(), signal.SIGKILL)  # the first shard is written\n"
         "    return write(task, root)\n"
-        "b._write_shard = _write_shard\n"
+        "b.write_shard = _write_shard\n"
     )
     args = ["build-dataset", str(fault_session), "--out", "datasets/od3", "--force", *BUILD]
     killed = fxcap_process(args, workspace, prelude)
@@ -113,7 +113,7 @@ def test_a_truncated_take_is_a_one_line_error_naming_it(tmp_path, fault_session,
     assert not (tmp_path / "ds").exists()
     # the shard writer's reader (it may run before the session's check, in another worker)
     with pytest.raises(FxcapError, match=r"cannot read samples 60000\.\.61000 of .*take-0002/output.wav: .*truncated") as error:
-        _AudioReader(44100).read(str(wav), 60000, 61000)
+        AudioReader(44100).read(str(wav), 60000, 61000)
     assert "\n" not in str(error.value)
 
 

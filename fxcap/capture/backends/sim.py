@@ -29,7 +29,7 @@ import numpy as np
 from fxcap.capture.backends.base import Backend, RawTake
 from fxcap.capture.profiles import KnobValue
 from fxcap.capture.virtual import FAULTS, RigImpairments, VirtualDevice, apply_rig, build_virtual_device, random_impairments
-from fxcap.errors import CaptureError
+from fxcap.errors import CaptureError, CaptureStopped
 
 STREAM_FAULTS = ("xrun",)
 """Faults that leave the audio clean but report a stream event."""
@@ -108,9 +108,9 @@ class SimBackend(Backend):
             if spec in STREAM_FAULTS:
                 return self.impairments, ["input overflow"]
             if spec == LOST_FAULT:
-                raise CaptureError(
-                    f"virtual audio interface of {self.device.name} stopped during the take (simulated: lost device); "
-                    "reconnect it, then continue with `fxcap record --resume`"
+                raise CaptureStopped(
+                    f"virtual audio interface of {self.device.name} stopped during the take (simulated: lost device)",
+                    then="reconnect it, then continue with",
                 )
             if spec not in FAULTS:
                 raise CaptureError(
