@@ -95,9 +95,9 @@ def train_one(job: dict[str, Any]) -> dict[str, Any]:
     resume = (run_dir / "state.pt").exists()
     if not (resume and (run_dir / "evaluation.json").exists()):
         result = train(job["dataset"], model, run_dir, config, resume=resume)
-        recoveries = result.recoveries
+        recoveries, stop_reason = result.recoveries, result.stop_reason
     else:
-        recoveries = []
+        recoveries, stop_reason = [], "finished earlier"
     train_s = time.perf_counter() - started
     summary = evaluate_run(run_dir)
     history = json.loads((run_dir / "metrics.json").read_text())
@@ -109,7 +109,7 @@ def train_one(job: dict[str, Any]) -> dict[str, Any]:
             "train_s": round(sum(r["seconds"] for r in history), 1), "steps": curve[-1]["step"] if curve else 0,
             "parameters": summary["parameters"], "compute": summary["compute"], "test": summary.get("test"),
             "holdout": summary.get("holdout"), "test_worst_setting": summary.get("test_worst_setting"),
-            "recoveries": recoveries, "curve": curve}
+            "recoveries": recoveries, "stop_reason": stop_reason, "curve": curve}
 
 
 def knob_response(session_dir: Path, runs: list[Path]) -> dict[str, Any]:
@@ -173,6 +173,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=None, help="JSON file (default bench/results/quality-<device>-<preset>.json)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a TrainConfig field of the preset (repeatable), e.g. --set max_epochs=20")
+    parser.add_argument("--time-budget", type=float, default=20.0,
+                        help="training time budget per model in minutes (0: none; the issue's goal is 20 on one core)")
     parser.add_argument("--model-set", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a ModelConfig field (repeatable), e.g. --model-set post_filter_poles=0")
     args = parser.parse_args(argv)
@@ -190,6 +192,9 @@ def main(argv: list[str] | None = None) -> None:
 
     info = load_dataset_info(dataset)
     tag = args.preset + "".join(f"-{k}{v}" for k, v in {**overrides, **model_overrides}.items())
+    if args.time_budget > 0 and "time_budget_s" not in overrides:
+        overrides = {**overrides, "time_budget_s": args.time_budget * 60.0}
+        tag += f"-budget{args.time_budget:g}m"
     jobs = [{"cond": cond, "seed": seed, "preset": args.preset, "overrides": overrides, "model_overrides": model_overrides,
              "dataset": str(dataset), "num_knobs": len(info.knob_names),
              "run_dir": str(work / "runs" / tag / f"{cond}-gru-s{seed}")} for seed in args.seeds for cond in args.schemes]

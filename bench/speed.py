@@ -47,9 +47,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fxcap.dataset.testing import make_dummy_signal  # noqa: E402
 from fxcap.modeling.cells import cell_update  # noqa: E402
 from fxcap.modeling.registry import ModelConfig, build_model  # noqa: E402
+from fxcap.modeling.schemes import BUILTIN_SCHEMES  # noqa: E402
 
 RATE = 48000
-CONDS = ("concat", "film", "statichyper", "dynamichyper")
+CONDS = BUILTIN_SCHEMES
 ROOT = Path(__file__).resolve().parent
 
 

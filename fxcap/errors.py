@@ -15,6 +15,24 @@ class CaptureError(FxcapError):
     """A capture could not be made or a take failed its checks beyond the retry budget."""
 
 
+class CaptureStopped(CaptureError):
+    """The capture stopped in a way that resuming the session repairs (a device lost, the user quit at a prompt).
+
+    ``problem`` says what happened, ``then`` how the sentence that names the resume command starts
+    (``"continue with"``, ``"reconnect it, then continue with"``). The message names the generic
+    ``fxcap record --resume``; the recorder, which knows the session, names its own command with
+    :meth:`continue_with`.
+    """
+
+    def __init__(self, problem: str, then: str = "continue with") -> None:
+        self.problem, self.then = problem, then
+        super().__init__(self.continue_with("`fxcap record --resume`"))
+
+    def continue_with(self, command: str) -> str:
+        """The message with ``command`` as the way to continue."""
+        return f"{self.problem}; {self.then} {command}"
+
+
 class DeviceNotFoundError(CaptureError):
     """The requested audio device, profile or virtual device does not exist."""
 
@@ -33,6 +51,10 @@ class ModelError(FxcapError):
 
 class TrainingDivergedError(ModelError):
     """A training run diverged and did not recover (its last good checkpoints stay in its folder)."""
+
+
+class FolderLockedError(FxcapError):
+    """Another fxcap process is writing the session, dataset or run folder (see :mod:`fxcap.locking`)."""
 
 
 class ReportError(FxcapError):

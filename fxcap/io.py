@@ -1,12 +1,16 @@
 """Crash-safe file writes: write to a temporary file in the same folder, fsync, then rename.
 
 A reader never sees a half-written file: after a crash either the old file or the new one exists.
+Temporary names carry the writer's PID (``.<name>.<PID>.<random>.tmp``), so the leftovers of a killed
+writer can be told from those of a live one (:func:`fxcap.locking.remove_stale`), and files get the
+mode the umask gives (as ``open`` would), not ``mkstemp``'s 0600.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -28,16 +32,53 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+TEMP_NAME_CHARS = 120
+"""At most this many characters of the target's name go into a temporary name (a legal 255-character
+name must not give an illegal temporary one)."""
+
+TEMP_PATTERN = re.compile(r"^\..*\.(?P<pid>\d+)\.[^.]+\.tmp$")
+"""Names of the temporary files and folders made here (:func:`temp_prefix` + random + ``.tmp``)."""
+
+
+def temp_prefix(name: str) -> str:
+    """``.<name>.<PID>.``: the start of a temporary name for ``name`` (see :data:`TEMP_PATTERN`)."""
+    return f".{name[:TEMP_NAME_CHARS]}.{os.getpid()}."
+
+
+def current_umask() -> int:
+    """The process's umask (read from ``/proc`` where it can be, else set and restored at once)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def make_temp_dir(parent: str | os.PathLike, name: str) -> Path:
+    """A new, empty temporary folder in ``parent`` for building ``name`` (mode as the umask gives)."""
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(name), suffix=".tmp", dir=parent))
+    os.chmod(tmp, 0o777 & ~current_umask())
+    return tmp
+
+
 def atomic_write(path: str | os.PathLike, writer: Callable[[Path], None]) -> Path:
     """Call ``writer(tmp_path)`` to fill a temporary file, fsync it and rename it to ``path``.
 
     The temporary file lives beside ``path`` (same file system, so the rename is atomic) and is
-    removed if ``writer`` raises.
+    removed if ``writer`` raises. The file gets the mode the umask gives (0644 with umask 022).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~current_umask())
+    finally:
+        os.close(fd)
     tmp = Path(tmp_name)
     try:
         writer(tmp)

@@ -17,9 +17,10 @@ from fxcap.capture.plan import PlanConfig
 from fxcap.capture.record import session_summary
 from fxcap.dataset import BuildConfig, SplitConfig, build_dataset
 from fxcap.modeling.compare import compare_runs, to_markdown
+from fxcap.modeling.schemes import BUILTIN_SCHEMES
 from fxcap.modeling.sweep import SweepConfig, run_sweep
 
-CONDITIONS = ["concat", "film", "statichyper", "dynamichyper"]
+CONDITIONS = list(BUILTIN_SCHEMES)
 COST_ORDER = ["dynamichyper", "film", "concat", "statichyper"]
 """The schemes, slowest to train first (DynamicHyper's kernels are about 4x slower per sample)."""
 

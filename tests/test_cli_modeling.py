@@ -77,10 +77,10 @@ def test_train_rejects_an_unknown_schedule_before_any_work(tmp_path):
 def test_every_run_of_a_dataset_is_compared_and_tables_fit_80_columns(tmp_path, monkeypatch):
     from rich.console import Console
 
-    import fxcap.cli as cli
+    from fxcap.cli import tables
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(cli, "console", Console(width=80))
+    monkeypatch.setattr(tables, "console", Console(width=80))
     session = make_dummy_session(tmp_path / "sessions" / "s", knob_grid={"drive": [0, 10]}, sample_rate=44100, seconds=2.0)
     build_dataset([session.root], tmp_path / "datasets" / "dist", BuildConfig(split=SplitConfig(segment_seconds=0.25), write_wav=False))
     tiny = ["--preset", "quick", "--epochs", "1", "--steps", "2", "--batch-size", "2", "--window", "256", "--runs", "runs/x"]

@@ -33,7 +33,8 @@ from scipy.fft import irfft, next_fast_len, rfft
 from scipy.signal import hilbert
 
 from fxcap.capture.backends.base import RawTake
-from fxcap.capture.dsp import amp_to_db, db_to_amp, rms_dbfs, warp_linear
+from fxcap.dsp.levels import amp_to_db, db_to_amp, rms_dbfs
+from fxcap.dsp.resample import warp_linear
 from fxcap.capture.layout import Region, SignalLayout
 from fxcap.capture.session import Alignment
 from fxcap.errors import CaptureError

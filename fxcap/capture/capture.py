@@ -6,12 +6,13 @@ import datetime as _dt
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from fxcap.capture.backends.factory import make_backend, parse_backend_spec, resolve_device
-from fxcap.capture.dsp import db_to_amp
+from fxcap.capture.budget import CaptureEstimate, confirm_capture
+from fxcap.dsp.levels import db_to_amp
 from fxcap.capture.level import pick_peak_level
 from fxcap.capture.plan import PlanConfig, make_plan, plan_to_dict
 from fxcap.capture.layout import TestSignal
@@ -21,6 +22,7 @@ from fxcap.capture.session import Session, newest_session
 from fxcap.capture.signal import DEFAULT_PEAK_DBFS, SignalConfig, generate_signal, wrap_program
 from fxcap.errors import CaptureError
 from fxcap.io import read_wav
+from fxcap.outpaths import check_out_dir
 
 if TYPE_CHECKING:
     from fxcap.capture.preflight import PreflightReport
@@ -49,6 +51,9 @@ class CaptureRequest:
         record: the engine's options (attempts, alignment, checks).
         backend_options: keyword options of the backend (see :func:`soundcard_options` for the
             sound card's channels, block size and MIDI port).
+        yes: start a very long capture without asking (see :mod:`fxcap.capture.budget`).
+        confirm: asks the user a yes/no question before a very long capture (``None``: refuse it
+            unless ``yes``).
     """
 
     device: str | None = None
@@ -64,6 +69,8 @@ class CaptureRequest:
     seed: int = 0
     record: RecordConfig = field(default_factory=RecordConfig)
     backend_options: dict[str, Any] = field(default_factory=dict)
+    yes: bool = False
+    confirm: Callable[[str], bool] | None = None
 
 
 SOUNDCARD_FLAGS = {
@@ -113,8 +120,10 @@ def run_capture(request: CaptureRequest, observer: Observer | None = None) -> Se
         path = request.out or newest_session(request.sessions_dir)
         session = Session.open(path)
         stored = session.manifest.backend
-        if stored.get("name") in ("import", "signaltrain"):
-            raise CaptureError(f"{path} was imported from files, not recorded; import it again instead of resuming it")
+        if stored.get("name") == "import":
+            raise CaptureError(f"{path} was imported from files, not recorded; continue it with `fxcap import --resume --out {path}`")
+        if stored.get("name") == "signaltrain":
+            raise CaptureError(f"{path} was imported from a SignalTrain dataset, not recorded; import it again into a new --out")
         backend_spec = stored.get("spec", request.backend)
         options = dict(request.backend_options)
         if parse_backend_spec(backend_spec)[0] == "soundcard":
@@ -134,6 +143,8 @@ def run_capture(request: CaptureRequest, observer: Observer | None = None) -> Se
         with backend:
             return resume_session(path, backend, request.record, observer)
 
+    if request.out is not None:
+        check_out_dir(request.out)  # before the rig is opened and the signal made
     backend = make_backend(request.backend, request.device, request.sample_rate, seed=request.seed, **request.backend_options)
     observe: Observer = observer or (lambda event, data: None)
     with backend:
@@ -145,15 +156,18 @@ def run_capture(request: CaptureRequest, observer: Observer | None = None) -> Se
         info = {**backend.describe(), "spec": request.backend, "seed": request.seed,
                 "profile_source": resolve_device(request.backend, request.device)}
         peak = request.peak_dbfs
-        if peak is None and backend.deterministic:
-            base = _capture_signal(request, DEFAULT_PEAK_DBFS)
+        pick_level = peak is None and backend.deterministic
+        signal = _capture_signal(request, DEFAULT_PEAK_DBFS if pick_level else peak)
+        confirm_capture(CaptureEstimate(len(planned), signal.duration), request.yes, request.confirm)
+        if pick_level:
+            base = signal
             choice = pick_peak_level(backend, [t.knobs for t in planned],
                                      lambda level: base.audio * np.float32(db_to_amp(level - DEFAULT_PEAK_DBFS)),
                                      DEFAULT_PEAK_DBFS, request.record.checks)
             peak = choice.peak_dbfs
             info["level"] = {**choice.to_dict(), "note": choice.describe(profile.name)}
             observe("level", {"choice": choice, "message": choice.describe(profile.name)})
-        signal = _capture_signal(request, peak)
+            signal = _capture_signal(request, peak)
         out = request.out or default_session_dir(request.sessions_dir, profile.name)
         return record_session(out, backend, signal, plan_to_dict(request.plan, planned), request.record, observe, backend_info=info)
 

@@ -39,7 +39,9 @@ from scipy.ndimage import maximum_filter1d, median_filter
 
 from fxcap.capture.align import AlignConfig, Calibration, noise_floor_dbfs
 from fxcap.capture.backends.base import RawTake
-from fxcap.capture.dsp import amp_to_db, db_to_amp, esr, lpc_residual, power_to_db, rms_dbfs
+from fxcap.capture.dsp import lpc_residual
+from fxcap.dsp.esr import esr
+from fxcap.dsp.levels import amp_to_db, db_to_amp, power_to_db, rms_dbfs
 from fxcap.capture.layout import TRAINABLE_KINDS, SignalLayout
 from fxcap.capture.session import Alignment, CheckResult, TakeRecord
 
@@ -389,7 +391,7 @@ def repeatability_esr(aligned: np.ndarray, layout: SignalLayout) -> float | None
         return None
     a, b = copies[0], copies[1]
     n = min(a.length, b.length)
-    return esr(aligned[a.start : a.start + n], aligned[b.start : b.start + n])
+    return esr(aligned[b.start : b.start + n], aligned[a.start : a.start + n])  # second pass against the first
 
 
 def _check_repeatability(aligned: np.ndarray, layout: SignalLayout, config: CheckConfig) -> CheckResult:
@@ -504,7 +506,7 @@ def reference_drift_db(first: np.ndarray, other: np.ndarray, layout: SignalLayou
     def pick(x: np.ndarray) -> np.ndarray:
         return np.concatenate([np.asarray(x, dtype=np.float64)[s] for s in slices])
 
-    return float(power_to_db(esr(pick(first), pick(other))))
+    return float(power_to_db(esr(pick(other), pick(first))))
 
 
 def _spread_check(name: str, values: list[float], unit: str, tolerance: float, what: str, advice: str) -> list[CheckResult]:

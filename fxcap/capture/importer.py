@@ -31,7 +31,13 @@ Without one, each file is aligned on its own sync markers (the device's own dela
 markers' frequencies is removed with the latency) and its level is left as recorded (gain 0 dB).
 
 **Checks**: a file that fails a check (sync markers missing, clipping, dropouts, silence...) is
-listed as rejected in the session's notes and skipped; ``strict=True`` stops at the first one.
+listed as rejected in the session's notes and skipped; ``strict=True`` stops at the first one. A
+file equal to the dry signal (polarity and gain aside) fails the ``dry_copy`` check unless the
+profile says the device may be transparent (:mod:`fxcap.capture.transparency`).
+
+**Resuming**: an import stopped by Ctrl-C (the session says ``"interrupted"``), a crash or a
+``strict`` refusal continues with ``fxcap import --resume --out SESSION``: the takes already kept stay
+byte-identical and the other files are imported (:mod:`fxcap.capture.import_resume`).
 """
 
 from __future__ import annotations
@@ -64,12 +70,15 @@ from fxcap.capture.record import (
     evaluate_calibration,
     evaluate_take,
     finish_session,
+    interruptible,
     keep_take,
     store_calibration,
 )
 from fxcap.capture.session import Session
 from fxcap.capture.signal import load_signal
+from fxcap.capture.transparency import dry_copy_check
 from fxcap.errors import CaptureError, FxcapError
+from fxcap.locking import folder_lock, remove_stale
 
 DUAL_MONO_TOLERANCE = 1e-4
 """Channels whose largest difference is below this fraction of the peak count as identical."""
@@ -207,6 +216,7 @@ def import_recordings(
         bypass: a recording of the signal with the device bypassed (rig latency and gain).
         observer: progress events as in :mod:`fxcap.capture.record` (``calibration``,
             ``take_done``, ``take_rejected``, ``session_done``).
+        sessions_dir: where the default ``out`` is.
 
     Returns the complete session. Everything that can be checked without aligning (files exist,
     CSV, knob values, rates, channels, lengths) is checked before anything is written. Raises
@@ -241,7 +251,8 @@ def import_recordings(
         "knobs": varying,
         "knobs_csv": str(knobs_csv) if knobs_csv is not None else None,
         "takes": [
-            {"index": t.index, "knobs": t.knobs, "is_reference": False, "file": str(r.path)} for t, r in zip(planned, planned_files)
+            {"index": t.index, "knobs": t.knobs, "is_reference": False, "file": str(r.path), "source": str(r.path.resolve())}
+            for t, r in zip(planned, planned_files)
         ],
     }
     backend_info = {
@@ -250,10 +261,21 @@ def import_recordings(
         "device": profile.name,
         "signal_file": str(signal_path),
         "bypass_file": str(bypass) if bypass is not None else None,
+        "bypass_source": str(Path(bypass).resolve()) if bypass is not None else None,
         "channel": config.channel,
         "resample": config.resample,
     }
     root = Path(out) if out is not None else default_session_dir(Path(sessions_dir), profile.name)
+    with folder_lock(root, "import"):  # one writer per session folder
+        return _import_into(root, signal, profile, plan, backend_info, inferred, skipped, planned, planned_files, bypass,
+                            config, observe)
+
+
+def _import_into(root: Path, signal: TestSignal, profile: DeviceProfile, plan: dict[str, Any], backend_info: dict[str, Any],
+                 inferred: Any, skipped: list[Path], planned: list[PlannedTake], planned_files: list[Any],
+                 bypass: str | Path | None, config: ImportConfig, observe: Observer) -> Session:
+    """The writing half of :func:`import_recordings`: the session folder, its calibration and takes."""
+    remove_stale(root, recursive=True)  # temporary files of a killed import
     session = Session.create(
         root, device=profile, backend=backend_info, signal_audio=signal.audio, layout=signal.layout, plan=plan
     )
@@ -264,44 +286,75 @@ def import_recordings(
     for path in skipped:
         session.manifest.notes.append(f"{path} skipped: it is the test signal or the bypass recording, not a take")
     observe("plan", {"total": len(planned), "done": 0})
+    with interruptible(session):
+        calibration = measure_bypass(session, signal, bypass, config, observe)
+    return import_takes(session, signal, list(zip(planned, planned_files)), calibration, config, observe)
 
-    calibration = _import_calibration(session, signal, bypass, config, observe)
+
+def import_takes(
+    session: Session,
+    signal: TestSignal,
+    items: list[tuple[PlannedTake, Recording]],
+    calibration: Calibration | None,
+    config: ImportConfig,
+    observe: Observer,
+) -> Session:
+    """Align, check and keep every planned recording the session does not hold yet, then finish it.
+
+    Ctrl-C marks the session ``"interrupted"`` and says ``fxcap import --resume --out ...``.
+    """
+    done = {t.index for t in session.manifest.takes}
     rejected = []
-    for take, item in zip(planned, planned_files):
-        observe("take_start", {"take": take, "attempt": 1, "file": item.path})
-        audio, facts = read_recording(item.path, signal.sample_rate, config)
-        raw = RawTake(played=signal.audio, recorded=audio, sample_rate=signal.sample_rate, info=facts)
-        previous = [t.alignment for t in session.manifest.takes]
-        align = _align_for(len(audio), signal, config.record.align)
-        result = evaluate_take(raw, signal, calibration, config.record, previous, align=align)
-        if result.failed:
-            problem = result.problem()
-            rejected.append(item.path)
-            session.manifest.notes.append(f"rejected {item.path} ({take.take_id}, {_describe(take.knobs)}): {problem}")
-            session.save()
-            observe("take_rejected", {"take": take, "file": item.path, "failed": result.failed})
-            if config.strict:
-                session.manifest.status = "failed"
-                session.save()
-                raise CaptureError(
-                    f"{item.path} failed its checks ({problem}); fix or re-export it, or import without --strict to skip it"
-                )
-            continue
-        record = keep_take(session, take, result)
-        observe("take_done", {"take": take, "record": record})
+    with interruptible(session):
+        for take, item in items:
+            if take.index in done:
+                continue
+            if not _import_one(session, signal, take, item, calibration, config, observe):
+                rejected.append(item.path)
     if not session.manifest.takes:
         session.manifest.status = "failed"
         session.save()
         raise CaptureError(
-            f"none of the {len(planned)} recordings passed its checks (see the notes in {session.root}/session.json); "
+            f"none of the {len(items)} recordings passed its checks (see the notes in {session.root}/session.json); "
             "check that they are recordings of this test signal, exported from its start"
         )
     if rejected:
-        session.manifest.notes.append(f"{len(rejected)} of {len(planned)} recordings rejected: {', '.join(str(p) for p in rejected)}")
-    return finish_session(session, signal, config.record, observe)
+        session.manifest.notes.append(f"{len(rejected)} of {len(items)} recordings rejected: {', '.join(str(p) for p in rejected)}")
+    with interruptible(session):
+        return finish_session(session, signal, config.record, observe)
 
 
-def _import_calibration(
+def _import_one(
+    session: Session, signal: TestSignal, take: PlannedTake, item: Recording, calibration: Calibration | None,
+    config: ImportConfig, observe: Observer,
+) -> bool:
+    """Import one recording; False when it failed a check (noted and skipped; ``strict``: raises)."""
+    observe("take_start", {"take": take, "attempt": 1, "file": item.path})
+    audio, facts = read_recording(item.path, signal.sample_rate, config)
+    raw = RawTake(played=signal.audio, recorded=audio, sample_rate=signal.sample_rate, info=facts)
+    previous = [t.alignment for t in session.manifest.takes]
+    align = _align_for(len(audio), signal, config.record.align)
+    result = evaluate_take(raw, signal, calibration, config.record, previous, align=align)
+    result.checks.append(dry_copy_check(audio, result.aligned, signal.audio, session.manifest.device.may_be_transparent))
+    if not result.failed:
+        record = keep_take(session, take, result)
+        observe("take_done", {"take": take, "record": record})
+        return True
+    problem = result.problem()
+    session.manifest.notes.append(f"rejected {item.path} ({take.take_id}, {_describe(take.knobs)}): {problem}")
+    session.save()
+    observe("take_rejected", {"take": take, "file": item.path, "failed": result.failed})
+    if config.strict:
+        session.manifest.status = "failed"
+        session.save()
+        raise CaptureError(
+            f"{item.path} failed its checks ({problem}); fix or re-export it, then continue with "
+            f"`fxcap import --resume --out {session.root}` (or import without --strict to skip it)"
+        )
+    return False
+
+
+def measure_bypass(
     session: Session, signal: TestSignal, bypass: str | Path | None, config: ImportConfig, observe: Observer
 ) -> Calibration | None:
     """Measure the bypass recording (stored as the session's calibration), or record that there is none."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Callable, Protocol
 
 from fxcap.capture.profiles import DeviceProfile, Knob, KnobValue
-from fxcap.errors import CaptureError
+from fxcap.errors import CaptureError, CaptureStopped
 
 InputFunction = Callable[[str], str]
 """Shows a prompt and returns the user's answer (``builtins.input`` by default)."""
@@ -116,5 +116,5 @@ class ManualKnobSetter:
                 "a midi_cc and use a MIDI port"
             ) from None
         if answer.strip().lower() in ("q", "quit", "stop"):
-            raise CaptureError("stopped at the knob prompt; continue later with `fxcap record --resume`")
+            raise CaptureStopped("stopped at the knob prompt", then="continue later with")
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -99,16 +101,37 @@ class SignalLayout:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SignalLayout":
+        """Rebuild a layout; ``ValueError`` (with what is wrong) for anything that is not one."""
+        if not isinstance(data, dict) or not isinstance(data.get("regions"), list):
+            raise ValueError("expected an object with a list of regions")
         data = dict(data)
         regions = []
         for item in data.pop("regions"):
+            if not isinstance(item, dict) or not all(isinstance(item.get(k), int) for k in ("start", "stop")):
+                raise ValueError(f"region {item!r} needs whole-number start and stop samples")
             item = {k: v for k, v in item.items() if k not in ("start_s", "stop_s")}
             regions.append(Region(**item))
+        for name in ("sample_rate", "length"):
+            if not isinstance(data.get(name), int) or data[name] <= 0:
+                raise ValueError(f"{name} must be a positive whole number, not {data.get(name)!r}")
         return cls(regions=regions, **data)
 
     @classmethod
     def from_json(cls, text: str) -> "SignalLayout":
         return cls.from_dict(json.loads(text))
+
+
+def read_layout(path: str | os.PathLike, fix: str) -> SignalLayout:
+    """Read a layout JSON file; an unreadable or invalid one is a one-line :class:`FxcapError` naming
+    the file and ending with ``fix`` (what to do)."""
+    from fxcap.errors import FxcapError
+
+    try:
+        return SignalLayout.from_json(Path(path).read_text(encoding="utf-8"))
+    except (ValueError, KeyError, TypeError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise FxcapError(f"{path} is not a valid signal layout ({exc}); {fix}") from None
+    except OSError as exc:
+        raise FxcapError(f"{path}: cannot read the signal layout ({exc.strerror}); {fix}") from None
 
 
 def audio_sha256(audio: np.ndarray) -> str:

@@ -19,7 +19,7 @@ from typing import Any, Iterable
 
 from fxcap.capture.knob_setters import ManualKnobSetter
 from fxcap.capture.profiles import DeviceProfile, Knob, KnobValue
-from fxcap.errors import CaptureError, DeviceNotFoundError
+from fxcap.errors import CaptureError, CaptureStopped, DeviceNotFoundError
 
 CC_MAX = 127
 """Largest 7-bit Control Change value."""
@@ -154,7 +154,7 @@ class MidiKnobSetter:
         try:
             self.port.send(message)
         except (OSError, IOError) as exc:
-            raise CaptureError(f"MIDI port lost ({exc}); reconnect it, then continue with `fxcap record --resume`") from None
+            raise CaptureStopped(f"MIDI port lost ({exc})", then="reconnect it, then continue with") from None
         self._sent[control] = value
 
     def apply(self, profile: DeviceProfile, knobs: dict[str, KnobValue]) -> dict[str, KnobValue]:

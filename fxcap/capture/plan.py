@@ -74,6 +74,18 @@ def _steps_for(config: PlanConfig, knob: Knob) -> int:
     return int(steps)
 
 
+def check_plan_config(config: PlanConfig) -> None:
+    """Refuse values that cannot mean anything (``ValueError``); a 0 never stands for a default."""
+    steps = config.steps.values() if isinstance(config.steps, dict) else [config.steps]
+    for value in steps:
+        if not isinstance(value, (int, np.integer)) or value < 2:
+            raise ValueError(f"at least 2 steps are needed for a sweep (--steps: settings per swept knob), not {value!r}")
+    if not isinstance(config.takes, (int, np.integer)) or config.takes < 1:
+        raise ValueError(f"--takes must be 1 or more, not {config.takes!r}")
+    if not isinstance(config.reference_every, (int, np.integer)) or config.reference_every < 0:
+        raise ValueError(f"--reference-every must be 0 (never) or a number of takes, not {config.reference_every!r}")
+
+
 def _grid_values(config: PlanConfig, knob: Knob) -> list[KnobValue]:
     if knob.is_switch:
         assert knob.values is not None
@@ -94,6 +106,7 @@ def _lhs_values(knob: Knob, n: int, rng: np.random.Generator) -> list[KnobValue]
 
 def make_plan(profile: DeviceProfile, config: PlanConfig) -> list[PlannedTake]:
     """The ordered list of takes for ``config`` on ``profile`` (validated; clear ``ValueError``s)."""
+    check_plan_config(config)
     if config.kind not in PLAN_KINDS:
         raise ValueError(f"plan kind must be one of {', '.join(PLAN_KINDS)}, not {config.kind!r}")
     swept = [profile.knob(name) for name in config.knobs]
@@ -123,7 +136,7 @@ def make_plan(profile: DeviceProfile, config: PlanConfig) -> list[PlannedTake]:
         settings = [settings[i] for i in rng.permutation(len(settings))]
 
     ordered: list[tuple[dict[str, KnobValue], bool]] = []
-    every = max(0, int(config.reference_every))
+    every = int(config.reference_every)
     for i, setting in enumerate(settings):
         if every and i % every == 0:
             ordered.append((dict(base), True))

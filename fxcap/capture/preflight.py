@@ -21,7 +21,7 @@ import numpy as np
 
 from fxcap.capture.align import Calibration
 from fxcap.capture.backends.base import Backend
-from fxcap.capture.dsp import amp_to_db
+from fxcap.dsp.levels import amp_to_db
 from fxcap.capture.layout import TestSignal
 from fxcap.capture.profiles import KnobValue
 from fxcap.capture.record import RecordConfig, evaluate_calibration, evaluate_take

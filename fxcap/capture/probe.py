@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from fxcap.capture.align import estimate_delay
 from fxcap.capture.backends.base import Backend, RawTake
 from fxcap.capture.knob_setters import InputFunction, OutputFunction, format_knob_value
 from fxcap.capture.profiles import DeviceProfile, KnobValue
@@ -74,11 +75,13 @@ def probe_signal(sample_rate: int, config: ProbeConfig | None = None) -> np.ndar
 
 
 def _lag(recorded: np.ndarray, played: np.ndarray) -> int:
-    """Where ``played`` starts in ``recorded`` (cross-correlation peak, 0 .. len difference)."""
-    size = 1 << int(np.ceil(np.log2(len(recorded) + len(played))))
-    corr = np.fft.irfft(np.fft.rfft(recorded, size) * np.conj(np.fft.rfft(played, size)), size)
+    """Where ``played`` starts in ``recorded`` (0 .. len difference, whole samples): the aligner's
+    cross-correlation delay (:func:`fxcap.capture.align.estimate_delay`) rounded."""
     span = max(len(recorded) - len(played), 0)
-    return int(np.argmax(np.abs(corr[: span + 1])))
+    if not np.any(recorded):
+        return 0
+    delay, _, _ = estimate_delay(played, recorded, (0, span))
+    return int(min(max(round(delay), 0), span)) if np.isfinite(delay) else 0
 
 
 def fingerprint(take: RawTake, config: ProbeConfig | None = None) -> np.ndarray:

@@ -8,6 +8,7 @@ Profiles come built in (``OD-3``, ``LA-2A``) or from a TOML file::
 
     name = "My Fuzz"
     kind = "fuzz"
+    may_be_transparent = false   # true: a take equal to the dry signal is fine (a clean boost, a buffer)
     [[knobs]]
     name = "sustain"
     min = 0
@@ -152,6 +153,10 @@ class DeviceProfile:
     kind: str = "effect"
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    may_be_transparent: bool = False
+    """The device may pass the signal unchanged at some settings (a clean boost, a buffer). When
+    False, an imported take equal to the dry signal (polarity and gain aside) is refused as a
+    wiring or export mistake (:mod:`fxcap.capture.transparency`)."""
 
     def __post_init__(self) -> None:
         names = [k.name for k in self.knobs]
@@ -192,7 +197,7 @@ class DeviceProfile:
             "description": self.description,
             "knobs": [k.to_dict() for k in self.knobs],
             "extra": dict(self.extra),
-        }
+        } | ({"may_be_transparent": True} if self.may_be_transparent else {})  # absent when False: older dicts stay equal
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "DeviceProfile":
@@ -204,9 +209,16 @@ class DeviceProfile:
                 kind=str(data.get("kind", "effect")),
                 description=str(data.get("description", "")),
                 extra=dict(data.get("extra", {})),
+                may_be_transparent=_flag(data.get("may_be_transparent", False), "may_be_transparent"),
             )
         except KeyError as exc:
             raise ValueError(f"device profile is missing the field {exc.args[0]!r}") from None
+
+
+def _flag(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, not {value!r}")
+    return value
 
 
 def _canon(name: str) -> str:

@@ -8,9 +8,10 @@ Ctrl-C, failed take); :func:`resume_session` continues with the first take not y
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -20,8 +21,10 @@ from fxcap.capture.checks import CheckConfig, check_take, reference_drift_db, se
 from fxcap.capture.layout import TestSignal, audio_sha256
 from fxcap.capture.plan import PlannedTake, plan_from_dict
 from fxcap.capture.session import Alignment, CheckResult, Session, TakeRecord, now_iso
-from fxcap.errors import CaptureError, SessionError
+from fxcap.errors import CaptureError, CaptureStopped, SessionError
+from fxcap.interrupt import Interrupted
 from fxcap.io import atomic_write_wav
+from fxcap.locking import folder_lock, remove_stale
 
 Observer = Callable[[str, dict[str, Any]], None]
 """Progress callback: ``observer(event, data)``. Events, in order of appearance:
@@ -54,6 +57,10 @@ class RecordConfig:
     max_attempts: int = 3
     align: AlignConfig = field(default_factory=AlignConfig)
     checks: CheckConfig = field(default_factory=CheckConfig)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
+            raise CaptureError(f"--max-attempts must be 1 or more (tries per take), not {self.max_attempts!r}")
 
 
 def _failures(checks: list[CheckResult]) -> list[CheckResult]:
@@ -165,16 +172,47 @@ def finish_session(session: Session, signal: TestSignal, config: RecordConfig, o
     """Run the checks across the kept takes, mark the session complete and tell the observer."""
     references = {t.take_id: session.take_output(t) for t in session.manifest.takes if t.is_reference}
     results = session_checks(session.manifest.takes, references, signal.layout, config.checks)
-    session.manifest.calibration["session_checks"] = [c.to_dict() for c in results]
+    session.manifest.session_checks = results
     session.manifest.status = "complete"
     session.save()
     observer("session_done", {"session": session, "session_checks": results})
     return session
 
 
+def resume_command(session: Session) -> str:
+    """The command that continues ``session``: ``fxcap import --resume`` for an imported one."""
+    verb = "import" if session.manifest.backend.get("name") == "import" else "record"
+    return f"fxcap {verb} --resume --out {session.root}"
+
+
 def resume_hint(session: Session) -> str:
-    """The command that continues ``session``."""
-    return f"`fxcap record --resume --out {session.root}`"
+    """The command that continues ``session``, in backquotes."""
+    return f"`{resume_command(session)}`"
+
+
+@contextmanager
+def interruptible(session: Session) -> Iterator[None]:
+    """Ctrl-C inside the block marks the session ``"interrupted"`` (atomically) and raises
+    :class:`~fxcap.interrupt.Interrupted` with the command that continues it."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if session.manifest.status != "complete":
+            session.manifest.status = "interrupted"
+            session.manifest.notes.append(f"interrupted (Ctrl-C) after {len(session.manifest.takes)} takes")
+            session.save()
+        raise Interrupted(resume_command(session)) from None
+
+
+def planned_takes(session: Session) -> list[PlannedTake]:
+    """The session's stored plan; a damaged one is a one-line :class:`SessionError`."""
+    try:
+        return plan_from_dict(session.manifest.plan)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise SessionError(
+            f"{session.root / 'session.json'}: the plan is damaged ({type(exc).__name__}: {exc}); restore session.json "
+            "from a backup or record a new session"
+        ) from None
 
 
 def _calibrate(session: Session, backend: Backend, signal: TestSignal, config: RecordConfig, observer: Observer) -> Calibration:
@@ -212,6 +250,7 @@ def _record_take(
     attempts = 1 if backend.deterministic else config.max_attempts  # a re-take would give the same result
     for attempt in range(1, attempts + 1):
         observer("take_start", {"take": planned, "attempt": attempt})
+        backend.begin_take(planned.index, attempt)
         raw: RawTake = backend.play_record(signal.audio, planned.knobs)
         previous = [t.alignment for t in session.manifest.takes]
         result = evaluate_take(raw, signal, calibration, config, previous)
@@ -276,30 +315,35 @@ def _report_reference_drift(
 def _run(session: Session, backend: Backend, signal: TestSignal, config: RecordConfig, observer: Observer | None) -> Session:
     observe: Observer = observer or (lambda event, data: None)
     config = replace(config, checks=replace(config.checks, output_clip_advice=backend.clip_advice))
+    plan = planned_takes(session)
     session.manifest.status = "running"
     session.save()
-    planned_takes = plan_from_dict(session.manifest.plan)
     done = {t.index for t in session.manifest.takes}
-    observe("plan", {"total": len(planned_takes), "done": len(done)})
+    observe("plan", {"total": len(plan), "done": len(done)})
     try:
-        calibration = _calibrate(session, backend, signal, config, observe)
-        for planned in planned_takes:
-            if planned.index in done:
-                continue
-            _record_take(session, backend, signal, planned, calibration, config, observe)
+        with interruptible(session):
+            calibration = _calibrate(session, backend, signal, config, observe)
+            for planned in plan:
+                if planned.index in done:
+                    continue
+                _record_take(session, backend, signal, planned, calibration, config, observe)
     except CaptureError as exc:
         if session.manifest.status == "failed":  # a take failed its checks: the message says it all
             raise
         # the backend stopped (device lost, stream error, the user quit at a prompt)
         message = str(exc).rstrip(".")
         hint = resume_hint(session)
-        message = message.replace("`fxcap record --resume`", hint) if "--resume" in message else f"{message}; continue with {hint}"
+        if isinstance(exc, CaptureStopped):  # names the generic command: name this session's
+            message = exc.continue_with(hint)
+        elif "--resume" not in message:  # (a message that names a resume command already says how to continue)
+            message = f"{message}; continue with {hint}"
         session.manifest.status = "failed"
         session.manifest.notes.append(f"stopped after {len(session.manifest.takes)} takes: {exc}")
         session.save()
         observe("stopped", {"session": session, "error": message})
         raise CaptureError(message) from None
-    return finish_session(session, signal, config, observe)
+    with interruptible(session):
+        return finish_session(session, signal, config, observe)
 
 
 def record_session(
@@ -322,15 +366,17 @@ def record_session(
             f"the signal is at {signal.sample_rate} Hz but the backend runs at {backend.sample_rate} Hz; "
             "generate the signal at the device's rate (--rate)"
         )
-    session = Session.create(
-        out_dir,
-        device=backend.profile,
-        backend=backend_info or backend.describe(),
-        signal_audio=signal.audio,
-        layout=signal.layout,
-        plan=plan,
-    )
-    return _run(session, backend, signal, config, observer)
+    with folder_lock(out_dir, "record"):  # one writer per session folder
+        remove_stale(out_dir, recursive=True)
+        session = Session.create(
+            out_dir,
+            device=backend.profile,
+            backend=backend_info or backend.describe(),
+            signal_audio=signal.audio,
+            layout=signal.layout,
+            plan=plan,
+        )
+        return _run(session, backend, signal, config, observer)
 
 
 def load_session_signal(session: Session) -> TestSignal:
@@ -364,9 +410,12 @@ def resume_session(
         )
     if session.sample_rate != backend.sample_rate:
         raise SessionError(f"{path} was recorded at {session.sample_rate} Hz; resume with --rate {session.sample_rate}")
-    if session.manifest.status == "complete":
-        return session
-    return _run(session, backend, load_session_signal(session), config, observer)
+    with folder_lock(path, "record --resume"):  # one writer per session folder: no take is recorded twice
+        remove_stale(path, recursive=True)  # temporary files of a killed capture
+        session = Session.open(path)  # as it is now that no one else writes it
+        if session.manifest.status == "complete":
+            return session
+        return _run(session, backend, load_session_signal(session), config, observer)
 
 
 def has_gain_reference(session: Session) -> bool:

@@ -25,10 +25,12 @@ from typing import Any
 import numpy as np
 
 from fxcap import __version__
-from fxcap.capture.layout import SignalLayout
+from fxcap.capture.layout import SignalLayout, read_layout
 from fxcap.capture.profiles import DeviceProfile, KnobValue
+from fxcap.capture.take_files import check_manifest_paths, file_sha256
 from fxcap.errors import SessionError
 from fxcap.io import atomic_write_json, atomic_write_text, atomic_write_wav, read_wav
+from fxcap.outpaths import check_out_dir
 
 SESSION_SCHEMA_VERSION = 1
 MANIFEST_NAME = "session.json"
@@ -100,6 +102,9 @@ class TakeRecord:
     started_at: str = ""
     finished_at: str = ""
     backend_info: dict[str, Any] = field(default_factory=dict)
+    sha256: str = ""
+    """SHA-256 (hex) of the bytes of ``output_file`` as written; empty in sessions written before
+    takes were hashed (such a session is read with a warning, see :func:`fxcap.capture.take_files.verify_takes`)."""
 
     @property
     def passed(self) -> bool:
@@ -136,7 +141,7 @@ class SessionManifest:
     plan: dict[str, Any]  # {"kind", "settings": [{knob: value}], "order", "reference_every", ...}
     calibration: dict[str, Any] = field(default_factory=dict)
     takes: list[TakeRecord] = field(default_factory=list)
-    status: str = "running"  # running | complete | failed
+    status: str = "running"  # running | complete | failed | interrupted (Ctrl-C; resumable)
     created_at: str = field(default_factory=now_iso)
     updated_at: str = field(default_factory=now_iso)
     fxcap_version: str = __version__
@@ -162,6 +167,16 @@ class SessionManifest:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+    @property
+    def session_checks(self) -> list[CheckResult]:
+        """The checks across takes (latency and drift spread, reference drift...), run when the session
+        finished; empty before. Stored in ``calibration["session_checks"]`` (the session.json layout)."""
+        return [CheckResult(**check) for check in self.calibration.get("session_checks", [])]
+
+    @session_checks.setter
+    def session_checks(self, checks: list[CheckResult]) -> None:
+        self.calibration["session_checks"] = [c.to_dict() for c in checks]
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SessionManifest":
@@ -211,7 +226,7 @@ class Session:
         plan: dict[str, Any],
     ) -> "Session":
         """Start a new session folder: write the signal, its layout and the first manifest."""
-        root = Path(root)
+        root = check_out_dir(root)
         if (root / MANIFEST_NAME).exists():
             raise SessionError(f"{root} already holds a session; use --resume to continue it or choose another --out")
         root.mkdir(parents=True, exist_ok=True)
@@ -250,8 +265,9 @@ class Session:
             raise SessionError(f"{path} is corrupt ({exc}); restore it from a backup or re-record") from None
         try:
             manifest = SessionManifest.from_dict(data)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise SessionError(f"{path} is not a valid session manifest ({exc!r})") from None
+        check_manifest_paths(root, manifest)
         return cls(root, manifest)
 
     def save(self) -> None:
@@ -266,7 +282,7 @@ class Session:
 
     @property
     def layout(self) -> SignalLayout:
-        return SignalLayout.from_json((self.root / self.manifest.signal["layout_file"]).read_text(encoding="utf-8"))
+        return read_layout(self.root / self.manifest.signal["layout_file"], "re-record the session (its signal layout is damaged)")
 
     def input_audio(self) -> np.ndarray:
         """The played signal (model input), float32 ``(n,)``."""
@@ -303,6 +319,7 @@ class Session:
         if record.raw_file != record.output_file:
             atomic_write_wav(self.root / record.raw_file, raw, self.sample_rate)
         atomic_write_wav(self.root / record.output_file, aligned, self.sample_rate)
+        record.sha256 = file_sha256(self.root / record.output_file)
         self.manifest.takes.append(record)
         self.save()
 

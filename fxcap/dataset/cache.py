@@ -31,7 +31,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,10 +40,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from fxcap.dataset.manifest import DatasetInfo, load_dataset_info
+from fxcap.dataset.manifest import DatasetInfo, file_sha256, load_dataset_info
 from fxcap.dataset.remote import Location
 from fxcap.dataset.schema import AUDIO_COLUMNS
 from fxcap.errors import DatasetError
+from fxcap.io import make_temp_dir
+from fxcap.locking import remove_stale
 
 CACHE_FORMAT = 1
 ROW_FACT_COLUMNS = ("session", "take_id", "take_index", "segment_index", "region", "region_kind", "start_sample",
@@ -106,25 +107,36 @@ def cache_directory(info: DatasetInfo, cache_dir: str | Path | None = None) -> P
     return _user_cache_base() / key
 
 
-def _check_shards(info: DatasetInfo, split: str) -> list[Location]:
-    """The split's shard locations, each checked to exist with the size the manifest lists."""
+def _check_shards(info: DatasetInfo, split: str, *, verify: bool = False) -> list[Location]:
+    """The split's shard locations, each checked to exist with the size the manifest lists; with ``verify``
+    a local shard's sha256 is checked too (what the cache is built from: once per dataset and split)."""
     if split not in info.splits:
         raise DatasetError(f"dataset {info.path} has no split {split!r}; its splits are: {', '.join(info.splits)}")
-    sizes = {f["path"]: f["bytes"] for f in info.manifest["files"]}
+    entries = {f["path"]: f for f in info.manifest["files"]}
     root = info.location
     shards = []
     for rel in info.splits[split].files:
         shard = root / rel
         size = shard.size()
+        expected = entries.get(rel, {})
         if size is None:
             raise DatasetError(f"shard {rel} of {info.path} is missing; restore it or rebuild the dataset")
-        if size != sizes.get(rel):
+        if size != expected.get("bytes"):
             raise DatasetError(
-                f"shard {rel} of {info.path} has {size} bytes, the manifest says {sizes.get(rel)}: it changed "
+                f"shard {rel} of {info.path} has {size} bytes, the manifest says {expected.get('bytes')}: it changed "
                 "or is truncated; run `fxcap dataset validate` and rebuild the dataset"
             )
+        if verify and shard.is_local:
+            verify_sha256(shard.local_path, expected.get("sha256"), f"shard {rel} of {info.path}")
         shards.append(shard)
     return shards
+
+
+def verify_sha256(path: Path, expected: str | None, label: str) -> None:
+    """Refuse a file whose sha256 differs from ``expected`` (the manifest's; ``None``: nothing to check)."""
+    if expected and file_sha256(path) != expected:
+        raise DatasetError(f"{label} does not match its sha256 in dataset.json (its bytes changed after the build); "
+                           "restore it or rebuild the dataset, and run `fxcap dataset validate`")
 
 
 def _flat(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
@@ -211,10 +223,11 @@ def _write_index(folder: Path, facts: list[dict[str, Any]], offsets: np.ndarray,
 
 
 def _build(info: DatasetInfo, split: str, final: Path) -> None:
-    shards = _check_shards(info, split)
+    shards = _check_shards(info, split, verify=True)
     facts, offsets, knobs, _ = _read_index(info, split, shards)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{split}.", suffix=".tmp", dir=final.parent))
+    remove_stale(final.parent)  # what killed builders left
+    tmp = make_temp_dir(final.parent, split)
     try:
         audio = np.lib.format.open_memmap(tmp / "audio.npy", mode="w+", dtype=np.float32, shape=(int(offsets[-1]), 2))
         row = 0
@@ -376,10 +389,13 @@ class ShardCache:
     def _open_index(self, shards: list[Location]) -> None:
         final = self.folder / "index"
         if not (final / "rows.json").is_file():
+            if any(shard.is_local for shard in shards):  # remote shards are checked when downloaded
+                _check_shards(self.info, self.split, verify=True)
             facts, offsets, knobs, counts = _read_index(self.info, self.split, shards)
             try:
                 self.folder.mkdir(parents=True, exist_ok=True)
-                tmp = Path(tempfile.mkdtemp(prefix=".index.", suffix=".tmp", dir=self.folder))
+                remove_stale(self.folder)
+                tmp = make_temp_dir(self.folder, "index")
             except PermissionError as exc:
                 raise DatasetError(f"cannot write the dataset cache under {self.folder} ({exc}); pass cache_dir= a writable folder") from None
             try:
@@ -448,11 +464,13 @@ class ShardCache:
     def _fetch(self, shard: _Shard) -> None:
         started = time.perf_counter()
         self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{shard.file.stem}.", suffix=".tmp", dir=self.folder))
+        tmp = make_temp_dir(self.folder, shard.file.stem)
         label = shard.location.name
         try:
             source: Path | Location = shard.location
-            if not shard.location.is_local:  # download once (sha256 checked) rather than many range reads
+            if shard.location.is_local:
+                verify_sha256(shard.location.local_path, shard.sha256, f"shard {label} of {self.info.path}")
+            else:  # download once (sha256 checked) rather than many range reads
                 source = tmp / "shard.parquet"
                 digest = shard.location.download(source)
                 if shard.sha256 and digest != shard.sha256:

@@ -6,6 +6,11 @@ code); ``s3://``, ``gs://``/``gcs://``, ``hdfs://`` and ``abfs://`` use pyarrow'
 other scheme that fsspec knows (``memory://``, ``az://``, ``http://`` ...) is wrapped with
 ``pyarrow.fs.FSSpecHandler``.
 
+Other schemes (``ftp://``, typos) are refused in one line that lists the supported ones
+(:data:`SUPPORTED_SCHEMES`). Every first contact with a remote store (opening its filesystem, asking
+for a file's or folder's details) gives up after ``FXCAP_REMOTE_TIMEOUT`` seconds (default
+:data:`DEFAULT_TIMEOUT_S`) with a one-line error, instead of hanging without a network.
+
 Credentials and endpoints come from the usual places: for S3 the ``AWS_*`` environment variables
 (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_DEFAULT_REGION``, ``AWS_ENDPOINT_URL`` for an
 S3-compatible server such as MinIO), ``~/.aws`` or an instance role; URI query options work too
@@ -21,6 +26,7 @@ import posixpath
 import shutil
 import threading
 from pathlib import Path
+from typing import Any, Callable, TypeVar
 from urllib.parse import urlsplit
 
 import pyarrow as pa
@@ -32,11 +38,22 @@ from fxcap.io import atomic_write_bytes
 PYARROW_SCHEMES = frozenset({"s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss"})
 """URI schemes served by pyarrow's own filesystems."""
 
+FSSPEC_SCHEMES = frozenset({"memory", "az", "adl", "http", "https"})
+"""URI schemes served through fsspec (with its plugin installed: adlfs for ``az://``)."""
+
+SUPPORTED_SCHEMES = ("file",) + tuple(sorted(PYARROW_SCHEMES)) + tuple(sorted(FSSPEC_SCHEMES))
+"""Every URI scheme a dataset location may use (besides plain local paths)."""
+
+DEFAULT_TIMEOUT_S = 20.0
+"""Seconds a remote store may take to answer a first request (``FXCAP_REMOTE_TIMEOUT`` overrides it)."""
+
 PROCESS_LOCAL_PROTOCOLS = frozenset({"memory"})
 """fsspec protocols whose files live in one process only (other processes cannot see them)."""
 
 CHUNK_BYTES = 8 << 20
 """Bytes per read when streaming a file (hashing, downloading)."""
+
+T = TypeVar("T")
 
 _FILESYSTEMS: dict[tuple[str, ...], pafs.FileSystem] = {}
 _LOCK = threading.Lock()
@@ -64,12 +81,57 @@ def _pyarrow_filesystem(scheme: str, netloc: str, query: str) -> tuple[pafs.File
         cached = _FILESYSTEMS.get(key)
         if cached is None:
             try:
-                cached, _ = pafs.FileSystem.from_uri(uri)
+                cached, _ = with_timeout(lambda: open_pyarrow_filesystem(uri), f"opening {uri}")
             except (pa.ArrowException, OSError, ValueError) as exc:
                 raise DatasetError(f"cannot open {uri} ({_short(exc)}); check the URI, the credentials and the endpoint") from None
             _FILESYSTEMS[key] = cached
     root = netloc if scheme not in ("hdfs", "viewfs") else ""
     return cached, root
+
+
+def open_pyarrow_filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+    """``pyarrow.fs.FileSystem.from_uri`` (a function of its own so tests can stand in for a store)."""
+    return pafs.FileSystem.from_uri(uri)
+
+
+def remote_timeout() -> float:
+    """Seconds a remote request may take: ``FXCAP_REMOTE_TIMEOUT`` or :data:`DEFAULT_TIMEOUT_S`."""
+    text = os.environ.get("FXCAP_REMOTE_TIMEOUT", "")
+    if not text:
+        return DEFAULT_TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise DatasetError(f"FXCAP_REMOTE_TIMEOUT must be a positive number of seconds, not {text!r}")
+    return value
+
+
+def with_timeout(call: Callable[[], T], what: str) -> T:
+    """``call()`` in a helper thread; a one-line :class:`DatasetError` when it takes longer than
+    :func:`remote_timeout` (the thread is left to finish on its own: a daemon, it does not hold the
+    process). Exceptions of ``call`` propagate."""
+    seconds = remote_timeout()
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = call()
+        except BaseException as exc:  # handed to the caller's thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=run, name="fxcap-remote", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        raise DatasetError(
+            f"{what}: no answer within {seconds:g} s; check the network, the endpoint and the credentials "
+            "(or wait longer: FXCAP_REMOTE_TIMEOUT=SECONDS)"
+        )
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 def _fsspec_filesystem(uri: str) -> tuple[pafs.FileSystem, str, str]:
@@ -156,7 +218,9 @@ class Location:
     # -- queries ------------------------------------------------------------------------------------------
     def _info(self) -> pafs.FileInfo:
         try:
-            return self.fs.get_file_info(self.path)
+            if self.is_local:
+                return self.fs.get_file_info(self.path)
+            return with_timeout(lambda: self.fs.get_file_info(self.path), f"reaching {self}")
         except (pa.ArrowException, OSError) as exc:
             raise DatasetError(f"cannot reach {self} ({_short(exc)}); check the URI, the credentials and the endpoint") from None
 
@@ -178,8 +242,9 @@ class Location:
         """Every file below this folder: ``{relative posix path: bytes}`` (empty when there is none)."""
         if self.is_local and not self.local_path.is_dir():
             return {}
+        selector = pafs.FileSelector(self.path, recursive=True, allow_not_found=True)
         try:
-            infos = self.fs.get_file_info(pafs.FileSelector(self.path, recursive=True, allow_not_found=True))
+            infos = self.fs.get_file_info(selector) if self.is_local else with_timeout(lambda: self.fs.get_file_info(selector), f"listing {self}")
         except (pa.ArrowException, OSError) as exc:
             raise DatasetError(f"cannot list {self} ({_short(exc)}); check the URI, the credentials and the endpoint") from None
         base = self.path.rstrip("/") + "/"
@@ -271,6 +336,11 @@ def locate(target: "str | os.PathLike[str] | Location") -> Location:
     if scheme in ("file", "local"):
         path = Path(parts.path if not parts.netloc else f"//{parts.netloc}{parts.path}")
         return Location(str(path), pafs.LocalFileSystem(), _local_fs_path(path), local=True, protocol="file")
+    if scheme not in PYARROW_SCHEMES and scheme not in FSSPEC_SCHEMES:
+        raise DatasetError(
+            f"{text}: no filesystem for {scheme}:// here; use a local path or one of "
+            + ", ".join(f"{s}://" for s in SUPPORTED_SCHEMES)
+        )
     if scheme in PYARROW_SCHEMES:
         fs, root = _pyarrow_filesystem(scheme, parts.netloc, parts.query)
         path = posixpath.join(root, parts.path.lstrip("/")).rstrip("/") if root else parts.path.rstrip("/")

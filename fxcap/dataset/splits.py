@@ -91,16 +91,24 @@ class SplitConfig:
 
     @classmethod
     def parse_fractions(cls, text: str, **kwargs: Any) -> "SplitConfig":
-        """``"60/10/30"`` (percent or fractions, any positive scale) -> config."""
+        """``"60/10/30"`` (percent, summing to 100) or ``"0.6/0.1/0.3"`` (fractions, summing to 1) -> config.
+
+        Shares that sum to anything else (``90/20/30``) are refused, not rescaled: they are a typo more
+        often than a ratio."""
         parts = text.replace(",", "/").split("/")
         try:
             values = [float(p) for p in parts]
         except ValueError:
             raise DatasetError(f"--split must look like 60/10/30 (train/valid/test), not {text!r}") from None
-        if len(values) != 3 or any(v < 0 for v in values) or sum(values) <= 0:
+        if len(values) != 3 or any(not v >= 0 for v in values):
             raise DatasetError(f"--split must be three non-negative numbers train/valid/test, not {text!r}")
         total = sum(values)
-        return cls(train=values[0] / total, valid=values[1] / total, test=values[2] / total, **kwargs)
+        if abs(total - 100.0) <= 1e-6:
+            values = [v / 100.0 for v in values]
+        elif abs(total - 1.0) > 1e-6:
+            raise DatasetError(f"--split {text} sums to {total:g}; give percentages that sum to 100 (e.g. 60/10/30) "
+                               "or fractions that sum to 1")
+        return cls(train=values[0], valid=values[1], test=values[2], **kwargs)
 
 
 @dataclass(frozen=True)

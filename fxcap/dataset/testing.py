@@ -28,6 +28,7 @@ from fxcap.capture.layout import Region, SignalLayout, TestSignal, audio_sha256
 from fxcap.capture.markers import sync_marker
 from fxcap.capture.profiles import OD3, DeviceProfile, KnobValue
 from fxcap.capture.session import Alignment, CheckResult, Session, TakeRecord
+from fxcap.dsp.esr import esr as shared_esr
 from fxcap.io import atomic_write_wav
 
 DUMMY_SIGNAL_VERSION = "dummy-1"
@@ -184,11 +185,6 @@ def _settings(profile: DeviceProfile, knob_grid: Mapping[str, Iterable[KnobValue
     return [profile.complete(dict(zip(names, combo))) for combo in itertools.product(*values)]
 
 
-def _esr(estimate: np.ndarray, reference: np.ndarray) -> float:
-    denominator = float(np.sum(reference.astype(np.float64) ** 2)) or 1e-30
-    return float(np.sum((estimate.astype(np.float64) - reference) ** 2) / denominator)
-
-
 def make_dummy_session(
     root: str | Path,
     device_profile: DeviceProfile = OD3,
@@ -247,7 +243,7 @@ def make_dummy_session(
         drift = float(rng.uniform(-2.0, 2.0))
         raw = np.concatenate([(rng.standard_normal(latency) * 10 ** (noise_dbfs / 20)).astype(np.float32), aligned])
         floor = float(20 * np.log10(np.sqrt(np.mean(aligned[silence.start:silence.stop].astype(np.float64) ** 2)) + 1e-20))
-        esr = _esr(aligned[val_b.start:val_b.stop], aligned[val_a.start:val_a.stop])
+        esr = shared_esr(aligned[val_b.start:val_b.stop], aligned[val_a.start:val_a.stop])
         peak = float(np.max(np.abs(raw)))
         checks = [
             CheckResult("clipping", True, float(20 * np.log10(peak + 1e-20)), "dBFS", None, "no clipped runs"),

@@ -26,6 +26,7 @@ from fxcap.errors import ModelError
 from fxcap.modeling.cells import GATES, cell_state_count
 from fxcap.modeling.config import ModelConfig
 from fxcap.modeling.init import init_output
+from fxcap.modeling.schemes import accelerator
 
 
 @dataclass
@@ -104,7 +105,8 @@ class ConditionedRNN(nn.Module, ABC):
     """
 
     fast: bool = True
-    """Run on the fast path (:mod:`fxcap.modeling.fast`) when possible; set False for the reference."""
+    """Run on the fast path (:mod:`fxcap.modeling.fast`, once imported: ``build_model`` imports it) when
+    possible; set False for the reference."""
 
     folds_at_setting: bool = False
     """Whether the model is a plain GRU/LSTM at any fixed knob setting (:meth:`cell_at` works)."""
@@ -168,9 +170,8 @@ class ConditionedRNN(nn.Module, ABC):
             return x.reshape(shape), state
         if knobs.dim() == 3 and not bool((knobs[:, 1:] != knobs[:, :-1]).any()):
             knobs = knobs[:, 0]  # a constant sequence takes the constant path: identical results
-        from fxcap.modeling.fast import dispatch  # late: the fast path imports the models
-
-        fast = dispatch(self, x, knobs, state)  # numba kernels; None: run the reference below
+        dispatch = accelerator()  # the fast path, installed by fxcap.modeling.fast when imported
+        fast = None if dispatch is None else dispatch(self, x, knobs, state)  # None: run the reference below
         if fast is not None:
             return fast[0].reshape(shape), fast[1]
         hidden, parts = self._run(x.unsqueeze(-1), knobs, self.split_state(state))

@@ -60,7 +60,7 @@ def load_state(path: str | Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise ModelError(f"{path} does not exist; nothing to resume, start the run without --resume") from None
     except Exception as exc:  # torch raises a variety of unpickling errors for corrupt files
-        raise ModelError(f"training state {path} is corrupt ({type(exc).__name__}); start the run again without --resume") from None
+        raise ModelError(f"training state {path} is corrupt ({type(exc).__name__}); start the run afresh with --force") from None
 
 
 def save_json(path: str | Path, obj: Any) -> Path:

@@ -18,6 +18,7 @@ import pandas as pd
 
 from fxcap.errors import ModelError
 from fxcap.io import atomic_write_text
+from fxcap.modeling.schemes import scheme_names
 
 COLUMNS = [
     ("l1", "L1"),
@@ -31,10 +32,6 @@ COLUMNS = [
 ]
 
 
-SCHEME_ORDER = ("concat", "film", "statichyper", "dynamichyper")
-"""The paper's order of the schemes: how the runs of one dataset are listed."""
-
-
 def find_runs(root: str | Path) -> list[Path]:
     """Run folders (those with an ``evaluation.json``) under ``root``, sorted by path."""
     return sorted(p.parent for p in Path(root).glob("**/evaluation.json"))
@@ -42,11 +39,13 @@ def find_runs(root: str | Path) -> list[Path]:
 
 def dataset_runs(runs_root: str | Path) -> list[Path]:
     """Every evaluated run in one dataset's runs folder (``<runs>/<dataset name>``), schemes in the
-    paper's order (:data:`SCHEME_ORDER`, others after), then by name (cell, seed)."""
+    registry's order (:func:`~fxcap.modeling.schemes.scheme_names`: the paper's, then schemes registered
+    later; unknown names last), then by name (cell, seed)."""
+    order = scheme_names()
 
     def key(run: Path) -> tuple[int, str]:
         scheme = run.name.split("-", 1)[0]
-        return (SCHEME_ORDER.index(scheme) if scheme in SCHEME_ORDER else len(SCHEME_ORDER), run.name)
+        return (order.index(scheme) if scheme in order else len(order), run.name)
 
     return sorted(find_runs(runs_root), key=key)
 
@@ -119,16 +118,15 @@ def aggregate_seeds(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def seeds_markdown(aggregate: pd.DataFrame) -> str:
-    """A Markdown table of :func:`aggregate_seeds`: "mean ± std" per metric, best mean marked with ``*``."""
+def seeds_rows(aggregate: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """The headers and text cells of :func:`aggregate_seeds`: "mean ± std" per metric, best mean marked with ``*``."""
     headers = ["scheme", "cell", "seeds", "params"] + [label for _, label in COLUMNS]
     best = {}
     for metric, _ in COLUMNS:
         values = pd.to_numeric(aggregate[f"{metric}_mean"], errors="coerce")
         if values.notna().any():
             best[metric] = values.min()
-    lines = ["Mean ± std over seeds (sample std; lower is better).", "",
-             "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    rows = []
     for _, row in aggregate.iterrows():
         params = row["params"]
         cells = [str(row["scheme"]), str(row["cell"]), str(int(row["seeds"])),
@@ -142,8 +140,22 @@ def seeds_markdown(aggregate: pd.DataFrame) -> str:
             if metric in best and mean == best[metric]:
                 text += "*"
             cells.append(text)
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n\n`*` best mean in column.\n"
+        rows.append(cells)
+    return headers, rows
+
+
+def seeds_markdown(aggregate: pd.DataFrame) -> str:
+    """A Markdown table of :func:`aggregate_seeds` (the cells of :func:`seeds_rows`)."""
+    headers, rows = seeds_rows(aggregate)
+    return ("Mean ± std over seeds (sample std; lower is better).\n\n" + _markdown_table(headers, rows)
+            + "\n\n`*` best mean in column.\n")
+
+
+def _markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """``| a | b |`` lines: the header, the rule and one line per row (no trailing newline)."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
+    return "\n".join(lines)
 
 
 TABLE_COLUMNS = [
@@ -185,14 +197,18 @@ def is_best(key: str, value: Any, best: dict[str, float]) -> bool:
             and float(value) == best[key])
 
 
-def to_markdown(frame: pd.DataFrame) -> str:
-    """A Markdown table; the best (lowest) value of every numeric column is marked with ``*``."""
+def comparison_rows(frame: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """The headers and text cells of a :func:`comparison_table` frame; the best (lowest) value of every
+    numeric column is marked with ``*``."""
     best = best_values(frame)
-    lines = ["| " + " | ".join(label for _, label in TABLE_COLUMNS) + " |", "|" + "---|" * len(TABLE_COLUMNS)]
-    for _, row in frame.iterrows():
-        cells = [format_cell(key, row[key]) + ("*" if is_best(key, row[key], best) else "") for key, _ in TABLE_COLUMNS]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n\n`*` best in column (lower is better).\n"
+    rows = [[format_cell(key, row[key]) + ("*" if is_best(key, row[key], best) else "") for key, _ in TABLE_COLUMNS]
+            for _, row in frame.iterrows()]
+    return [label for _, label in TABLE_COLUMNS], rows
+
+
+def to_markdown(frame: pd.DataFrame) -> str:
+    """A Markdown table of :func:`comparison_rows`; the best (lowest) value of every numeric column is marked with ``*``."""
+    return _markdown_table(*comparison_rows(frame)) + "\n\n`*` best in column (lower is better).\n"
 
 
 def fit_columns(headers: Sequence[str], rows: Sequence[Sequence[str]], priority: Sequence[str], width: int) -> list[int]:
@@ -215,11 +231,11 @@ def fit_columns(headers: Sequence[str], rows: Sequence[Sequence[str]], priority:
 
 TERMINAL_PRIORITY = ("run", "params", "ESR", "ESR (dB)", "STFT", "GFLOP/s", "L1", "LUFS", "CF (dB)", "RMS (dB)", "Transient",
                      "hyper MFLOP/change")
-"""Which columns of :func:`to_markdown` a narrow terminal keeps first (the run name says scheme, cell and seed)."""
+"""Which columns of :func:`comparison_rows` a narrow terminal keeps first (the run name says scheme, cell and seed)."""
 
 SEEDS_TERMINAL_PRIORITY = ("scheme", "cell", "seeds", "ESR", "ESR (dB)", "STFT", "params", "L1", "LUFS", "CF (dB)", "RMS (dB)",
                            "Transient")
-"""The same for :func:`seeds_markdown`."""
+"""The same for :func:`seeds_rows`."""
 
 
 def compare_runs(runs: list[str | Path], out_dir: str | Path, split: str = "test") -> pd.DataFrame:

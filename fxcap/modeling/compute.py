@@ -33,17 +33,16 @@ import torch
 from fxcap.errors import ModelError
 from fxcap.modeling.config import ModelConfig
 from fxcap.modeling.registry import build_model
+from fxcap.modeling.schemes import get_scheme, scheme_names
 
 FLOPS_PER_MAC = 2
 """The paper's convention: one multiply-add is two floating-point operations."""
 
-PAPER_GFLOPS_48K = {
-    ("concat", "gru"): 0.325,
-    ("film", "gru"): 0.307,
-    ("statichyper", "gru"): 0.003,
-    ("dynamichyper", "gru"): 1.907,
-}
-"""GFLOPs per second of 48 kHz audio reported in the paper (GRU, 2 knobs)."""
+
+def paper_gflops() -> dict[tuple[str, str], float]:
+    """``(scheme, cell) -> GFLOPs`` per second of 48 kHz audio reported in the paper (GRU, 2 knobs), from
+    the scheme records' ``paper_gflops`` (:mod:`fxcap.modeling.schemes`)."""
+    return {(name, cell): value for name in scheme_names() for cell, value in get_scheme(name).paper_gflops.items()}
 
 
 @dataclass

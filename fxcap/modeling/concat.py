@@ -15,10 +15,8 @@ from fxcap.modeling.base import CellWeights, ConditionedRNN, ModelCost
 from fxcap.modeling.cells import ELEMENTWISE_OPS_PER_UNIT
 from fxcap.modeling.config import ModelConfig
 from fxcap.modeling.init import init_recurrent
-from fxcap.modeling.registry import register_model
 
 
-@register_model("concat")
 class ConcatRNN(ConditionedRNN):
     """``nn.GRU``/``nn.LSTM`` over ``[x; c]`` with a linear output (see module doc)."""
 

@@ -11,9 +11,11 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from fxcap.errors import ModelError
+from fxcap.modeling.schemes import BUILTIN_SCHEMES, get_scheme
 
-CONDS: tuple[str, ...] = ("concat", "film", "statichyper", "dynamichyper")
-"""Conditioning schemes, in the paper's order."""
+CONDS: tuple[str, ...] = BUILTIN_SCHEMES
+"""The built-in conditioning schemes, in the paper's order (the registry, :mod:`fxcap.modeling.schemes`,
+also lists schemes registered later)."""
 
 CELLS: tuple[str, ...] = ("gru", "lstm")
 """Recurrent cell types."""
@@ -30,7 +32,8 @@ class ModelConfig:
     """Everything needed to build one model with :func:`fxcap.modeling.registry.build_model`.
 
     Attributes:
-        cond: conditioning scheme, one of :data:`CONDS`.
+        cond: conditioning scheme, a name registered in :mod:`fxcap.modeling.schemes` (:data:`CONDS`
+            and any scheme registered later).
         cell: recurrent cell, ``"gru"`` or ``"lstm"``.
         num_knobs: number of knob values K the model reads (take it from the dataset).
         hidden_size: H, the main cell's hidden size (paper: 32).
@@ -68,13 +71,7 @@ class ModelConfig:
         self.cell = str(self.cell).lower()
         self.film_hidden = tuple(int(v) for v in self.film_hidden)
         self.static_hidden = tuple(int(v) for v in self.static_hidden)
-        if self.cond not in CONDS:
-            from fxcap.modeling.registry import registered_models  # late: the registry imports this module
-
-            if self.cond not in registered_models():
-                raise ModelError(
-                    f"unknown conditioning scheme {self.cond!r}; choose one of {', '.join(registered_models())}"
-                )
+        get_scheme(self.cond)  # ModelError naming the registered schemes for an unknown one
         if self.cell not in CELLS:
             raise ModelError(f"unknown cell {self.cell!r}; choose one of {', '.join(CELLS)}")
         if self.mlp_activation not in ACTIVATIONS:

@@ -20,6 +20,8 @@ from fxcap.dataset import SequenceDataset, load_dataset_info
 from fxcap.errors import ModelError
 from fxcap.io import atomic_write_json, atomic_write_text
 from fxcap.modeling.compute import compute_cost
+from fxcap.modeling.compute_context import compute_context
+from fxcap.modeling.inference import run_blocks
 from fxcap.modeling.metrics import esr_grade, score_all
 from fxcap.modeling.train import load_run
 
@@ -32,16 +34,14 @@ def _predict_batched(model: torch.nn.Module, inputs: list[np.ndarray], knobs: li
     by_length: dict[int, list[int]] = {}
     for index, x in enumerate(inputs):
         by_length.setdefault(len(x), []).append(index)
-    with torch.no_grad():
-        for indices in by_length.values():
-            for start in range(0, len(indices), batch):
-                chunk = indices[start : start + batch]
-                x = torch.from_numpy(np.stack([inputs[i] for i in chunk]))
-                k = torch.from_numpy(np.stack([knobs[i] for i in chunk]))
-                y, _ = model(x, k)
-                y = y.reshape(len(chunk), -1).numpy()
-                for row, i in enumerate(chunk):
-                    outputs[i] = y[row]
+    for indices in by_length.values():
+        for start in range(0, len(indices), batch):
+            chunk = indices[start : start + batch]
+            x = torch.from_numpy(np.stack([inputs[i] for i in chunk]))
+            k = torch.from_numpy(np.stack([knobs[i] for i in chunk]))
+            y = run_blocks(model, x, k)[0].numpy()
+            for row, i in enumerate(chunk):
+                outputs[i] = y[row]
     return outputs  # type: ignore[return-value]
 
 
@@ -109,7 +109,8 @@ def evaluate_run(run_dir: str | Path, dataset_dir: str | Path | None = None, whi
                  cache_dir: str | Path | None = None, cache_max_bytes: int | str | None = None) -> dict[str, Any]:
     """Score ``run_dir`` on its dataset's test (and holdout) split; writes and returns the summary.
 
-    ``dataset_dir`` (default: the one the run was trained on) may be a local folder or a URI.
+    ``dataset_dir`` (default: the one the run was trained on) may be a local folder or a URI. Scoring
+    runs with the run's ``train.threads`` (as its training did), the caller's setting restored after.
     """
     run_dir = Path(run_dir)
     model, run_config = load_run(run_dir, which)
@@ -120,8 +121,10 @@ def evaluate_run(run_dir: str | Path, dataset_dir: str | Path | None = None, whi
             f"{dataset_dir} is not the dataset {run_dir} was trained on (hash differs); pass the right --dataset"
         )
     rows = []
-    for split in EVAL_SPLITS:
-        rows.extend(score_split(model, dataset_dir, split, info.sample_rate, cache_dir=cache_dir, cache_max_bytes=cache_max_bytes))
+    threads = (run_config.get("train") or {}).get("threads") or None
+    with compute_context(threads=threads):  # the thread count the run trained with (float sums depend on it)
+        for split in EVAL_SPLITS:
+            rows.extend(score_split(model, dataset_dir, split, info.sample_rate, cache_dir=cache_dir, cache_max_bytes=cache_max_bytes))
     if not rows:
         raise ModelError(f"{dataset_dir} has no test segments; rebuild it with a non-zero test fraction")
     frame = pd.DataFrame(rows)

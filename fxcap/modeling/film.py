@@ -24,10 +24,8 @@ from fxcap.modeling.base import CellWeights, ConditionedRNN, KnobSegments, Model
 from fxcap.modeling.cells import ELEMENTWISE_OPS_PER_UNIT, RecurrentWeights, cell_update
 from fxcap.modeling.config import ModelConfig
 from fxcap.modeling.init import init_head, init_mlp
-from fxcap.modeling.registry import register_model
 
 
-@register_model("film")
 class FiLMRNN(ConditionedRNN):
     """GRU/LSTM whose gate pre-activations are FiLM-modulated by an MLP of the knobs (see module doc)."""
 

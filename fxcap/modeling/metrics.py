@@ -35,6 +35,8 @@ import pyloudnorm
 import torch
 from scipy.signal import istft, stft
 
+from fxcap.dsp.esr import esr as shared_esr
+from fxcap.dsp.levels import rms
 from fxcap.errors import ModelError
 from fxcap.modeling.losses import STFT_FFT_SIZES, MultiResolutionSTFTLoss
 from fxcap.modeling.running_median import running_median
@@ -85,9 +87,8 @@ def l1(pred: Any, target: Any) -> float:
 
 
 def esr(pred: Any, target: Any) -> float:
-    """Error-to-signal ratio ``Σ(ŷ - y)² / Σy²`` (``Σy² + 1e-12`` for a silent target)."""
-    p, t = _pair(pred, target)
-    return float(np.sum((p - t) ** 2) / (np.sum(t**2) + 1e-12))
+    """Error-to-signal ratio ``Σ(ŷ - y)² / (Σy² + 1e-12)`` of checked mono signals (:func:`fxcap.dsp.esr.esr`)."""
+    return shared_esr(*_pair(pred, target))
 
 
 ESR_GRADES: tuple[tuple[float, str], ...] = (
@@ -166,16 +167,14 @@ def lufs_diff(pred: Any, target: Any, sample_rate: int) -> float:
 
 def rms_db(x: Any) -> float:
     """RMS level ``20·log10(sqrt(mean x²))`` in dBFS (amplitude floored at 1e-10)."""
-    arr = as_mono(x)
-    return 20.0 * math.log10(max(float(np.sqrt(np.mean(arr**2))), AMPLITUDE_FLOOR))
+    return 20.0 * math.log10(max(rms(as_mono(x)), AMPLITUDE_FLOOR))
 
 
 def crest_factor_db(x: Any) -> float:
     """Crest factor ``20·log10(peak / RMS)`` in dB (both floored at 1e-10; silence gives 0 dB)."""
     arr = as_mono(x)
     peak = max(float(np.max(np.abs(arr))), AMPLITUDE_FLOOR)
-    rms = max(float(np.sqrt(np.mean(arr**2))), AMPLITUDE_FLOOR)
-    return 20.0 * math.log10(peak / rms)
+    return 20.0 * math.log10(peak / max(rms(arr), AMPLITUDE_FLOOR))
 
 
 def rms_diff_db(pred: Any, target: Any) -> float:

@@ -7,15 +7,16 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch
 
 from fxcap.dataset import load_dataset_info
+from fxcap.dataset.find import newest_dataset
 from fxcap.dataset.remote import locate
 from fxcap.errors import ModelError, TrainingDivergedError
 from fxcap.io import atomic_write_json
 from fxcap.modeling.compare import compare_runs, dataset_runs
 from fxcap.modeling.evaluate import evaluate_run
 from fxcap.modeling.registry import ModelConfig
+from fxcap.modeling.schemes import get_scheme, scheme_names
 from fxcap.modeling.train import TrainConfig, train
 
 STFT_WARMUP_STEPS = 400
@@ -71,11 +72,13 @@ def preset_model_options(preset: str) -> dict[str, Any]:
 
 
 def preset_config(preset: str, cond: str, overrides: dict[str, Any] | None = None, **fields: Any) -> TrainConfig:
-    """The :class:`TrainConfig` of ``preset`` for scheme ``cond``: the preset, its per-scheme rate
-    (:data:`SCHEME_LR`), then ``overrides`` and ``fields`` (both replace the preset's fields)."""
+    """The :class:`TrainConfig` of ``preset`` for scheme ``cond``: the preset, the scheme's rate for it
+    (``Scheme.lr``, :mod:`fxcap.modeling.schemes`), then ``overrides`` and ``fields`` (both replace the
+    preset's fields)."""
     if preset not in PRESETS:
         raise ModelError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
-    scheme = {"lr": SCHEME_LR[preset][cond]} if cond in SCHEME_LR.get(preset, {}) else {}
+    rates = get_scheme(cond).lr if cond in scheme_names() else {}
+    scheme = {"lr": rates[preset]} if preset in rates else {}
     return replace(PRESETS[preset], **{**scheme, **(overrides or {}), **fields})
 
 
@@ -83,7 +86,9 @@ def preset_config(preset: str, cond: str, overrides: dict[str, Any] | None = Non
 class TrainRequest:
     """Which models to train on which dataset, and how.
 
-    ``overrides`` replace fields of the preset's :class:`TrainConfig`.
+    ``overrides`` replace fields of the preset's :class:`TrainConfig`. ``resume`` continues runs that
+    finished an epoch (refused when their dataset or settings changed), ``force`` starts them afresh
+    (see :mod:`fxcap.modeling.run_folder`).
     """
 
     conds: list[str]
@@ -94,6 +99,7 @@ class TrainRequest:
     preset: str = "default"
     seed: int = 0
     resume: bool = False
+    force: bool = False
     evaluate: bool = True
     overrides: dict[str, Any] = field(default_factory=dict)
     model_overrides: dict[str, Any] = field(default_factory=dict)
@@ -117,14 +123,6 @@ class TrainResults:
     failed: dict[Path, str] = field(default_factory=dict)
 
 
-def newest_dataset(base: str | Path = "datasets") -> Path:
-    """The most recently built dataset folder under ``base`` (by its ``dataset.json`` time)."""
-    found = sorted(Path(base).glob("*/dataset.json"), key=lambda p: p.stat().st_mtime)
-    if not found:
-        raise ModelError(f"no dataset under {base}/; build one with `fxcap build-dataset` or pass --dataset")
-    return found[-1].parent
-
-
 def run_name(cond: str, cell: str, seed: int) -> str:
     """Run folder name, e.g. ``dynamichyper-gru-s0``."""
     return f"{cond}-{cell}-s{seed}"
@@ -142,14 +140,11 @@ def train_models(request: TrainRequest, console: Any | None = None) -> TrainResu
     failed: dict[Path, str] = {}
     for cond in request.conds:
         config = preset_config(request.preset, cond, request.overrides, seed=request.seed)
-        if config.threads:
-            torch.set_num_threads(config.threads)
         model_config = ModelConfig(cond=cond, cell=request.cell, num_knobs=len(info.knob_names),
                                    **{**preset_model_options(request.preset), **request.model_overrides})
         run_dir = runs_root / run_name(cond, request.cell, request.seed)
-        resume = request.resume and (run_dir / "state.pt").exists()
         try:
-            _train_with_progress(dataset, model_config, run_dir, config, resume, console)
+            _train_with_progress(dataset, model_config, run_dir, config, request.resume, request.force, console)
         except TrainingDivergedError as exc:  # one scheme's failure does not cost the others theirs
             failed[run_dir] = str(exc)
             atomic_write_json(run_dir / "failed.json", {"error": str(exc), "scheme": cond, "seed": request.seed})
@@ -164,9 +159,10 @@ def train_models(request: TrainRequest, console: Any | None = None) -> TrainResu
     return TrainResults(runs=runs, comparison=comparison, runs_root=runs_root, failed=failed)
 
 
-def _train_with_progress(dataset: Path | str, model_config: ModelConfig, run_dir: Path, config: TrainConfig, resume: bool, console: Any | None):
+def _train_with_progress(dataset: Path | str, model_config: ModelConfig, run_dir: Path, config: TrainConfig, resume: bool,
+                         force: bool, console: Any | None):
     if console is None:
-        return train(dataset, model_config, run_dir, config, resume=resume)
+        return train(dataset, model_config, run_dir, config, resume=resume, force=force)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     label = f"{model_config.cond}-{model_config.cell}"
@@ -184,7 +180,7 @@ def _train_with_progress(dataset: Path | str, model_config: ModelConfig, run_dir
                 task, completed=row["epoch"], status=f"train {row['train_loss']:.4f} valid {row['valid_loss']:.4f} lr {row['lr']:.1e}"
             )
 
-        result = train(dataset, model_config, run_dir, config, resume=resume, on_epoch=on_epoch, on_step=on_step)
+        result = train(dataset, model_config, run_dir, config, resume=resume, on_epoch=on_epoch, on_step=on_step, force=force)
         progress.update(task, completed=config.max_epochs)
     for line in result.recoveries:
         console.print(f"[yellow]{label}: recovered[/] {line}", highlight=False)

@@ -1,6 +1,7 @@
-"""One registry for every model: ``build_model(config)``.
+"""Build any registered model: ``build_model(config)``.
 
-Built-in schemes (registered on first use)::
+The schemes (name, model class, learning rates, compute reference, fast path) are records of
+:mod:`fxcap.modeling.schemes`; the built-in ones::
 
     concat        fxcap.modeling.concat.ConcatRNN
     film          fxcap.modeling.film.FiLMRNN
@@ -14,56 +15,43 @@ Parameter counts for the paper's settings (H = 32, ``Linear(32, 1)`` output)::
     GRU,  1 knob     3489    17185  30361        20169
     LSTM, 2 knobs    4769    22561  40449        21857
 
-A new scheme registers itself with ``@register_model("name")`` on a
-:class:`~fxcap.modeling.base.ConditionedRNN` subclass whose constructor takes a
-:class:`~fxcap.modeling.config.ModelConfig`.
+A new scheme is one :func:`~fxcap.modeling.schemes.register_scheme` call (or ``@register_model("name")``
+on a :class:`~fxcap.modeling.base.ConditionedRNN` subclass whose constructor takes a
+:class:`~fxcap.modeling.config.ModelConfig`, for a scheme with no other settings). Importing this
+module imports the fast path (:mod:`fxcap.modeling.fast`), which attaches itself to the built-in schemes.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Any, Callable, TypeVar
 
 import torch
 
-from fxcap.errors import ModelError
+import fxcap.modeling.fast  # noqa: F401  (installs the fast path: models built here run on it)
 from fxcap.modeling.base import ConditionedRNN
 from fxcap.modeling.config import ModelConfig
+from fxcap.modeling.filters import FilteredRNN
+from fxcap.modeling.schemes import Scheme, get_scheme, register_scheme, scheme_names
 
 __all__ = ["ModelConfig", "build_model", "register_model", "registered_models"]
-
-_BUILTIN_MODULES = (
-    "fxcap.modeling.concat",
-    "fxcap.modeling.film",
-    "fxcap.modeling.static_hyper",
-    "fxcap.modeling.dynamic_hyper",
-)
-_REGISTRY: dict[str, type] = {}
 
 T = TypeVar("T", bound=type)
 
 
 def register_model(name: str) -> Callable[[T], T]:
-    """Class decorator: make ``build_model`` build ``cls`` for ``config.cond == name``."""
+    """Class decorator: register ``cls`` as the scheme ``name`` (a :class:`Scheme` with no learning-rate
+    override, compute reference or fast path); ``build_model`` then builds it for ``config.cond == name``."""
 
     def decorator(cls: T) -> T:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ModelError(f"model name {name!r} is already registered to {_REGISTRY[name].__name__}")
-        _REGISTRY[name] = cls
+        register_scheme(Scheme(name, model=cls))
         return cls
 
     return decorator
 
 
-def _load_builtin() -> None:
-    for module in _BUILTIN_MODULES:
-        importlib.import_module(module)
-
-
 def registered_models() -> list[str]:
-    """Names ``build_model`` accepts as ``config.cond``."""
-    _load_builtin()
-    return sorted(_REGISTRY)
+    """Names ``build_model`` accepts as ``config.cond`` (:func:`fxcap.modeling.schemes.scheme_names`)."""
+    return scheme_names()
 
 
 def build_model(config: ModelConfig | dict[str, Any]) -> ConditionedRNN:
@@ -73,10 +61,7 @@ def build_model(config: ModelConfig | dict[str, Any]) -> ConditionedRNN:
     """
     if isinstance(config, dict):
         config = ModelConfig.from_dict(config)
-    _load_builtin()
-    if config.cond not in _REGISTRY:
-        raise ModelError(f"no model registered as {config.cond!r}; registered: {', '.join(sorted(_REGISTRY))}")
-    cls = _REGISTRY[config.cond]
+    cls = get_scheme(config.cond).model_class()
     if config.seed is None:
         return _with_filters(cls(config), config)
     with torch.random.fork_rng(devices=[]):
@@ -88,6 +73,4 @@ def _with_filters(model: ConditionedRNN, config: ModelConfig) -> torch.nn.Module
     """``model`` itself, or wrapped in learned linear filters when ``config`` asks for them."""
     if not (config.pre_filter_poles or config.post_filter_poles):
         return model
-    from fxcap.modeling.filters import FilteredRNN
-
     return FilteredRNN(model, config.pre_filter_poles, config.post_filter_poles)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,9 @@ from fxcap.capture.profiles import Knob
 from fxcap.errors import ModelError
 from fxcap.io import atomic_write
 from fxcap.modeling.fast import accelerate
+from fxcap.modeling.inference import stream_blocks
+from fxcap.modeling.render_input import channel_picker, check_block, check_finite, check_not_input
+from fxcap.outpaths import check_out_file
 
 DEFAULT_BLOCK = 65536
 """Samples per block when streaming (about 1.4 s at 48 kHz)."""
@@ -135,12 +138,19 @@ def render_file(
     out_path: str | Path,
     schedule: KnobSchedule,
     block: int = DEFAULT_BLOCK,
+    channel: int | None = None,
+    mix: bool = False,
 ) -> dict[str, Any]:
-    """Process ``in_path`` (mono, or the first channel) through ``model`` into ``out_path`` (float32 WAV).
+    """Process ``in_path`` through ``model`` into ``out_path`` (float32 WAV).
 
-    Raises :class:`ModelError` when the file's rate differs from the model's (resample it first).
-    Returns ``{"samples", "seconds", "peak"}``.
+    A multichannel input needs ``channel`` (1-based) or ``mix`` (their average). Raises
+    :class:`ModelError` when the file's rate differs from the model's (resample it first), at the
+    first NaN or infinite input sample, and for the checks of :mod:`fxcap.modeling.render_input`;
+    ``out_path`` is then left as it was. Returns ``{"samples", "seconds", "peak"}``.
     """
+    block = check_block(block)
+    check_not_input(in_path, out_path)
+    check_out_file(out_path)
     try:
         info = sf.info(str(in_path))
     except (RuntimeError, sf.LibsndfileError) as exc:
@@ -151,23 +161,26 @@ def render_file(
             f"resample it first (e.g. sox {in_path} -r {sample_rate} in_{sample_rate}.wav)"
         )
     total = info.frames
+    pick = channel_picker(in_path, info.channels, channel, mix)
     peak = 0.0
     model = accelerate(model)  # numba kernels when the model has a fast path; same call and state
 
+    def blocks() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        position = 0
+        for chunk in sf.blocks(str(in_path), blocksize=block, dtype="float32", always_2d=True):
+            mono = np.ascontiguousarray(pick(chunk))
+            check_finite(mono, position, sample_rate, in_path)
+            x = torch.from_numpy(mono)[None, :]
+            yield x, torch.from_numpy(schedule.values(ranges, position, len(chunk), sample_rate, total))[None]
+            position += len(chunk)
+
     def write(tmp: Path) -> None:
         nonlocal peak
-        state = None
-        position = 0
         with sf.SoundFile(str(tmp), "w", samplerate=sample_rate, channels=1, subtype="FLOAT", format="WAV") as out:
-            for chunk in sf.blocks(str(in_path), blocksize=block, dtype="float32", always_2d=True):
-                x = torch.from_numpy(np.ascontiguousarray(chunk[:, 0]))[None, :]
-                knobs = torch.from_numpy(schedule.values(ranges, position, len(chunk), sample_rate, total))[None]
-                with torch.no_grad():
-                    y, state = model(x, knobs, state)
+            for y, _ in stream_blocks(model, blocks()):
                 y_np = y[0].reshape(-1).numpy()
                 peak = max(peak, float(np.max(np.abs(y_np)))) if len(y_np) else peak
                 out.write(y_np)
-                position += len(chunk)
 
     atomic_write(out_path, write)
     return {"samples": total, "seconds": total / sample_rate, "peak": peak}
@@ -182,14 +195,19 @@ def render_run(
     automation_csv: str | Path | None = None,
     checkpoint: str = "best",
     block: int = DEFAULT_BLOCK,
+    channel: int | None = None,
+    mix: bool = False,
 ) -> dict[str, Any]:
     """Render ``in_path`` through the model of ``run_dir`` (what ``fxcap render`` calls).
 
     ``settings`` are ``NAME=VALUE`` strings; ``automate`` are envelopes (:func:`parse_envelope`);
-    ``automation_csv`` a CSV of envelopes (:func:`read_automation_csv`).
+    ``automation_csv`` a CSV of envelopes (:func:`read_automation_csv`); ``channel``/``mix`` pick
+    the signal of a multichannel input (:func:`render_file`).
     """
     from fxcap.modeling.train import load_run
 
+    check_block(block)  # the cheap checks before the model is loaded
+    check_not_input(in_path, out_path)
     model, run_config = load_run(run_dir, checkpoint)
     knobs = knobs_from_run(run_config)
     constant = parse_settings(settings or [], knobs)
@@ -204,7 +222,7 @@ def render_run(
         name, envelope = parse_envelope(spec, duration)
         envelopes[name] = envelope
     schedule = KnobSchedule(constant=constant, envelopes=envelopes)
-    return render_file(model, knobs, int(run_config["dataset"]["sample_rate"]), in_path, out_path, schedule, block)
+    return render_file(model, knobs, int(run_config["dataset"]["sample_rate"]), in_path, out_path, schedule, block, channel, mix)
 
 
 def _number(name: str, text: str) -> float:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -39,14 +38,13 @@ from fxcap.modeling.config import CELLS, CONDS
 from fxcap.modeling.evaluate import evaluate_run
 from fxcap.modeling.pipeline import PRESETS, preset_config, preset_model_options, run_name
 from fxcap.modeling.registry import ModelConfig, registered_models
+from fxcap.modeling.run_folder import setting_changes
 from fxcap.modeling.train import TrainConfig, train
 from fxcap.parallel import ProcessRunner, TaskRunner, task_runner, unwrap_error
 
 SWEEP_FILE = "sweep.json"
 SWEEP_FORMAT = "fxcap-sweep"
 SWEEP_VERSION = 1
-RESUMABLE_FIELDS = ("max_epochs", "threads")
-"""TrainConfig fields a trial may change between attempts and still resume (train longer, other CPU share)."""
 
 SweepEvent = Callable[[str, dict[str, Any]], None]
 """``on_event(kind, record)`` with kind ``start``, ``done``, ``retry``, ``failed`` or ``skip``."""
@@ -120,37 +118,6 @@ class SweepResult:
 # -- one trial (runs in a worker) ----------------------------------------------------------------------------
 
 
-def _comparable(train_config: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in train_config.items() if k not in RESUMABLE_FIELDS}
-
-
-def _normalized(data: Any) -> Any:
-    return json.loads(json.dumps(data))
-
-
-def _prepare_run_dir(run_dir: Path, spec: dict[str, Any], dataset_hash: str) -> bool:
-    """Decide how a trial starts: ``True`` to resume its run folder, ``False`` to start afresh.
-
-    A run folder of other settings is refused; one that never finished an epoch is cleared.
-    """
-    config_path = run_dir / "config.json"
-    if not config_path.is_file():
-        return False
-    try:
-        saved = json.loads(config_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
-        saved = None
-    if not (run_dir / "state.pt").is_file() or saved is None:
-        shutil.rmtree(run_dir)  # interrupted before its first epoch ended: nothing to keep
-        return False
-    if _normalized(saved.get("model")) != _normalized(spec["model"]) or \
-            _comparable(saved.get("train", {})) != _comparable(_normalized(spec["train"])):
-        raise ModelError(f"{run_dir} holds a run with other settings; delete it or sweep into another --runs folder")
-    if saved.get("dataset", {}).get("hash") not in (None, dataset_hash):
-        raise ModelError(f"{run_dir} was trained on another dataset (hash differs); delete it or sweep into another --runs folder")
-    return True
-
-
 def run_trial(spec: dict[str, Any]) -> dict[str, Any]:
     """Train (or resume) and evaluate one trial; returns its results. Runs in a worker, or here.
 
@@ -161,15 +128,14 @@ def run_trial(spec: dict[str, Any]) -> dict[str, Any]:
     run_dir = Path(spec["run_dir"])
     dataset = spec["dataset"]
     cache = {"cache_dir": spec.get("cache_dir"), "cache_max_bytes": spec.get("cache_max_bytes")}
-    info = load_dataset_info(dataset)
-    resume = _prepare_run_dir(run_dir, spec, info.dataset_hash)
-    result = train(dataset, ModelConfig.from_dict(spec["model"]), run_dir, TrainConfig(**spec["train"]), resume=resume, **cache)
+    # resumes a run that finished an epoch; refuses one of other settings or another dataset (run_folder)
+    result = train(dataset, ModelConfig.from_dict(spec["model"]), run_dir, TrainConfig(**spec["train"]), resume=True, **cache)
     summary = evaluate_run(run_dir, dataset, **cache)
     return {
         "epochs": result.epochs,
         "best_valid_loss": result.best_valid_loss,
         "stopped_early": result.stopped_early,
-        "resumed": resume,
+        "resumed": result.resumed,
         "seconds": round(time.perf_counter() - started, 3),
         "test": {k: summary["test"][k] for k in ("esr", "esr_db", "l1", "mrstft") if k in summary.get("test", {})},
     }
@@ -264,8 +230,7 @@ class _Sweep:
     @staticmethod
     def _finished(old: dict[str, Any], new: dict[str, Any]) -> bool:
         return (old.get("status") == "done" and old.get("dataset_hash") == new["dataset_hash"]
-                and _normalized(old.get("model")) == _normalized(new["model"])
-                and _comparable(old.get("train", {})) == _comparable(_normalized(new["train"]))
+                and not setting_changes(old, new["model"], new["train"])
                 and old.get("train", {}).get("max_epochs") == new["train"]["max_epochs"]
                 and (Path(new["run_dir"]) / "evaluation.json").is_file())
 

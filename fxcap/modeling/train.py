@@ -8,10 +8,17 @@ A run folder holds::
     metrics.csv/.json    one row per epoch (train loss, valid loss, lr, seconds, skipped steps)
     best.safetensors     weights with the lowest validation loss
     last.safetensors     weights after the last finished epoch
-    state.pt             optimizer, scheduler, RNG and early-stopping state (for --resume)
+    state.pt             optimizer, scheduler, RNG and early-stopping state and the weights that go with
+                         them (for --resume)
 
-Every file is written atomically at the end of each epoch, so an interrupted run resumes from the
-last finished epoch and reproduces the uninterrupted run exactly (same seeds, same windows).
+Every file is written atomically at the end of each epoch, ``state.pt`` last (``config.json`` with the
+first epoch), so an interrupted run resumes from the last finished epoch and reproduces the
+uninterrupted run exactly (same seeds, same windows). How a run starts in a folder that already holds
+something (resume, refuse, start afresh) is :mod:`fxcap.modeling.run_folder`'s decision.
+
+The options are :class:`~fxcap.modeling.train_config.TrainConfig`, the learning-rate schedules and the
+time budget's clock are in :mod:`fxcap.modeling.schedule`, the loaders in :mod:`fxcap.modeling.training_data`
+(all re-exported here); this module holds the loop, the loss and the run folder's files.
 """
 
 from __future__ import annotations
@@ -19,157 +26,54 @@ from __future__ import annotations
 import copy
 import csv
 import io
+import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-from fxcap.dataset import load_dataset_info, make_dataloader
-from fxcap.dataset.remote import location_text
+from fxcap.dataset import load_dataset_info
 from fxcap.errors import ModelError, TrainingDivergedError
 from fxcap.io import atomic_write_text
+from fxcap.locking import folder_lock, remove_stale
 from fxcap.modeling.checkpoint import load_state, load_weights, save_json, save_state, save_weights
+from fxcap.modeling.compute_context import ComputeContext, in_compute_context
 from fxcap.modeling.losses import CombinedLoss
 from fxcap.modeling.registry import ModelConfig, build_model
+from fxcap.modeling.run_folder import FRESH_HINT, normalized, plan_run_start, read_run_config
+from fxcap.modeling.schedule import TrainingClock, cosine_at, cosine_factor, ramp
 from fxcap.modeling.setting_power import SettingPower
+from fxcap.modeling.train_config import LR_SCHEDULES, TrainConfig
+from fxcap.modeling.training_data import VALID_SEED, TrainingData, validation_loader
+
+__all__ = [  # the training API; the options, schedules and loaders are defined in the modules above
+    "LOSS_SKIP_FRACTION",
+    "LR_SCHEDULES",
+    "VALID_SEED",
+    "RunResult",
+    "TrainConfig",
+    "TrainingClock",
+    "cosine_at",
+    "cosine_factor",
+    "load_run",
+    "loss_skip_for",
+    "make_loss",
+    "train",
+    "validation_loader",
+]
+
+log = logging.getLogger(__name__)
 
 EpochCallback = Callable[[dict[str, Any]], None]
-
-LR_SCHEDULES = ("plateau", "cosine")
-
-VALID_SEED = 20_231
-"""Seed of the validation windows' sample (fixed, so every epoch is scored on the same windows)."""
-
-
-def cosine_factor(step: int, total_steps: int, warmup_steps: int = 0, min_factor: float = 0.0) -> float:
-    """Learning-rate multiplier at optimizer step ``step`` (0-based) of ``total_steps``: linear
-    warm-up from ``1 / warmup_steps`` to 1 over the first ``warmup_steps`` steps, then a half cosine
-    from 1 down to ``min_factor`` at the last step (and ``min_factor`` beyond it)."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    span = max(1, total_steps - warmup_steps - 1)
-    progress = min(1.0, (step - warmup_steps) / span)
-    return min_factor + (1.0 - min_factor) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-@dataclass
-class TrainConfig:
-    """Training options (defaults follow the paper's recipe, scaled for a CPU where noted).
-
-    Attributes:
-        window: BPTT window in samples (None: the dataset's default, 2048 / 8192).
-        batch_size: windows per step (paper: 80).
-        steps_per_epoch: optimizer steps per epoch (random windows); None = one pass over the
-            training audio divided by ``window * batch_size``.
-        max_epochs: upper bound on epochs.
-        lr: Adam learning rate.
-        lr_schedule: ``"plateau"`` (the paper's: multiply the rate by ``lr_factor`` when the
-            validation loss has not improved for ``lr_patience`` epochs) or ``"cosine"`` (a linear
-            warm-up over ``warmup_steps`` optimizer steps, then a cosine decay from ``lr`` to
-            ``lr * lr_min_factor`` at the last step of ``max_epochs``). With a fixed, short step
-            budget the cosine schedule ends on a small rate and so on a settled model; the plateau
-            rule needs many epochs before it lowers the rate at all.
-        lr_patience / lr_factor: the plateau rule's patience (epochs) and factor.
-        warmup_steps / lr_min_factor: the cosine schedule's warm-up length and final rate.
-        early_stop_patience: stop when the validation loss has not improved for this many epochs.
-        grad_clip: max gradient norm.
-        l1_weight / stft_weight / pre_emphasis: the L1 and multi-resolution STFT terms and their
-            pre-emphasis (released code: 1, 0.1, on).
-        esr_weight / dc_weight / esr_emphasis: the error-to-signal ratio term (pooled over the batch,
-            on signals filtered by ``1 - esr_emphasis z^-1``) and the DC term (released code: off).
-            See :class:`fxcap.modeling.losses.CombinedLoss`.
-        loss_skip: samples at the start of every window left out of the loss (and of the validation
-            loss): each window starts from a zero state the device never had. ``None``: an eighth of
-            the window (:func:`loss_skip_for`; 256 samples of a 2048-sample window, 1024 of 8192).
-        esr_per_setting: divide every window's ESR and DC terms by the mean target power of its knob
-            setting (:mod:`fxcap.modeling.setting_power`) instead of pooling over the batch, so each
-            setting weighs alike, as in the evaluation's mean over settings (quiet settings are
-            otherwise neglected). Needs a constant knob setting per window.
-        stft_warmup_steps: ramp the STFT weight linearly from 0 to ``stft_weight`` over this many
-            optimizer steps (0: full weight from the start, the released code's). The STFT terms
-            ignore phase and polarity, and the log-magnitude term makes a near-silent output very
-            costly, so a model that starts with the wrong polarity stays there (measured: a FiLM
-            model with validation loss as low as the others' but output correlation -0.77 with the
-            target, ESR 3.3); letting the time-domain L1 term lead for the first steps settles
-            polarity and phase before the spectral terms take over.
-        valid_windows: cap on validation windows per epoch (None: all): a fixed random sample of
-            the validation split's grid windows, the same every epoch.
-        max_skipped_steps: a step whose loss or gradient norm is not finite (float overflow of
-            exploding gradients) is skipped, not applied; this many skipped steps in a row stop
-            the run with a clear error.
-        max_recoveries / recovery_lr_factor: when a run diverges (``max_skipped_steps`` non-finite steps
-            in a row, an epoch without a finite step, or a non-finite validation loss) it goes back to
-            the weights and optimizer state of its last good epoch, multiplies the learning rate by
-            ``recovery_lr_factor`` and trains that epoch again, at most ``max_recoveries`` times (then
-            it stops with an error). Each recovery is logged in the epoch's row (``recoveries``) and
-            in :attr:`RunResult.recoveries`.
-        seed: seeds initialisation and window sampling.
-        threads: torch intra-op threads (0: leave torch's default). One thread is the default: a
-            32-unit RNN gains little from more, and OpenMP threads spin badly when the cores are
-            shared (measured 30x slower steps with 2 threads on 2 busy cores).
-    """
-
-    window: int | None = None
-    batch_size: int = 16
-    steps_per_epoch: int | None = None
-    max_epochs: int = 50
-    lr: float = 1e-3
-    lr_schedule: str = "plateau"
-    lr_patience: int = 2
-    lr_factor: float = 0.5
-    warmup_steps: int = 0
-    lr_min_factor: float = 0.02
-    early_stop_patience: int = 6
-    grad_clip: float = 3.0
-    l1_weight: float = 1.0
-    stft_weight: float = 0.1
-    pre_emphasis: bool = True
-    esr_weight: float = 0.0
-    dc_weight: float = 0.0
-    esr_emphasis: float = 0.0
-    loss_skip: int | None = 0
-    esr_per_setting: bool = False
-    stft_warmup_steps: int = 0
-    valid_windows: int | None = 64
-    max_skipped_steps: int = 20
-    max_recoveries: int = 3
-    recovery_lr_factor: float = 0.3
-    seed: int = 0
-    threads: int = 1
-
-    def __post_init__(self) -> None:
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ModelError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, not {self.lr_schedule!r}")
-        positive = {"batch_size": self.batch_size, "max_epochs": self.max_epochs, "lr": self.lr, "grad_clip": self.grad_clip}
-        for name, value in positive.items():
-            if not value > 0:
-                raise ModelError(f"{name} must be positive, got {value}")
-        non_negative = {"l1_weight": self.l1_weight, "stft_weight": self.stft_weight, "esr_weight": self.esr_weight,
-                        "dc_weight": self.dc_weight, "loss_skip": 0 if self.loss_skip is None else self.loss_skip,
-                        "stft_warmup_steps": self.stft_warmup_steps,
-                        "warmup_steps": self.warmup_steps}
-        for name, value in non_negative.items():
-            if not value >= 0:
-                raise ModelError(f"{name} must be zero or positive, got {value}")
-        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
-            raise ModelError(f"steps_per_epoch must be positive (or unset), got {self.steps_per_epoch}")
-        if self.max_recoveries < 0 or not 0.0 < self.recovery_lr_factor < 1.0:
-            raise ModelError("max_recoveries must be >= 0 and recovery_lr_factor in (0, 1), got "
-                             f"{self.max_recoveries} and {self.recovery_lr_factor}")
-        if not 0.0 <= self.esr_emphasis < 1.0:
-            raise ModelError(f"esr_emphasis must be in [0, 1), got {self.esr_emphasis}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
 class RunResult:
-    """What :func:`train` returns: the run folder, epochs done, best validation loss, and one line per
-    recovery from a divergence (empty when the run never diverged)."""
+    """What :func:`train` returns: the run folder, epochs done, best validation loss, one line per
+    recovery from a divergence (empty when the run never diverged), and whether it resumed an earlier run."""
 
     run_dir: Path
     epochs: int
@@ -177,6 +81,9 @@ class RunResult:
     stopped_early: bool
     history: list[dict[str, Any]] = field(default_factory=list)
     recoveries: list[str] = field(default_factory=list)
+    stop_reason: str = "max_epochs"
+    """Why training ended: ``max_epochs`` (all epochs ran), ``early_stop`` or ``time_budget``."""
+    resumed: bool = False
 
 
 LOSS_SKIP_FRACTION = 8
@@ -200,11 +107,6 @@ def make_loss(config: TrainConfig, window: int) -> CombinedLoss:
     )
 
 
-def _ramp(step: int, warmup_steps: int) -> float:
-    """``min(1, step / warmup_steps)`` (1 without a warm-up)."""
-    return 1.0 if warmup_steps <= 0 else min(1.0, step / warmup_steps)
-
-
 class _Diverged(Exception):
     """Raised inside an epoch when the run diverged; ``reason`` says how (one line)."""
 
@@ -219,17 +121,6 @@ def _diverged(bad_steps: int, epoch: int, lr: float) -> ModelError:
         f"train again with a lower learning rate (now {lr:g}, e.g. --lr {lr / 3:.2g}); the best weights so far stay in "
         "best.safetensors"
     )
-
-
-def validation_loader(dataset_dir: str | Path, window: int, config: TrainConfig, **cache: Any):
-    """The validation windows: the split's grid, or with ``config.valid_windows`` a fixed random sample of it.
-
-    The sample is the same every epoch (fixed seed, a fresh loader each time) and is drawn from the
-    whole split, so every knob setting is represented; the first windows in storage order would come
-    from the first one or two settings only. :func:`_evaluate_loss` stops after ``valid_windows``.
-    """
-    return make_dataloader(dataset_dir, "valid", window=window, batch_size=config.batch_size, sequential=True,
-                           shuffle=config.valid_windows is not None, seed=VALID_SEED, drop_last=False, **cache)
 
 
 def _evaluate_loss(model: torch.nn.Module, loader, loss_fn: torch.nn.Module, limit: int | None,
@@ -270,6 +161,7 @@ def _write_history(run_dir: Path, history: list[dict[str, Any]]) -> None:
     atomic_write_text(run_dir / "metrics.csv", buffer.getvalue())
 
 
+@in_compute_context(lambda config=None, **_: ComputeContext(threads=(config or TrainConfig()).threads or None))
 def train(
     dataset_dir: str | Path,
     model_config: ModelConfig,
@@ -279,6 +171,7 @@ def train(
     on_epoch: EpochCallback | None = None,
     on_step: Callable[[int, int, float], None] | None = None,
     *,
+    force: bool = False,
     cache_dir: str | Path | None = None,
     cache_max_bytes: int | str | None = None,
 ) -> RunResult:
@@ -288,6 +181,13 @@ def train(
     go to :func:`fxcap.dataset.make_dataloader` (where and how much audio is cached locally).
     ``model_config.num_knobs`` must equal the dataset's knob count. ``on_epoch(row)`` is called
     after every epoch, ``on_step(step, steps_per_epoch, loss)`` after every optimizer step.
+
+    Everything that can be checked (settings, knobs, window against the segments, batch size, the
+    splits, the shards' sha256) is checked before the run folder is touched. The run then holds the
+    folder's lock (:mod:`fxcap.locking`) and starts as :func:`fxcap.modeling.run_folder.plan_run_start`
+    decides: ``resume`` continues the same run (same dataset and settings, else refused), ``force``
+    starts afresh, a folder that never finished an epoch is started afresh (with a note).
+    ``config.json`` is written with the first finished epoch, so it never describes a run that did not happen.
     """
     config = config or TrainConfig()
     run_dir = Path(run_dir)
@@ -298,41 +198,71 @@ def train(
             f"({', '.join(info.knob_names)})"
         )
     window = int(config.window or info.window)
-    if config.threads:
-        torch.set_num_threads(config.threads)
+    data = TrainingData(dataset_dir, info, window, config, {"cache_dir": cache_dir, "cache_max_bytes": cache_max_bytes},
+                        make_loss(config, window))
+    with folder_lock(run_dir, "train"):
+        remove_stale(run_dir)
+        start = plan_run_start(run_dir, model_config.to_dict(), config.to_dict(), info.dataset_hash, resume=resume, force=force)
+        if start.note:
+            log.warning("note: %s", start.note)
+        return _train(data, model_config, run_dir, config, start.resume, on_epoch, on_step)
 
+
+def _resume_weights(run_dir: Path, state: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The weights that belong to ``state``: its own copy, or ``last.safetensors`` when the epochs agree.
+
+    A run stopped between writing ``last.safetensors`` and ``state.pt`` leaves weights one epoch ahead of
+    the optimizer state; the state's own copy of the weights (written with it, atomically) is then used.
+    """
+    epoch = int(state["epoch"])
+    try:
+        _, meta = load_weights(run_dir / "last.safetensors")
+        last_epoch = meta.get("epoch")
+    except ModelError:
+        last_epoch = None
+    if "model" in state:
+        if last_epoch != epoch:
+            log.warning("note: %s/last.safetensors is from epoch %s but state.pt from epoch %d (the run stopped between "
+                        "the two writes); resuming from epoch %d with the weights saved in state.pt", run_dir, last_epoch,
+                        epoch, epoch)
+        return state["model"]
+    if last_epoch != epoch:
+        raise ModelError(f"{run_dir}/last.safetensors is from epoch {last_epoch} but state.pt from epoch {epoch} (the run "
+                         "stopped between the two writes), so they cannot be resumed together; " + FRESH_HINT)
+    return load_weights(run_dir / "last.safetensors")[0]
+
+
+def _train(data: TrainingData, model_config: ModelConfig, run_dir: Path, config: TrainConfig, resume: bool,
+           on_epoch: EpochCallback | None, on_step: Callable[[int, int, float], None] | None) -> RunResult:
+    """The training loop of :func:`train`, in a run folder it holds the lock of."""
     state_path = run_dir / "state.pt"
-    if resume and not state_path.exists():
-        raise ModelError(f"{run_dir} has no state.pt to resume from; start it without --resume")
-    if not resume and (run_dir / "config.json").exists():
-        raise ModelError(f"{run_dir} already holds a run; use --resume to continue it or choose another run folder")
-    run_dir.mkdir(parents=True, exist_ok=True)
-
-    torch.manual_seed(config.seed)
-    model = build_model(model_config)
+    loss_fn = data.loss_fn
+    model = build_model(model_config if model_config.seed is not None else replace(model_config, seed=config.seed))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     lr_scale = [1.0]  # lowered by each recovery from a divergence (the cosine schedule reads it)
     recoveries: list[str] = []
+    clock = TrainingClock(config.time_budget_s, now=lambda: time.perf_counter())  # this module's clock (tests replace it)
     cosine = config.lr_schedule == "cosine"
     if cosine:
-        steps_per_epoch = config.steps_per_epoch or len(
-            make_dataloader(dataset_dir, "train", window=window, batch_size=config.batch_size, shuffle=True, seed=0,
-                            cache_dir=cache_dir, cache_max_bytes=cache_max_bytes)
-        )
-        total_steps = max(1, steps_per_epoch * config.max_epochs)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: lr_scale[0] * cosine_factor(step, total_steps, config.warmup_steps, config.lr_min_factor)
-        )
+        total_steps = max(1, data.steps_per_epoch * config.max_epochs)
+
+        def lr_factor(step: int) -> float:
+            factor = cosine_factor(step, total_steps, config.warmup_steps, config.lr_min_factor)
+            if clock.budget_s and step >= config.warmup_steps:
+                factor = min(factor, cosine_at(clock.fraction(), config.lr_min_factor))
+            return lr_scale[0] * factor
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
     else:
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=config.lr_factor, patience=config.lr_patience)
-    loss_fn = make_loss(config, window)
 
     history: list[dict[str, Any]] = []
     best, since_best, start_epoch = math.inf, 0, 0
+    run_config = data.run_config(model_config, model)
+    pending_config: dict[str, Any] | None = run_config  # written with the first finished epoch
     if resume:
         state = load_state(state_path)
-        weights, _ = load_weights(run_dir / "last.safetensors")
-        model.load_state_dict(weights)
+        model.load_state_dict(_resume_weights(run_dir, state))
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
@@ -340,52 +270,23 @@ def train(
         history = list(state["history"])
         lr_scale[0] = float(state.get("lr_scale", 1.0))
         recoveries = list(state.get("recoveries", []))
-    else:
-        save_json(
-            run_dir / "config.json",
-            {
-                "model": model_config.to_dict(),
-                "train": config.to_dict(),
-                "dataset": {
-                    "path": location_text(dataset_dir),
-                    "hash": info.dataset_hash,
-                    "device": info.device,
-                    "knob_names": list(info.knob_names),
-                    "knobs": [k.knob().to_dict() for k in info.knobs],
-                    "sample_rate": info.sample_rate,
-                    "window": window,
-                },
-                "parameters": sum(p.numel() for p in model.parameters()),
-            },
-        )
+        clock.spent_s = float(state.get("train_seconds", sum(row.get("seconds", 0.0) for row in history)))
+        if normalized(read_run_config(run_dir)) == normalized(run_config):
+            pending_config = None  # unchanged (a longer run rewrites its max_epochs)
 
-    cache = {"cache_dir": cache_dir, "cache_max_bytes": cache_max_bytes}
-    train_power = valid_power = None
-    if config.esr_per_setting and (config.esr_weight or config.dc_weight):
-        # the plain target's power: one reference for the (emphasised) ESR and the DC term alike
-        train_power = SettingPower.from_split(dataset_dir, "train", **cache)
-        valid_power = SettingPower.from_split(dataset_dir, "valid", **cache)
+    train_power, valid_power = data.train_power, data.valid_power
     stopped_early = since_best >= config.early_stop_patience
     epoch = start_epoch
 
     def run_epoch(epoch: int) -> tuple[float, int, int, float]:
         """Train one epoch and score it: (summed train loss, finite steps, skipped steps, valid loss)."""
-        train_loader = make_dataloader(
-            dataset_dir,
-            "train",
-            window=window,
-            batch_size=config.batch_size,
-            shuffle=True,
-            seed=config.seed * 100003 + epoch,
-            num_windows=config.steps_per_epoch * config.batch_size if config.steps_per_epoch else None,
-            **cache,
-        )
+        train_loader = data.train_loader(epoch)
         model.train()
         total, steps, counted, skipped, bad_in_a_row = 0.0, 0, 0, 0, 0
         n_steps = len(train_loader)
         for x, y, knobs in train_loader:
             pred, _ = model(x, knobs)
-            loss = loss_fn(pred, y, stft_scale=_ramp(epoch * n_steps + steps, config.stft_warmup_steps),
+            loss = loss_fn(pred, y, stft_scale=ramp(epoch * n_steps + steps, config.stft_warmup_steps),
                            power=train_power.lookup(knobs) if train_power is not None else None)
             optimizer.zero_grad(set_to_none=True)
             value = loss.item()
@@ -414,7 +315,7 @@ def train(
             raise ModelError("the training split gave no windows; use a shorter --window or a longer capture")
         if counted == 0:
             raise _Diverged("no step had a finite loss", _diverged(skipped, epoch + 1, optimizer.param_groups[0]["lr"]))
-        valid = _evaluate_loss(model, validation_loader(dataset_dir, window, config, **cache), loss_fn, config.valid_windows,
+        valid = _evaluate_loss(model, data.valid_loader(), loss_fn, config.valid_windows,
                                valid_power)
         if not math.isfinite(valid):
             raise _Diverged("the validation loss was not finite", TrainingDivergedError(
@@ -425,11 +326,12 @@ def train(
 
     good = _snapshot(model, optimizer, scheduler)
     recovered_now = 0
-    while epoch < config.max_epochs and not stopped_early:
-        started = time.perf_counter()
+    while epoch < config.max_epochs and not stopped_early and not clock.exhausted():
+        clock.start_epoch()
         try:
             total, counted, skipped, valid = run_epoch(epoch)
         except _Diverged as event:
+            clock.end_epoch()
             if len(recoveries) >= config.max_recoveries:
                 raise event.error from None
             _restore(good, model, optimizer, scheduler)
@@ -458,7 +360,7 @@ def train(
             "valid_loss": valid,
             "best_valid_loss": best,
             "lr": optimizer.param_groups[0]["lr"],
-            "seconds": round(time.perf_counter() - started, 3),
+            "seconds": round(clock.end_epoch(), 3),
             "skipped_steps": skipped,
             "recoveries": recovered_now,
         }
@@ -466,9 +368,13 @@ def train(
         history.append(row)
         save_weights(run_dir / "last.safetensors", model, {"epoch": epoch, "valid_loss": valid})
         _write_history(run_dir, history)
-        save_state(
+        if pending_config is not None:
+            save_json(run_dir / "config.json", pending_config)
+            pending_config = None
+        save_state(  # last: a run folder with a state.pt has finished an epoch (run_folder.plan_run_start)
             state_path,
             {
+                "model": model.state_dict(),  # the weights that go with this state, whatever last.safetensors holds
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "torch_rng": torch.get_rng_state(),
@@ -478,13 +384,20 @@ def train(
                 "history": history,
                 "lr_scale": lr_scale[0],
                 "recoveries": recoveries,
+                "train_seconds": clock.spent_s,
             },
         )
         good = _snapshot(model, optimizer, scheduler)
         if on_epoch is not None:
             on_epoch(row)
+    if stopped_early:
+        stop_reason = "early_stop"
+    elif clock.exhausted() and epoch < config.max_epochs:
+        stop_reason = "time_budget"
+    else:
+        stop_reason = "max_epochs"
     return RunResult(run_dir=run_dir, epochs=epoch, best_valid_loss=best, stopped_early=stopped_early, history=history,
-                     recoveries=recoveries)
+                     recoveries=recoveries, stop_reason=stop_reason, resumed=resume)
 
 
 def load_run(run_dir: str | Path, which: str = "best") -> tuple[torch.nn.Module, dict[str, Any]]:

@@ -31,6 +31,7 @@ from fxcap import __version__
 from fxcap.capture.profiles import KnobValue
 from fxcap.capture.session import Session, find_sessions
 from fxcap.dataset import DatasetInfo, load_dataset_info
+from fxcap.dataset.find import datasets_newest_first
 from fxcap.errors import ReportError
 from fxcap.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from fxcap.modeling.compare import find_runs
@@ -100,7 +101,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def _default_dataset(base: Path, session: Path | None) -> Path | None:
     """The newest dataset under ``base``; with a session, the newest one built from that session's signal."""
-    found = sorted(base.glob("*/dataset.json"), key=lambda p: p.stat().st_mtime, reverse=True) if base.is_dir() else []
+    found = [folder / "dataset.json" for folder in datasets_newest_first(base)]
     if session is None:
         return found[0].parent if found else None
     manifest = _read_json(session / "session.json")

@@ -22,6 +22,8 @@ import numpy as np
 from scipy.signal import stft
 from scipy.signal.windows import blackmanharris
 
+from fxcap.dsp.levels import rms as levels_rms
+
 AMPLITUDE_FLOOR = 1e-10
 """Smallest amplitude used in dB conversions (-200 dBFS)."""
 
@@ -46,9 +48,8 @@ def _mono(x: np.ndarray) -> np.ndarray:
 
 
 def rms(x: np.ndarray) -> float:
-    """Root-mean-square value (0.0 for an empty array)."""
-    x = _mono(x)
-    return float(np.sqrt(np.mean(x * x))) if x.size else 0.0
+    """Root-mean-square value of ``x`` flattened (0.0 for an empty array; :func:`fxcap.dsp.levels.rms`)."""
+    return levels_rms(_mono(x))
 
 
 def gain_db(x_in: np.ndarray, x_out: np.ndarray) -> float:

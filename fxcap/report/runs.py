@@ -18,6 +18,8 @@ import torch
 
 from fxcap.capture.profiles import Knob, KnobValue
 from fxcap.errors import ModelError
+from fxcap.modeling.compute_context import compute_context
+from fxcap.modeling.inference import run_blocks
 from fxcap.modeling.render import knobs_from_run
 from fxcap.modeling.train import load_run
 
@@ -129,24 +131,12 @@ def render(model: torch.nn.Module, x: np.ndarray, knobs: np.ndarray, block: int 
     if knobs.ndim != 2:
         raise ModelError(f"knobs must have shape (settings, knobs), got {knobs.shape}")
     out = np.empty((knobs.shape[0], x.size), dtype=np.float32)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # per-step products of a 32-unit RNN: thread hand-offs cost more than they save
-    try:
-        _render_into(out, model, x, knobs, block, batch)
-    finally:
-        torch.set_num_threads(threads)
-    return out
-
-
-def _render_into(out: np.ndarray, model: torch.nn.Module, x: np.ndarray, knobs: np.ndarray, block: int, batch: int) -> None:
-    with torch.no_grad():
+    with compute_context(threads=1):  # per-step products of a 32-unit RNN: thread hand-offs cost more than they save
         for first in range(0, knobs.shape[0], batch):
             k = torch.from_numpy(knobs[first : first + batch])
-            state = None
-            for start in range(0, x.size, block):
-                chunk = torch.from_numpy(x[start : start + block])[None].expand(k.shape[0], -1)
-                y, state = model(chunk, k, state)
-                out[first : first + k.shape[0], start : start + chunk.shape[1]] = y.reshape(k.shape[0], -1).numpy()
+            audio = torch.from_numpy(x)[None].expand(k.shape[0], -1)
+            out[first : first + k.shape[0]] = run_blocks(model, audio, k, block)[0].numpy()
+    return out
 
 
 def finite_or_none(value: float | None) -> float | None:

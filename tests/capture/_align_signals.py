@@ -2,7 +2,7 @@
 
 The signal mimics the real capture signal's layout (sync markers, calibration tone, silence, two
 identical validation segments, program) at 48 kHz, about 7.7 s long. The rig impairments are
-injected with methods independent of ``fxcap.capture.dsp``: clock drift by Fourier resampling
+injected with methods independent of ``fxcap.dsp.resample``: clock drift by Fourier resampling
 (``scipy.signal.resample``) and the fractional latency by an exact FFT phase shift, both on a
 zero-padded signal.
 """

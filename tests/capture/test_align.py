@@ -11,7 +11,9 @@ from scipy.signal import resample
 
 from fxcap.capture.align import AlignConfig, Calibration, align_take, estimate_delay, measure_calibration
 from fxcap.capture.backends.base import RawTake
-from fxcap.capture.dsp import amp_to_db, db_to_amp, esr, fractional_shift, power_to_db, rms, warp_linear
+from fxcap.dsp.esr import esr
+from fxcap.dsp.levels import amp_to_db, db_to_amp, power_to_db, rms
+from fxcap.dsp.resample import fractional_shift, warp_linear
 from fxcap.capture.markers import sync_marker
 from fxcap.errors import CaptureError
 from tests.capture._align_signals import FS, adc, make_signal, make_take, rig, soft_clip_device
@@ -63,10 +65,10 @@ def test_fractional_shift_matches_exact_fft_delay(shift):
     k = np.arange(n // 2 + 1)
     expected = np.fft.irfft(np.fft.rfft(x) * np.exp(2j * np.pi * k * shift / n), n)  # x(t + shift)
     inner = slice(3000, n - 3000)
-    assert power_to_db(esr(expected[inner], fractional_shift(x, shift)[inner])) < -85
+    assert power_to_db(esr(fractional_shift(x, shift)[inner], expected[inner])) < -85
     # the general warp (used for drift) agrees with the constant-shift path
     warped = warp_linear(x, shift, 1.0 + 1e-12, n)
-    assert power_to_db(esr(expected[inner], warped[inner])) < -85
+    assert power_to_db(esr(warped[inner], expected[inner])) < -85
 
 
 def test_warp_linear_resamples_by_ratio():
@@ -77,7 +79,7 @@ def test_warp_linear_resamples_by_ratio():
     stretched = resample(padded, 100002)  # stretched[m] = x(m / (1 + drift))
     back = warp_linear(stretched, 0.0, 1.0 + drift, n)
     inner = slice(3000, n - 3000)
-    assert power_to_db(esr(x[inner], back[inner])) < -80
+    assert power_to_db(esr(back[inner], x[inner])) < -80
 
 
 # -- delay estimation ----------------------------------------------------------------------------
@@ -137,7 +139,7 @@ def test_align_take_through_nonlinear_device(latency, gain_db, polarity):
     target = _device_reference()[program.start : program.stop]
     noise_power = db_to_amp(NOISE_DBFS - gain_db) ** 2
     expected_db = power_to_db(noise_power / np.mean(target**2))
-    measured_db = power_to_db(esr(target, aligned[program.start : program.stop]))
+    measured_db = power_to_db(esr(aligned[program.start : program.stop], target))
     assert measured_db < expected_db + 0.5
     json.dumps(alignment.to_dict(), allow_nan=False)
 
@@ -170,7 +172,7 @@ def test_drift_is_estimated_and_removed(drift_ppm):
     for name in ("validation_a", "validation_b"):
         region = layout.region(name)
         part = slice(region.start, region.stop)
-        assert power_to_db(esr(target[part], aligned[part])) < -40
+        assert power_to_db(esr(aligned[part], target[part])) < -40
 
 
 def test_drift_below_threshold_is_measured_but_not_resampled():

@@ -11,7 +11,7 @@ import pytest
 from fxcap.capture.align import Calibration, align_take, measure_calibration
 from fxcap.capture.backends.base import RawTake
 from fxcap.capture.checks import CheckConfig, check_take, repeatability_esr, session_checks
-from fxcap.capture.dsp import db_to_amp, power_to_db
+from fxcap.dsp.levels import db_to_amp, power_to_db
 from fxcap.capture.session import CheckResult, TakeRecord
 from tests.capture._align_signals import FS, make_signal, make_take, soft_clip_device
 

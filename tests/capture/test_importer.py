@@ -254,8 +254,9 @@ def test_cli_import_without_bypass_shows_gain_na_at_80_columns_and_errors_print_
     from typer.testing import CliRunner
 
     import fxcap.cli as cli
+    from fxcap.cli import tables
 
-    monkeypatch.setattr(cli, "console", Console(width=80))
+    monkeypatch.setattr(tables, "console", Console(width=80))
     runner = CliRunner()
     result = runner.invoke(cli.app, ["import", *map(str, rig["files"]), "--signal", str(rig["root"] / "capture.wav"),
                                      "--out", str(tmp_path / "s")])

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -52,6 +54,17 @@ def test_two_worker_processes_write_the_same_bytes(two_sessions, serial, tmp_pat
     assert [p for p in validate(parallel.path) if p.severity == "error"] == []
 
 
+def _rehash_take(session: Path, take_id: str) -> None:
+    """Record the current bytes of ``take_id``'s output in ``session.json``."""
+    from fxcap.capture.take_files import file_sha256
+
+    manifest = json.loads((session / "session.json").read_text())
+    for take in manifest["takes"]:
+        if take["take_id"] == take_id:
+            take["sha256"] = file_sha256(session / take["output_file"])
+    (session / "session.json").write_text(json.dumps(manifest))
+
+
 def test_a_failing_worker_fails_the_build_with_its_message(two_sessions, serial, tmp_path):
     _, config = serial
     broken = tmp_path / "broken"
@@ -60,6 +73,7 @@ def test_a_failing_worker_fails_the_build_with_its_message(two_sessions, serial,
     audio, rate = sf.read(output, dtype="float32")
     audio[len(audio) * 3 // 10] = np.nan  # inside the sweep region (trainable)
     sf.write(output, audio, rate, subtype="FLOAT")
+    _rehash_take(broken, "take-0001")  # a take recorded with a NaN, not one edited afterwards (that the hash catches)
     with pytest.raises(DatasetError, match="NaN/Inf samples"):
         build_dataset([two_sessions[0], broken], tmp_path / "out", config, workers=2)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken"]  # no half-written dataset, no temporary folder

@@ -62,6 +62,8 @@ def test_bad_configs_are_clear_errors(layout):
     with pytest.raises(DatasetError, match="shorter --segment-seconds"):
         plan_splits(make_dummy_signal(48000, 1.0).layout, SplitConfig(segment_seconds=5.0))
     assert SplitConfig.parse_fractions("60/10/30") == SplitConfig()
-    assert SplitConfig.parse_fractions("8/1/1").train == pytest.approx(0.8)
+    assert SplitConfig.parse_fractions("0.8/0.1/0.1").train == pytest.approx(0.8)
+    with pytest.raises(DatasetError, match="sums to 10; give percentages"):
+        SplitConfig.parse_fractions("8/1/1")  # refused, not rescaled
     with pytest.raises(DatasetError, match="60/10/30"):
         SplitConfig.parse_fractions("sixty")

@@ -7,6 +7,15 @@ import pytest
 
 from fxcap.dataset import BuildConfig, SplitConfig, build_dataset
 from fxcap.dataset.testing import make_dummy_session
+from fxcap.modeling.compute_context import compute_context
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Every modeling test computes on one thread (tiny ops: intra-op threads only add overhead on a
+    shared machine); the process's setting comes back afterwards."""
+    with compute_context(threads=1):
+        yield
 
 
 @pytest.fixture(scope="session")

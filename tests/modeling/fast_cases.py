@@ -10,10 +10,10 @@ import torch
 
 from fxcap.dataset.testing import make_dummy_signal
 from fxcap.modeling.registry import ModelConfig, build_model
+from fxcap.modeling.schemes import BUILTIN_SCHEMES
 
-torch.set_num_threads(1)  # tiny ops: intra-op threads only add overhead on a shared 2-core machine
 
-CONDS = ("concat", "film", "statichyper", "dynamichyper")
+CONDS = BUILTIN_SCHEMES
 CELLS = ("gru", "lstm")
 CASES = [(cond, cell) for cond in CONDS for cell in CELLS]
 

@@ -15,7 +15,6 @@ from torch import nn
 from fxcap.errors import ModelError
 from fxcap.modeling.registry import ModelConfig, build_model
 
-torch.set_num_threads(1)
 
 CELLS = ("gru", "lstm")
 

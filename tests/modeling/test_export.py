@@ -19,7 +19,6 @@ from fxcap.modeling.testing import make_dummy_run
 from fxcap.modeling.train import load_run
 from tests.extras import available, missing
 
-torch.set_num_threads(1)
 
 RATE = 16000
 SECONDS = 0.25  # 4000 samples: every exported graph runs in well under a second

@@ -29,7 +29,6 @@ from fxcap.modeling.export.snapshot import plan_snapshots, with_test_esr
 from fxcap.modeling.render import render_run
 from fxcap.modeling.testing import make_dummy_run
 
-torch.set_num_threads(1)
 
 RATE = 16000
 SECONDS = 0.25

@@ -12,6 +12,7 @@ from fxcap.capture.profiles import Knob
 from fxcap.modeling.base import ConditionedRNN
 from fxcap.modeling.fast import infer
 from fxcap.modeling.fast.infer import FastRenderer, accelerate, fast_forward, knob_runs, supports
+from fxcap.modeling.compute_context import compute_context
 from fxcap.modeling.fast.threads import chunks
 from fxcap.modeling.film import FiLMRNN
 from fxcap.modeling.registry import ModelConfig
@@ -84,13 +85,11 @@ def test_many_streams_in_groups_and_threads(cell):
     model = make_model("dynamichyper", cell)
     x = torch.from_numpy(np.stack([guitar(300, 0.4 + 0.02 * i) for i in range(9)]))
     knobs = torch.linspace(-1, 1, 18).reshape(9, 2)
-    assert chunks(9, 4) == [(0, 9)]  # one thread (set by fast_cases)
-    torch.set_num_threads(2)
-    try:
+    assert chunks(9, 4) == [(0, 9)]  # one thread (the modeling tests' compute context, conftest.py)
+    with compute_context(threads=2):
         assert chunks(9, 4) == [(0, 4), (4, 9)] and chunks(3, 4) == [(0, 2), (2, 3)]
         expected, got = run_both(model, x, knobs)
-    finally:
-        torch.set_num_threads(1)
+    assert chunks(9, 4) == [(0, 9)]  # restored
     assert_close(expected, got)
 
 
@@ -143,9 +142,8 @@ def test_dispatch_and_reference_switches(monkeypatch):
         model.fast = False
         model(x, knobs)
         model.fast = True
-        monkeypatch.setenv("FXCAP_REFERENCE", "1")
-        model(x, knobs)
-        monkeypatch.setenv("FXCAP_REFERENCE", "0")
+        with compute_context(reference=True):
+            model(x, knobs)
         model(x, knobs)
         assert len(calls) == 2
         model.double()(x, knobs)  # float64 inference: reference

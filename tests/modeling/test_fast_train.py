@@ -8,6 +8,7 @@ import torch
 from torch.func import functional_call
 
 import fxcap.modeling.fast.autograd as fast_autograd
+from fxcap.modeling.compute_context import compute_context
 from fast_cases import CASES, guitar, make_model, ramp_and_steps, reference
 
 SMALL = dict(hidden_size=3, film_hidden=(4,), static_hidden=(3,), dynamic_hidden=4, dynamic_nz=2)
@@ -86,11 +87,8 @@ def test_threads_split_the_batch(cond):
     knobs = torch.rand(5, 2, generator=torch.Generator().manual_seed(4)) * 2 - 1
     state = torch.zeros(5, model.state_size)
     _, _, one = loss_and_grads(model, x, knobs, state)
-    torch.set_num_threads(2)
-    try:
+    with compute_context(threads=2):
         _, _, two = loss_and_grads(model, x, knobs, state)
-    finally:
-        torch.set_num_threads(1)
     for name in one:
         assert torch.allclose(one[name], two[name], rtol=1e-5, atol=1e-7), name
 
@@ -103,8 +101,8 @@ def test_training_dispatches_to_the_fast_functions(monkeypatch):
     x, knobs = torch.from_numpy(guitar(40))[None], torch.zeros(1, 2)
     model(x, knobs)[0].sum().backward()
     assert len(calls) == 1
-    monkeypatch.setenv("FXCAP_REFERENCE", "true")
-    model(x, knobs)[0].sum().backward()
+    with compute_context(reference=True):
+        model(x, knobs)[0].sum().backward()
     assert len(calls) == 1
     with pytest.raises(ValueError, match="no fast training path"):
         original(torch.nn.Linear(1, 1), x[..., None], knobs, ())

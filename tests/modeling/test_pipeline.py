@@ -3,11 +3,12 @@
 import pytest
 
 from fxcap.errors import ModelError
-from fxcap.modeling.pipeline import PRESETS, SCHEME_LR, preset_config
+from fxcap.modeling.pipeline import PRESETS, preset_config
+from fxcap.modeling.schemes import get_scheme
 
 
 def test_preset_config_applies_the_scheme_rate_unless_the_user_sets_one():
-    assert preset_config("quick", "concat").lr == SCHEME_LR["quick"]["concat"] != PRESETS["quick"].lr
+    assert preset_config("quick", "concat").lr == get_scheme("concat").lr["quick"] != PRESETS["quick"].lr
     assert preset_config("quick", "film").lr == PRESETS["quick"].lr
     assert preset_config("quick", "concat", {"lr": 5e-4}).lr == 5e-4
     assert preset_config("paper", "concat").lr == 1e-3  # the paper's recipe is left as published

@@ -82,7 +82,6 @@ def test_seeds_are_aggregated_as_mean_and_std(inline_sweep):
 _FLAKY_CALLS = {"n": 0}
 
 
-@register_model("sweeptest-flaky")
 class FlakyRNN(ConcatRNN):
     """Concat, but its first construction in this process fails (a transient fault)."""
 
@@ -93,7 +92,6 @@ class FlakyRNN(ConcatRNN):
         super().__init__(config)
 
 
-@register_model("sweeptest-broken")
 class BrokenRNN(ConcatRNN):
     """Never builds (a permanent fault)."""
 
@@ -101,7 +99,19 @@ class BrokenRNN(ConcatRNN):
         raise ValueError("cannot build this model")
 
 
-def test_a_failed_trial_is_retried_and_a_persistent_failure_is_reported(dataset, tmp_path):
+@pytest.fixture
+def faulty_schemes():
+    """The two faulty schemes, registered for one test only (``--cond all`` elsewhere must not see them)."""
+    from fxcap.modeling.schemes import unregister_scheme
+
+    register_model("sweeptest-flaky")(FlakyRNN)
+    register_model("sweeptest-broken")(BrokenRNN)
+    yield
+    unregister_scheme("sweeptest-flaky")
+    unregister_scheme("sweeptest-broken")
+
+
+def test_a_failed_trial_is_retried_and_a_persistent_failure_is_reported(dataset, tmp_path, faulty_schemes):
     config = _config(dataset, tmp_path / "runs", conds=["sweeptest-flaky", "sweeptest-broken", "concat"], seeds=[0], retries=1)
     result = run_sweep(config)
     records = {r["cond"]: r for r in result.trials}

@@ -60,12 +60,12 @@ def test_training_reduces_the_validation_loss(dataset, tmp_path):
     assert result.history[-1]["best_valid_loss"] < result.history[0]["valid_loss"]
 
 
-def test_refuses_to_overwrite_or_resume_nothing(dataset, tmp_path):
+def test_refuses_to_overwrite_and_resuming_nothing_starts_a_new_run(dataset, tmp_path, caplog):
     train(dataset, _config(), tmp_path / "run", TrainConfig(**{**TINY.to_dict(), "max_epochs": 1}))
     with pytest.raises(ModelError, match="--resume"):
         train(dataset, _config(), tmp_path / "run", TINY)
-    with pytest.raises(ModelError, match="nothing to resume|no state.pt"):
-        train(dataset, _config(), tmp_path / "other", TINY, resume=True)
+    result = train(dataset, _config(), tmp_path / "other", TrainConfig(**{**TINY.to_dict(), "max_epochs": 1}), resume=True)
+    assert not result.resumed and result.epochs == 1 and "nothing to resume" in caplog.text
     with pytest.raises(ModelError, match="expects 2 knobs"):
         train(dataset, ModelConfig(cond="concat", cell="gru", num_knobs=2), tmp_path / "k", TINY)
 
@@ -194,7 +194,7 @@ def test_non_finite_steps_are_skipped_not_applied(dataset, tmp_path, monkeypatch
 def test_a_diverged_run_stops_with_a_clear_error_and_keeps_its_last_good_epoch(dataset, tmp_path, monkeypatch):
     import fxcap.modeling.train as training
 
-    train(dataset, _config(), tmp_path / "run", TrainConfig(**{**TINY.to_dict(), "max_epochs": 1}))
+    train(dataset, _config(), tmp_path / "run", TrainConfig(**{**TINY.to_dict(), "max_epochs": 1, "max_skipped_steps": 2}))
     before = (tmp_path / "run" / "last.safetensors").read_bytes()
     monkeypatch.setattr(training, "CombinedLoss", lambda **kw: _LossWithOverflows({"all"}, **kw))
     with pytest.raises(ModelError, match="diverged: 2 steps in a row.*lower learning rate"):  # stops at the limit
@@ -277,7 +277,8 @@ def test_training_with_per_setting_esr_runs_and_learns(dataset, tmp_path):
 
 
 @pytest.mark.parametrize("field, value", [("lr", -1.0), ("batch_size", 0), ("max_epochs", 0), ("loss_skip", -3),
-                                          ("stft_weight", -0.1), ("esr_emphasis", 1.5), ("recovery_lr_factor", 1.0)])
+                                          ("stft_weight", -0.1), ("esr_emphasis", 1.5), ("recovery_lr_factor", 1.0),
+                                          ("time_budget_s", 0.0)])
 def test_bad_training_settings_are_one_line_errors(field, value):
     with pytest.raises(ModelError, match=field) as error:
         TrainConfig(**{field: value})
@@ -434,3 +435,46 @@ def test_an_epoch_without_a_step_count_is_one_pass_over_the_train_split(dataset,
     train(dataset, _config(), tmp_path / "run", config, on_step=lambda step, total, loss: steps.append((step, total)))
     expected = len(make_dataloader(dataset, "train", window=512, batch_size=4, shuffle=True))
     assert expected > TINY.steps_per_epoch and steps[-1] == (expected, expected) and len(steps) == expected
+
+
+class _FakeTime:
+    """A clock for the training module that moves ``tick`` seconds at every reading."""
+
+    def __init__(self, tick: float) -> None:
+        self.now, self.tick = 0.0, tick
+
+    def perf_counter(self) -> float:
+        self.now += self.tick
+        return self.now
+
+
+def test_a_time_budget_stops_the_run_and_anneals_the_rate_by_then(dataset, tmp_path, monkeypatch):
+    import fxcap.modeling.train as train_module
+
+    monkeypatch.setattr(train_module, "time", _FakeTime(tick=7.0))
+    config = TrainConfig(**{**TINY.to_dict(), "max_epochs": 6, "lr": 1e-2, "lr_schedule": "cosine",
+                            "lr_min_factor": 0.1, "time_budget_s": 50.0})
+    result = train(dataset, _config(), tmp_path / "run", config)
+    assert result.stop_reason == "time_budget" and 1 < result.epochs < 6
+    spent = sum(row["seconds"] for row in result.history)
+    assert spent >= 50.0 and spent - result.history[-1]["seconds"] < 50.0  # stopped in the epoch the budget ran out
+    # the clock was ahead of the steps: the rate reached its floor when the budget did, not at step 18
+    assert 1e-2 * 0.1 <= result.history[-1]["lr"] <= 1e-2 * 0.1 * 1.05  # step-wise it would be ~7.5e-3
+    assert result.history[0]["lr"] < 1e-2 * train_module.cosine_factor(3, 18, 0, 0.1)
+    # the time spent is part of the run's state: resuming with the same budget trains nothing more
+    resumed = train(dataset, _config(), tmp_path / "run", config, resume=True)
+    assert resumed.epochs == result.epochs and resumed.stop_reason == "time_budget"
+
+
+def test_a_budget_the_run_never_reaches_leaves_it_unchanged(dataset, tmp_path, monkeypatch):
+    import fxcap.modeling.train as train_module
+
+    monkeypatch.setattr(train_module, "time", _FakeTime(tick=1e-6))
+    config = TrainConfig(**{**TINY.to_dict(), "lr": 1e-2, "lr_schedule": "cosine", "lr_min_factor": 0.1})
+    plain = train(dataset, _config(), tmp_path / "plain", config)
+    budgeted = train(dataset, _config(), tmp_path / "budget", TrainConfig(**{**config.to_dict(), "time_budget_s": 3600.0}))
+    assert plain.stop_reason == budgeted.stop_reason == "max_epochs"
+    a, _ = load_weights(tmp_path / "plain" / "last.safetensors")
+    b, _ = load_weights(tmp_path / "budget" / "last.safetensors")
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=0)

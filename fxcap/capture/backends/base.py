@@ -74,6 +74,11 @@ class Backend(abc.ABC):
         all takes share one dBFS reference.
         """
 
+    def begin_take(self, index: int, attempt: int) -> None:
+        """Told before each :meth:`play_record` of the capture engine: the planned take's index (from 1)
+        and the attempt (from 1). Backends that draw randomness per take (the simulator's noise) seed
+        it from these, so a resumed session records exactly what an uninterrupted one would."""
+
     def probe_setting(self, knobs: dict[str, KnobValue]) -> "ProbeVerdict | None":
         """Play a short probe at ``knobs`` (after the knob change) and judge whether the device
         really changed (:mod:`fxcap.capture.probe`); ``None`` when the backend sets knobs itself

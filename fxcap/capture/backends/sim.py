@@ -29,7 +29,7 @@ import numpy as np
 from fxcap.capture.backends.base import Backend, RawTake
 from fxcap.capture.profiles import KnobValue
 from fxcap.capture.virtual import FAULTS, RigImpairments, VirtualDevice, apply_rig, build_virtual_device, random_impairments
-from fxcap.errors import CaptureError
+from fxcap.errors import CaptureError, CaptureStopped
 
 STREAM_FAULTS = ("xrun",)
 """Faults that leave the audio clean but report a stream event."""
@@ -49,7 +49,9 @@ class SimBackend(Backend):
         device: a virtual device name (``"OD-3"``, ``"LA-2A"``, case-insensitive) or instance.
         sample_rate: Hz; defaults to the instance's rate, or 48000 for a name.
         impairments: the rig; default: :func:`random_impairments` drawn from ``seed``.
-        seed: seeds the random rig and every take's noise (take ``k`` uses ``(seed, k)``).
+        seed: seeds the random rig and every take's noise: the capture engine's take ``k``, attempt
+            ``a`` uses ``(seed, k, a)`` (see :meth:`begin_take`), so a resumed session equals an
+            uninterrupted one; calls made outside the engine use ``(seed, call number)``.
         fault_plan: faults per ``play_record`` call (see the module docstring).
         loopback: also return a loopback recording (the rig alone) with every take.
     """
@@ -83,9 +85,14 @@ class SimBackend(Backend):
         self._fault_plan = fault_plan
         self.calls = 0
         """``play_record`` calls so far (the number of the latest take attempt)."""
+        self._take: tuple[int, int] | None = None
 
     def _rng(self, *stream: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, *stream])
+
+    def begin_take(self, index: int, attempt: int) -> None:
+        """The next :meth:`play_record` records take ``index``, attempt ``attempt``: its noise is seeded from them."""
+        self._take = (int(index), int(attempt))
 
     def _planned(self, call: int, knobs: dict[str, KnobValue]) -> FaultSpec:
         plan = self._fault_plan
@@ -101,9 +108,9 @@ class SimBackend(Backend):
             if spec in STREAM_FAULTS:
                 return self.impairments, ["input overflow"]
             if spec == LOST_FAULT:
-                raise CaptureError(
-                    f"virtual audio interface of {self.device.name} stopped during the take (simulated: lost device); "
-                    "reconnect it, then continue with `fxcap record --resume`"
+                raise CaptureStopped(
+                    f"virtual audio interface of {self.device.name} stopped during the take (simulated: lost device)",
+                    then="reconnect it, then continue with",
                 )
             if spec not in FAULTS:
                 raise CaptureError(
@@ -129,11 +136,13 @@ class SimBackend(Backend):
         played = self._mono(signal)
         settings = self.device.settings(knobs)
         self.calls += 1
+        stream = self._take if self._take is not None else (self.calls,)
+        self._take = None
         rig, events = self._rig_for(self._planned(self.calls, settings))
         self.device.reset()
         output = self.device.process(played, settings)
-        recorded = apply_rig(output, rig, self.sample_rate, self._rng(1, self.calls))
-        loop = apply_rig(played, self.impairments, self.sample_rate, self._rng(2, self.calls)) if self.loopback else None
+        recorded = apply_rig(output, rig, self.sample_rate, self._rng(1, *stream))
+        loop = apply_rig(played, self.impairments, self.sample_rate, self._rng(2, *stream)) if self.loopback else None
         return RawTake(
             played=played,
             recorded=recorded,

@@ -4,7 +4,10 @@
   ``(b0, b1, a1)`` for ``y[n] = b0 x[n] + b1 x[n-1] - a1 y[n-1]``, and a jitted step function that
   keeps its state in a caller-owned array (so streams can be processed block by block).
 * Band-limited interpolation: Kaiser-windowed sinc, used for exact fractional delays and for
-  resampling a recording's time axis (clock drift).
+  resampling a recording's time axis (clock drift). Kept apart from the aligner's interpolator
+  (:mod:`fxcap.dsp.resample`) on purpose: the virtual rig applies the latency and drift that the
+  aligner must then measure and undo, and the alignment tests compare the two; one shared
+  interpolator would let a bug in it cancel out there.
 * A streaming 2x polyphase FIR resampler pair for running a nonlinearity oversampled.
 """
 

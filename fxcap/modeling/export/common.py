@@ -20,9 +20,11 @@ import torch
 from scipy.signal import lfilter
 
 from fxcap import __version__
+from fxcap.dsp.synth import karplus_strong
 from fxcap.errors import ModelError
 from fxcap.io import atomic_write
 from fxcap.modeling.base import ConditionedRNN
+from fxcap.modeling.inference import run_blocks
 
 SELF_TEST_TOLERANCE = 1e-4
 """Largest absolute difference (full scale = 1.0) allowed between the exported model and PyTorch."""
@@ -208,12 +210,8 @@ def plucked_guitar(sample_rate: int, seconds: float, seed: int = 0) -> np.ndarra
             burst = rng.uniform(-1, 1, delay)
             bright = rng.uniform(0.2, 0.9)
             burst = lfilter([bright], [1.0, bright - 1.0], burst)  # darker or brighter pick
-            excitation = np.zeros(length)
-            excitation[:delay] = burst * rng.uniform(0.2, 1.0)
-            feedback = np.zeros(delay + 2)
-            feedback[0] = 1.0
-            feedback[delay] = feedback[delay + 1] = -0.5 * rng.uniform(0.990, 0.999)
-            note = lfilter([1.0], feedback, excitation)
+            excitation = burst * rng.uniform(0.2, 1.0)
+            note = karplus_strong(excitation, length, float(delay), rng.uniform(0.990, 0.999))
             stop = min(total, position + length)
             out[position:stop] += note[: stop - position]
         position += length + int(rng.uniform(0.0, 0.05) * sample_rate)
@@ -243,8 +241,7 @@ def knob_automation(steps: int, num_knobs: int, block: int = KNOB_BLOCK, seed: i
 
 def torch_reference(model: ConditionedRNN, audio: np.ndarray, knobs: np.ndarray) -> np.ndarray:
     """The PyTorch model's output for ``audio`` ``(T,)`` under ``knobs`` ``(T, K)``, in one call from zero state."""
-    with torch.no_grad():
-        y, _ = model(torch.from_numpy(audio)[None], torch.from_numpy(knobs)[None])
+    y, _ = run_blocks(model, torch.from_numpy(audio)[None], torch.from_numpy(knobs)[None])
     return y[0].numpy().astype(np.float64)
 
 

@@ -9,8 +9,9 @@ oracle; ``model(x, knobs, state)`` dispatches here (:func:`dispatch`) unless the
   backward (BPTT) through time are numba kernels (:mod:`fxcap.modeling.fast.autograd`); everything
   outside the recurrence (hypernetwork MLPs, input products, output layer, loss) stays PyTorch.
 
-Force the reference with ``model.fast = False`` on one model or ``FXCAP_REFERENCE=1`` in the
-environment (read at every call). The fast path needs CPU weights, float32 (training also float64,
+Force the reference with ``model.fast = False`` on one model, or for every model with
+``compute_context(reference=True)`` (:mod:`fxcap.modeling.compute_context`; ``FXCAP_REFERENCE=1`` in the
+environment sets it for the whole process). The fast path needs CPU weights, float32 (training also float64,
 with exact activations, for ``gradcheck``); anything else runs the reference, and so does any call
 made while PyTorch traces, exports, compiles or counts operations (``torch.jit.trace``, ONNX export,
 ``torch.compile``, ``FlopCounterMode``), which cannot see numba.
@@ -21,27 +22,24 @@ sources (:mod:`fxcap.numba_cache`), so a kernel never runs machine code compiled
 
 Public API: :func:`accelerate`, :class:`FastRenderer`, :func:`fast_forward`, :func:`supports`,
 :func:`reference_forced`.
+
+Importing this package attaches the plans and runs to the built-in schemes' records
+(:mod:`fxcap.modeling.schemes`) and installs :func:`dispatch` as the dispatcher
+``ConditionedRNN.forward`` calls; :mod:`fxcap.modeling.registry` imports it, so every model
+``build_model`` builds runs here.
 """
 
 from __future__ import annotations
 
-import os
-
 import torch
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
-from fxcap.modeling.fast.infer import FastRenderer, accelerate, fast_forward, supports
+from fxcap.modeling.compute_context import REFERENCE_ENV
+from fxcap.modeling.fast import autograd
+from fxcap.modeling.fast.infer import FastRenderer, accelerate, fast_forward, reference_forced, supports
+from fxcap.modeling.schemes import install_accelerator
 
-__all__ = ["FastRenderer", "accelerate", "dispatch", "fast_forward", "reference_forced", "supports"]
-
-REFERENCE_ENV = "FXCAP_REFERENCE"
-"""Environment variable: set to 1 to run every model on its reference PyTorch path."""
-
-
-def reference_forced(model: torch.nn.Module) -> bool:
-    """True when ``model.fast`` is False or ``FXCAP_REFERENCE`` is set to a true value."""
-    flag = os.environ.get(REFERENCE_ENV, "").strip().lower()
-    return flag not in ("", "0", "false", "no") or not getattr(model, "fast", True)
+__all__ = ["REFERENCE_ENV", "FastRenderer", "accelerate", "dispatch", "fast_forward", "reference_forced", "supports"]
 
 
 def _needs_grad(model: torch.nn.Module, *tensors: torch.Tensor) -> bool:
@@ -75,9 +73,10 @@ def dispatch(model, x: torch.Tensor, knobs: torch.Tensor, state: torch.Tensor) -
         if x.dtype != torch.float32 or not supports(model):
             return None
         return fast_forward(model, x, knobs, state)
-    from fxcap.modeling.fast.autograd import RUNS, fast_run
-
-    if x.dtype not in (torch.float32, torch.float64) or type(model) not in RUNS:
+    if x.dtype not in (torch.float32, torch.float64) or not autograd.has_fast_run(model):
         return None
-    hidden, parts = fast_run(model, x.unsqueeze(-1), knobs, model.split_state(state))
+    hidden, parts = autograd.fast_run(model, x.unsqueeze(-1), knobs, model.split_state(state))
     return model.output(hidden)[..., 0], torch.cat(parts, dim=-1)
+
+
+install_accelerator(dispatch)

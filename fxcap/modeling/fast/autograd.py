@@ -30,6 +30,7 @@ from fxcap.modeling.fast.ops import aligned_copy, aligned_empty, padded
 from fxcap.modeling.fast.threads import chunks, parallel
 from fxcap.modeling.fast.train_kernels import cell_train_kernels, dynamic_train_kernels
 from fxcap.modeling.film import FiLMRNN
+from fxcap.modeling.schemes import attach_fast_path, scheme_for_class
 from fxcap.modeling.static_hyper import StaticHyperRNN
 
 def _arr(t: torch.Tensor) -> np.ndarray:
@@ -261,13 +262,14 @@ def _run_dynamic(model: DynamicHyperRNN, x, knobs, state):
     return hidden_seq, ((hT, cT, hhT, hcT) if lstm else (hT, hhT))
 
 
-RUNS: dict[type, Callable] = {
-    ConcatRNN: _run_concat,
-    FiLMRNN: _run_film,
-    StaticHyperRNN: _run_static,
-    DynamicHyperRNN: _run_dynamic,
-}
-"""Fast ``_run`` per model class (exact class, like :data:`~fxcap.modeling.fast.plans.PLANS`)."""
+for _model, _run in ((ConcatRNN, _run_concat), (FiLMRNN, _run_film), (StaticHyperRNN, _run_static), (DynamicHyperRNN, _run_dynamic)):
+    attach_fast_path(_model, run=_run)  # the scheme records hold the runs (exact classes, like the plans)
+
+
+def has_fast_run(model: torch.nn.Module) -> bool:
+    """Whether the scheme registered to exactly ``type(model)`` has a fast training path."""
+    scheme = scheme_for_class(type(model))
+    return scheme is not None and scheme.fast_run is not None
 
 
 def fast_run(model: ConditionedRNN, x: torch.Tensor, knobs: torch.Tensor, state: Sequence[torch.Tensor]):
@@ -276,7 +278,7 @@ def fast_run(model: ConditionedRNN, x: torch.Tensor, knobs: torch.Tensor, state:
 
     Raises ``ValueError`` for a model class without a fast training path.
     """
-    run = RUNS.get(type(model))
-    if run is None:
+    scheme = scheme_for_class(type(model))
+    if scheme is None or scheme.fast_run is None:
         raise ValueError(f"{type(model).__name__} has no fast training path; call the model itself")
-    return run(model, x, knobs, tuple(state))
+    return scheme.fast_run(model, x, knobs, tuple(state))

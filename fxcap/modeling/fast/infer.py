@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from fxcap.modeling.base import ConditionedRNN
+from fxcap.modeling.compute_context import reference_forced as context_reference
 from fxcap.modeling.fast.plans import Plan, make_plan
 from fxcap.modeling.fast.threads import chunks, parallel
 
@@ -29,7 +30,11 @@ _PLANS: "weakref.WeakKeyDictionary[ConditionedRNN, tuple[Any, Plan | None]]" = w
 
 
 def _weights_key(model: ConditionedRNN) -> tuple:
-    """Changes whenever a parameter is replaced or modified in place (optimizer step, load_state_dict)."""
+    """Changes whenever a parameter is replaced or modified in place (optimizer step, load_state_dict, a
+    user's ``parameter.add_()``). PyTorch's per-tensor version counter (``Tensor._version``, the counter
+    autograd uses to detect in-place changes) is the only cheap signal that sees every in-place change,
+    including those made outside fxcap; a counter of fxcap's own, bumped by fxcap's optimizer steps,
+    would miss the others and serve a stale plan (a silently wrong output)."""
     return tuple((p.data_ptr(), p._version) for p in model.parameters())
 
 
@@ -42,6 +47,12 @@ def plan_for(model: ConditionedRNN) -> Plan | None:
     plan = make_plan(model)
     _PLANS[model] = (key, plan)
     return plan
+
+
+def reference_forced(model: torch.nn.Module) -> bool:
+    """True when ``model.fast`` is False or the compute context asks for the reference path
+    (:func:`fxcap.modeling.compute_context.compute_context`, ``FXCAP_REFERENCE``)."""
+    return context_reference() or not getattr(model, "fast", True)
 
 
 def supports(model: torch.nn.Module) -> bool:
@@ -130,8 +141,6 @@ class FastRenderer:
     @property
     def fast(self) -> bool:
         """Whether calls run the numba kernels (``False``: the reference module)."""
-        from fxcap.modeling.fast import reference_forced
-
         return supports(self.model) and not reference_forced(self.model)
 
     def __call__(self, x: Any, knobs: Any, state: Any = None) -> tuple[torch.Tensor, torch.Tensor]:

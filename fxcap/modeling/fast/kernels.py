@@ -2,7 +2,7 @@
 
 Each kernel is built by a factory for one model size: hidden sizes and gate count are closure
 constants, so LLVM knows every trip count and fully vectorises the loops (with the sizes as run-time
-values the same code runs about 1.5x slower). It is compiled once per size and cached on disk: later
+values the same code runs slower: ``docs/quality.md``, "Measurements behind the code"). It is compiled once per size and cached on disk: later
 processes load the machine code from ``__pycache__`` (or numba's cache directory), keyed to the sources
 of this whole folder, so an edit of an inlined helper in :mod:`~fxcap.modeling.fast.ops` recompiles it
 (:mod:`fxcap.numba_cache`).

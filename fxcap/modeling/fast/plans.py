@@ -29,6 +29,7 @@ from fxcap.modeling.dynamic_hyper import DynamicHyperRNN
 from fxcap.modeling.fast.kernels import cell_kernel, dynamic_kernel
 from fxcap.modeling.fast.ops import aligned_copy, aligned_empty, padded
 from fxcap.modeling.film import FiLMRNN
+from fxcap.modeling.schemes import attach_fast_path, scheme_for_class
 from fxcap.modeling.static_hyper import StaticHyperRNN
 
 
@@ -204,16 +205,14 @@ class DynamicHyperPlan(Plan):
             self.kernel_one(split, hi, *args)
 
 
-PLANS: dict[type, Callable[[ConditionedRNN], Plan]] = {
-    ConcatRNN: ConcatPlan,
-    FiLMRNN: FiLMPlan,
-    StaticHyperRNN: StaticHyperPlan,
-    DynamicHyperRNN: DynamicHyperPlan,
-}
-"""Plan builder per model class (exact class: a subclass may change the math, so it runs the reference)."""
+for _model, _plan in ((ConcatRNN, ConcatPlan), (FiLMRNN, FiLMPlan), (StaticHyperRNN, StaticHyperPlan), (DynamicHyperRNN, DynamicHyperPlan)):
+    attach_fast_path(_model, plan=_plan)  # the scheme records hold the plan builders (exact classes)
 
 
 def make_plan(model: ConditionedRNN) -> Plan | None:
-    """The plan of ``model``, or ``None`` for a model without a fast path (it then runs the reference)."""
-    builder = PLANS.get(type(model))
+    """The plan of ``model``, or ``None`` for a model without a fast path (it then runs the reference):
+    the ``fast_plan`` of the scheme registered to exactly ``type(model)`` (a subclass may change the
+    maths, so it runs the reference)."""
+    scheme = scheme_for_class(type(model))
+    builder = None if scheme is None else scheme.fast_plan
     return None if builder is None else builder(model)

@@ -1,11 +1,14 @@
 """Split a batch over threads: the numba kernels release the GIL, so plain Python threads run them in parallel.
 
-The number of threads follows ``torch.get_num_threads()`` (what a training script or benchmark sets
-with ``torch.set_num_threads``), so the fast path uses the same cores as PyTorch would.
+The number of threads follows ``torch.get_num_threads()`` (what the compute context sets,
+:mod:`fxcap.modeling.compute_context`), so the fast path uses the same cores as PyTorch would. The
+pool is created on first use with more than one thread, grown when more are asked for, and shut down
+when the process exits (:func:`shutdown`, registered with :mod:`atexit`).
 """
 
 from __future__ import annotations
 
+import atexit
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
 
@@ -42,3 +45,14 @@ def parallel(job: Callable[[int, int, int], None], parts: Sequence[tuple[int, in
         _pool, _pool_size = ThreadPoolExecutor(max_workers=len(parts), thread_name_prefix="fxcap-fast"), len(parts)
     for future in [_pool.submit(job, i, a, b) for i, (a, b) in enumerate(parts)]:
         future.result()
+
+
+def shutdown() -> None:
+    """Stop the pool's threads (waiting for running jobs); the next :func:`parallel` call starts a new pool."""
+    global _pool, _pool_size
+    if _pool is not None:
+        _pool.shutdown(wait=True)
+    _pool, _pool_size = None, 0
+
+
+atexit.register(shutdown)
