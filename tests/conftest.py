@@ -1,15 +1,100 @@
 """Shared pytest fixtures: a local S3 server (moto) and a local Ray instance, each started by the tests
-themselves on this machine only and shut down when the tests that use them are done."""
+themselves on this machine only and shut down when the tests that use them are done.
+
+The suite runs on every CPU this process may use: with pytest-xdist installed (the ``dev`` extra),
+``python -m pytest`` starts one worker per CPU (none where only one CPU is allowed, e.g. under
+``taskset -c 1``), hands out whole test files, the longest first (:data:`FIRST_FILES`), and keeps the
+files of :data:`SAME_WORKER` on one worker. ``-n N`` sets the number of workers, ``-n 0`` runs in this
+process. docs/testing.md ("Suite time") has the measurements.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 
 import pytest
 
 from tests.extras import require
 
 S3_BUCKET = "fxcap-test"
+
+FIRST_FILES = ("tests/test_readme.py", "tests/recipes/test_recipes.py")
+"""The longest test files (minutes each), run first and on different workers, so that everything else
+fills in around them instead of waiting for them at the end."""
+
+SAME_WORKER = {"tests/dataset/test_dataset_parallel.py": "ray", "tests/modeling/test_sweep.py": "ray"}
+"""Files that run on the same worker (file -> group): both use :func:`ray_local`, started once."""
+
+
+def _allowed_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config):
+    """Without ``-n``, run on every allowed CPU; hand out whole files (see the module docstring)."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    if config.option.numprocesses is None:
+        config.option.numprocesses = "auto"
+    if config.option.dist == "no":
+        config.option.dist = "loadfile"
+
+
+@pytest.hookimpl(optionalhook=True)  # the xdist hooks: unknown (and unused) without pytest-xdist
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto``: one worker per CPU this process may use (its affinity), and none for a single CPU
+    (a worker process would only add its start-up); ``PYTEST_XDIST_AUTO_NUM_WORKERS`` overrides."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS", "").isdigit():
+        return int(os.environ["PYTEST_XDIST_AUTO_NUM_WORKERS"])
+    cpus = _allowed_cpus()
+    return cpus if cpus > 1 else 0
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadfile`` keeping the files of :data:`SAME_WORKER` together, in collection order."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileGroupScheduling(LoadScopeScheduling):
+        def __init__(self, config, log=None):
+            super().__init__(config, log)
+            config.option.loadscopereorder = False  # keep the order of pytest_collection_modifyitems
+
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return SAME_WORKER.get(path, path)
+
+    return FileGroupScheduling(config, log)
+
+
+def pytest_configure(config):
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # one of several workers: one thread each, child processes too
+        os.environ["OMP_NUM_THREADS"] = "1"
+        import torch
+
+        torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """:data:`FIRST_FILES` first, then files with ``slow`` tests, then the rest (each in collection order)."""
+    def path(item) -> str:
+        return item.nodeid.split("::", 1)[0]
+
+    slow_files = {path(item) for item in items if item.get_closest_marker("slow")}
+
+    def rank(item) -> int:
+        if path(item) in FIRST_FILES:
+            return FIRST_FILES.index(path(item))
+        return len(FIRST_FILES) + (0 if path(item) in slow_files else 1)
+
+    items.sort(key=rank)  # stable: the order within each group is pytest's
 
 
 @pytest.fixture(scope="module")

@@ -33,13 +33,13 @@ from typing import Any
 import numpy as np
 import pyloudnorm
 import torch
-from numpy.lib.stride_tricks import sliding_window_view
 from scipy.signal import istft, stft
 
 from fxcap.dsp.esr import esr as shared_esr
 from fxcap.dsp.levels import rms
 from fxcap.errors import ModelError
 from fxcap.modeling.losses import STFT_FFT_SIZES, MultiResolutionSTFTLoss
+from fxcap.modeling.running_median import running_median
 
 AMPLITUDE_FLOOR = 1e-10
 """Smallest amplitude used in dB conversions (-200 dBFS)."""
@@ -196,26 +196,6 @@ def transient_fft_size(sample_rate: int, length: int) -> int:
     while size > length and size > 2:
         size //= 2
     return size
-
-
-def running_median(x: np.ndarray, kernel: int, axis: int, chunk: int = 256) -> np.ndarray:
-    """Median of ``kernel`` neighbours along ``axis`` of a 2-D array, edges mirrored (``d c b a | a b c d``).
-
-    Equal, element for element, to ``scipy.ndimage.median_filter`` with a ``kernel``-long footprint
-    along ``axis`` and ``mode="reflect"`` (the element of rank ``kernel // 2``), about three times
-    faster; the other axis is processed ``chunk`` rows at a time to bound memory.
-    """
-    pad = [(0, 0), (0, 0)]
-    pad[axis] = (kernel // 2, kernel - 1 - kernel // 2)
-    padded = np.pad(x, pad, mode="symmetric")
-    out = np.empty_like(x)
-    other = 1 - axis
-    for start in range(0, x.shape[other], chunk):
-        rows = [slice(None), slice(None)]
-        rows[other] = slice(start, start + chunk)
-        windows = sliding_window_view(padded[tuple(rows)], kernel, axis=axis)
-        out[tuple(rows)] = np.partition(windows, kernel // 2, axis=-1)[..., kernel // 2]
-    return out
 
 
 def percussive_part(x: Any, sample_rate: int, kernel: int = TRANSIENT_MEDIAN_BINS) -> np.ndarray:

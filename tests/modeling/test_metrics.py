@@ -182,13 +182,19 @@ def test_esr_grade_bands(value, words):
     assert M.esr_grade(value) == words
 
 
-@pytest.mark.parametrize("kernel", [17, 4, 1])
+@pytest.mark.parametrize("kernel", [17, 4, 1, 40])
 def test_running_median_equals_scipys_median_filter(kernel):
     from scipy.ndimage import median_filter
 
-    x = np.abs(np.random.default_rng(kernel).standard_normal((37, 300)))
-    for axis, size in ((1, (1, kernel)), (0, (kernel, 1))):
-        np.testing.assert_array_equal(M.running_median(x, kernel, axis, chunk=16), median_filter(x, size=size, mode="reflect"))
+    x = np.abs(np.random.default_rng(kernel).standard_normal((37, 30)))
+    x[5, 3:20] = 0.5  # ties
+    x[6:30, 7] = 0.25
+    x[8, :] = np.inf
+    x[9, ::2] = 0.0
+    for axis, size in ((1, (1, kernel)), (0, (kernel, 1))):  # a kernel of 40 is longer than either axis
+        np.testing.assert_array_equal(M.running_median(x, kernel, axis), median_filter(x, size=size, mode="reflect"))
+    with pytest.raises(ModelError, match="NaN"):
+        M.running_median(np.full((2, 3), np.nan), kernel, 0)
 
 
     M.score_all(np.zeros(32), np.ones(32), SR)  # 32 is enough
