@@ -46,7 +46,9 @@ class Study:
     sample_rate: int = 48000
     sessions: list[Path] | None = None  # use these sessions instead of capturing
     segment_seconds: float = 2.0  # dataset segment length (shorter for short imported files)
+    split: tuple[float, float, float] = (0.6, 0.1, 0.3)  # train/valid/test shares of the trainable audio
     train_overrides: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields replacing the preset's
+    report_config: Any = None  # fxcap.report.ReportConfig (excerpt lengths, dpi); None: its defaults
     preset: str | None = None  # training preset; default "quick" with quick, else "default"
     workers: int = field(default_factory=lambda: max(1, min(2, os.cpu_count() or 1)))  # models trained at once
 
@@ -75,7 +77,7 @@ def build_study_dataset(study: Study, session_roots: list[Path]):
     """Build the study's dataset into ``<out>/dataset`` (time splits, the study's window and held-out settings)."""
     # Imported SignalTrain sessions each played their own input: split each along time on its own.
     config = BuildConfig(
-        split=SplitConfig(segment_seconds=study.segment_seconds), window=study.window, holdout=study.holdout,
+        split=SplitConfig(*study.split, segment_seconds=study.segment_seconds), window=study.window, holdout=study.holdout,
         write_wav=False, mixed_signals=bool(study.sessions),
     )
     return build_dataset(session_roots, study.out / "dataset", config, overwrite=True)
@@ -147,7 +149,8 @@ def run_study(study: Study, console: Any | None = None) -> dict[str, Any]:
     except ImportError:  # the report needs matplotlib (pip install 'fxcap[report]')
         return result
     start = time.perf_counter()
-    result["report"] = build_report(study.out / "report", session=session_roots[0], dataset=info.path, runs=runs)
+    result["report"] = build_report(study.out / "report", session=session_roots[0], dataset=info.path, runs=runs,
+                                    config=study.report_config)
     timings["report_s"] = time.perf_counter() - start
     return result
 

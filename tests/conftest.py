@@ -98,8 +98,10 @@ def pytest_collection_modifyitems(session, config, items):
 
 
 @pytest.fixture(scope="module")
-def s3_server():
-    """``s3://fxcap-test``: an empty bucket on a moto S3 server on 127.0.0.1 (fake credentials via env vars).
+def s3_server(tmp_path_factory):
+    """``s3://fxcap-test``: an empty bucket on a moto S3 server on 127.0.0.1 (fake credentials via env vars),
+    and a cache folder of its own for remote datasets (``FXCAP_CACHE_DIR``: not the user's, and not shared
+    with another test process).
 
     Yields the bucket URI. Skipped when moto's server is not installed (failed in CI: tests/extras.py).
     """
@@ -116,6 +118,7 @@ def s3_server():
         "AWS_CONFIG_FILE": "/nonexistent/fxcap-test-config",
         "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/fxcap-test-credentials",
         "AWS_EC2_METADATA_DISABLED": "true",
+        "FXCAP_CACHE_DIR": str(tmp_path_factory.mktemp("remote-cache")),
     }.items():
         patch.setenv(name, value)
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3", "AWS_REGION"):

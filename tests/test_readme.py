@@ -2,8 +2,8 @@
 
 The commands run in README order in one empty folder, so each finds what the earlier ones wrote
 (``sessions/``, ``datasets/od3``, ``runs/od3/...``), exactly as a new user typing them would. Only
-size flags are appended (:data:`SIZE_FLAGS`: the short capture signal, a few training steps, a short
-self-test): they change how much audio or how many steps, never which code runs. The README's own
+size flags are appended (:data:`SIZE_FLAGS`: the short capture signal, a smaller test share, a few
+training steps, a short self-test): they change how much audio or how many steps, never which code runs. The README's own
 names are honoured: the grid's session gets the name the later commands use for it
 (:data:`README_SESSION`), and ``dry.wav`` (the user's own audio) is written first.
 
@@ -49,6 +49,7 @@ SKIPPED_BY_DESIGN = {
 
 SIZE_FLAGS = {
     "record": ["--preset", "short"],
+    "build-dataset": ["--split", "80/10/10"],
     "train": ["--epochs", "1", "--steps", "2", "--batch-size", "4"],
     "export": ["--seconds", "0.2"],
     "report": ["--audio-seconds", "0.5"],

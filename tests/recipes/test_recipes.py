@@ -1,4 +1,9 @@
-"""Each recipe's quick preset, end to end (slow: minutes; CI runs them)."""
+"""Each recipe's quick preset, end to end (slow: a minute or two of CPU each; CI runs them).
+
+Only sizes differ from the recipes as published: two tiny epochs (:data:`SHORT_TRAINING`), the LA-2A
+recipe's short files, and for the OD-3 recipe a smaller test share and shorter report excerpts
+(:data:`SMALL_SPLIT`, :func:`small_report`): the same steps run, on less audio.
+"""
 
 import importlib.util
 import json
@@ -14,6 +19,16 @@ RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 SHORT_TRAINING = {"max_epochs": 2, "steps_per_epoch": 2, "batch_size": 4, "valid_windows": 8}
 """Two tiny epochs: enough to exercise training, resume bookkeeping, evaluation and the report (the
 model quality is the README's measured table, not this test's)."""
+
+SMALL_SPLIT = (0.8, 0.1, 0.1)
+"""Train/valid/test shares: a third of the recipe's test audio to score (every setting still has some)."""
+
+
+def small_report():
+    """Report excerpts of half a second (1 s of program material for the knob response) at 60 dpi."""
+    from fxcap.report import ExcerptConfig, ReportConfig
+
+    return ReportConfig(excerpts=ExcerptConfig(analysis_seconds=1.0, audio_seconds=0.5), dpi=60)
 
 
 def _load(name):
@@ -40,6 +55,7 @@ def test_od3_quick_recipe(tmp_path):
     od3 = _load("od3")
     study = od3.od3_study(tmp_path / "od3", quick=True)
     study.train_overrides = SHORT_TRAINING  # the plumbing, not the model quality (see the recipe's README numbers)
+    study.split, study.report_config = SMALL_SPLIT, small_report()
     result = od3.run_study(study)
     _check_result(result)
     params = dict(zip(result["test"]["scheme"], result["test"]["params"]))
@@ -78,4 +94,5 @@ def test_la2a_quick_recipe_on_signaltrain_style_files(tmp_path):
     study.window = 4096  # 8-second files: shorter windows and segments than the recipe's so every split has some
     study.segment_seconds = 0.5
     study.train_overrides = SHORT_TRAINING
+    study.report_config = small_report()
     _check_result(la2a.run_study(study))
