@@ -39,6 +39,8 @@ def pytest_cmdline_main(config):
     """Without ``-n``, run on every allowed CPU; hand out whole files (see the module docstring)."""
     if not config.pluginmanager.hasplugin("xdist"):
         return
+    if os.environ.get("PYTEST_XDIST_WORKER") or hasattr(config, "workerinput"):
+        return  # a worker runs its share itself: it must never start workers of its own
     if config.option.numprocesses is None:
         config.option.numprocesses = "auto"
     if config.option.dist == "no":
