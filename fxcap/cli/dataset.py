@@ -64,6 +64,6 @@ def dataset_validate_command(path: DatasetLocation) -> None:
     for problem in problems:
         tables.console.print(str(problem), markup=False, highlight=False)
     errors = sum(p.severity == "error" for p in problems)
-    tables.console.print(f"{path}: {errors} error(s), {len(problems) - errors} warning(s)", markup=False, highlight=False)
+    tables.console.print(f"{path}: {errors} error(s), {len(problems) - errors} warning(s)", markup=False, highlight=False, soft_wrap=True)
     if errors:
         raise typer.Exit(1)
