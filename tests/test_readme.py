@@ -49,7 +49,7 @@ SKIPPED_BY_DESIGN = {
 
 SIZE_FLAGS = {
     "record": ["--preset", "short"],
-    "build-dataset": ["--split", "80/10/10"],
+    "build-dataset": ["--split", "90/5/5"],
     "train": ["--epochs", "1", "--steps", "2", "--batch-size", "4"],
     "export": ["--seconds", "0.2"],
     "report": ["--audio-seconds", "0.5"],

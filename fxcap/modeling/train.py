@@ -41,7 +41,7 @@ from fxcap.io import atomic_write_text
 from fxcap.locking import folder_lock, remove_stale
 from fxcap.modeling.checkpoint import load_state, load_weights, save_json, save_state, save_weights
 from fxcap.modeling.compute_context import ComputeContext, in_compute_context
-from fxcap.modeling.losses import CombinedLoss
+from fxcap.modeling.losses import CombinedLoss, energy_ratio
 from fxcap.modeling.registry import ModelConfig, build_model
 from fxcap.modeling.run_folder import FRESH_HINT, normalized, plan_run_start, read_run_config
 from fxcap.modeling.schedule import TrainingClock, cosine_at, cosine_factor, ramp
@@ -238,6 +238,9 @@ def _train(data: TrainingData, model_config: ModelConfig, run_dir: Path, config:
     state_path = run_dir / "state.pt"
     loss_fn = data.loss_fn
     model = build_model(model_config if model_config.seed is not None else replace(model_config, seed=config.seed))
+    if config.nonlinear_energy_weight and getattr(model, "linear_path", None) is None:
+        raise ModelError("nonlinear_energy_weight penalises the cell's part of the output beside a linear path; "
+                         "the model has none: add --linear-path, or set the weight to 0")
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     lr_scale = [1.0]  # lowered by each recovery from a divergence (the cosine schedule reads it)
     recoveries: list[str] = []
@@ -285,9 +288,14 @@ def _train(data: TrainingData, model_config: ModelConfig, run_dir: Path, config:
         total, steps, counted, skipped, bad_in_a_row = 0.0, 0, 0, 0, 0
         n_steps = len(train_loader)
         for x, y, knobs in train_loader:
-            pred, _ = model(x, knobs)
-            loss = loss_fn(pred, y, stft_scale=ramp(epoch * n_steps + steps, config.stft_warmup_steps),
-                           power=train_power.lookup(knobs) if train_power is not None else None)
+            power = train_power.lookup(knobs) if train_power is not None else None
+            if config.nonlinear_energy_weight:
+                pred, _, parts = model.forward_parts(x, knobs)
+            else:
+                pred, _ = model(x, knobs)
+            loss = loss_fn(pred, y, stft_scale=ramp(epoch * n_steps + steps, config.stft_warmup_steps), power=power)
+            if config.nonlinear_energy_weight:
+                loss = loss + config.nonlinear_energy_weight * energy_ratio(parts["nonlinear"], y, power, config.esr_emphasis)
             optimizer.zero_grad(set_to_none=True)
             value = loss.item()
             finite = math.isfinite(value)
