@@ -1,7 +1,7 @@
 """The training orchestrator: a request -> run specs -> each run trained (or resumed) and evaluated -> compared.
 
-``fxcap train`` (:func:`train_models`, also used by the recipes) and ``fxcap sweep``
-(:mod:`fxcap.modeling.sweep`) go through the same three steps:
+``fxcap train`` (:func:`train_models`) and ``fxcap sweep`` (:mod:`fxcap.modeling.sweep`, which the recipes
+use) go through the same three steps:
 
 1. :func:`plan_runs` expands a :class:`RunGrid` (datasets x cells x schemes x seeds, one preset and its
    overrides) into :class:`RunSpec` s, in that order, and decides where each run folder goes:
