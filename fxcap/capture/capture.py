@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from fxcap.capture.backend_details import BackendDetails
 from fxcap.capture.backends.factory import make_backend, parse_backend_spec, resolve_device
 from fxcap.capture.budget import CaptureEstimate, confirm_capture
 from fxcap.dsp.levels import db_to_amp
@@ -87,6 +88,12 @@ RESUMED_SOUNDCARD_OPTIONS = ("output_channels", "input_channel", "loopback_chann
 """Sound-card options a resumed session takes from its manifest unless given again."""
 
 
+def _resumed_soundcard_options(stored: BackendDetails) -> dict[str, Any]:
+    """The sound-card options of :data:`RESUMED_SOUNDCARD_OPTIONS` the manifest holds (lists as given)."""
+    values = {name: getattr(stored, name) for name in RESUMED_SOUNDCARD_OPTIONS}
+    return {name: list(value) if isinstance(value, tuple) else value for name, value in values.items() if value is not None}
+
+
 def soundcard_options(backend: str, **given: Any) -> dict[str, Any]:
     """The backend options for the sound-card flags given (``None``: not given).
 
@@ -120,24 +127,24 @@ def run_capture(request: CaptureRequest, observer: Observer | None = None) -> Se
         path = request.out or newest_session(request.sessions_dir)
         session = Session.open(path)
         stored = session.manifest.backend
-        if stored.get("name") == "import":
+        if stored.name == "import":
             raise CaptureError(f"{path} was imported from files, not recorded; continue it with `fxcap import --resume --out {path}`")
-        if stored.get("name") == "signaltrain":
+        if stored.name == "signaltrain":
             raise CaptureError(f"{path} was imported from a SignalTrain dataset, not recorded; import it again into a new --out")
-        backend_spec = stored.get("spec", request.backend)
+        backend_spec = stored.spec or request.backend
         options = dict(request.backend_options)
         if parse_backend_spec(backend_spec)[0] == "soundcard":
-            options = {**{k: stored[k] for k in RESUMED_SOUNDCARD_OPTIONS if stored.get(k) is not None}, **options}
+            options = {**_resumed_soundcard_options(stored), **options}
         device = session.manifest.device
         if parse_backend_spec(backend_spec)[0] == "plugin":
-            source = stored.get("profile")  # the profile that narrowed the plugin's knobs, if any
+            source = stored.profile  # the profile that narrowed the plugin's knobs, if any
         else:
-            source = device.name if device.name in BUILTIN_PROFILES else stored.get("profile_source", device.name)
+            source = device.name if device.name in BUILTIN_PROFILES else stored.profile_source or device.name
         backend = make_backend(
             backend_spec,
             source,
             session.sample_rate,
-            seed=int(stored.get("seed", request.seed)),
+            seed=int(stored.seed if stored.seed is not None else request.seed),
             **options,
         )
         with backend:
@@ -153,8 +160,8 @@ def run_capture(request: CaptureRequest, observer: Observer | None = None) -> Se
             planned = make_plan(profile, request.plan)
         except ValueError as exc:
             raise CaptureError(str(exc)) from None
-        info = {**backend.describe(), "spec": request.backend, "seed": request.seed,
-                "profile_source": resolve_device(request.backend, request.device)}
+        info = BackendDetails.from_dict({**backend.describe(), "spec": request.backend, "seed": request.seed,
+                                         "profile_source": resolve_device(request.backend, request.device)})
         peak = request.peak_dbfs
         pick_level = peak is None and backend.deterministic
         signal = _capture_signal(request, DEFAULT_PEAK_DBFS if pick_level else peak)
@@ -165,7 +172,7 @@ def run_capture(request: CaptureRequest, observer: Observer | None = None) -> Se
                                      lambda level: base.audio * np.float32(db_to_amp(level - DEFAULT_PEAK_DBFS)),
                                      DEFAULT_PEAK_DBFS, request.record.checks)
             peak = choice.peak_dbfs
-            info["level"] = {**choice.to_dict(), "note": choice.describe(profile.name)}
+            info = replace(info, level={**choice.to_dict(), "note": choice.describe(profile.name)})
             observe("level", {"choice": choice, "message": choice.describe(profile.name)})
             signal = _capture_signal(request, peak)
         out = request.out or default_session_dir(request.sessions_dir, profile.name)

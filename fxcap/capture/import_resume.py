@@ -41,13 +41,13 @@ def _planned_files(session: Session) -> list[tuple[PlannedTake, Recording]]:
 def _options(session: Session, config: ImportConfig) -> ImportConfig:
     """The import's stored channel and resampling; given options must agree with them."""
     stored = session.manifest.backend
-    channel = stored.get("channel")
+    channel = stored.channel
     if config.channel is not None and config.channel != channel:
         raise FxcapError(
             f"{session.root} was imported with --channel {channel or '(none)'}, not {config.channel}; resume without "
             "--channel, or import into a new --out"
         )
-    return dataclasses.replace(config, channel=channel, resample=bool(stored.get("resample")) or config.resample)
+    return dataclasses.replace(config, channel=channel, resample=bool(stored.resample) or config.resample)
 
 
 def _check_same_files(session: Session, given: Sequence[str | Path], planned: list[tuple[PlannedTake, Recording]]) -> None:
@@ -68,8 +68,7 @@ def _calibration(session: Session, signal, config: ImportConfig, observe: Observ
         return Calibration.from_dict(stored["result"])
     if stored.get("source") == "none":
         return None
-    backend = session.manifest.backend
-    bypass = backend.get("bypass_source") or backend.get("bypass_file")
+    bypass = session.manifest.backend.bypass
     if bypass is not None and not Path(bypass).is_file():
         raise FxcapError(f"bypass recording {bypass} of the import in {session.root} does not exist any more; put it back")
     with interruptible(session):
@@ -89,7 +88,7 @@ def resume_import(
     """
     path = Path(out) if out is not None else newest_session(sessions_dir)
     session = Session.open(path)
-    if session.manifest.backend.get("name") != "import":
+    if session.manifest.backend.name != "import":
         raise CaptureError(f"{path} was not made by `fxcap import`; continue a recorded session with `fxcap record --resume --out {path}`")
     planned = _planned_files(session)
     _check_same_files(session, recordings, planned)

@@ -51,6 +51,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from fxcap.capture.align import AlignConfig, Calibration
+from fxcap.capture.backend_details import BackendDetails
 from fxcap.capture.backends.base import RawTake
 from fxcap.capture.capture import default_session_dir
 from fxcap.capture.layout import TestSignal
@@ -255,23 +256,23 @@ def import_recordings(
             for t, r in zip(planned, planned_files)
         ],
     }
-    backend_info = {
-        "name": "import",
-        "sample_rate": signal.sample_rate,
-        "device": profile.name,
-        "signal_file": str(signal_path),
-        "bypass_file": str(bypass) if bypass is not None else None,
-        "bypass_source": str(Path(bypass).resolve()) if bypass is not None else None,
-        "channel": config.channel,
-        "resample": config.resample,
-    }
+    backend_info = BackendDetails(
+        "import",
+        sample_rate=signal.sample_rate,
+        device=profile.name,
+        signal_file=str(signal_path),
+        bypass_file=str(bypass) if bypass is not None else None,
+        bypass_source=str(Path(bypass).resolve()) if bypass is not None else None,
+        channel=config.channel,
+        resample=config.resample,
+    )
     root = Path(out) if out is not None else default_session_dir(Path(sessions_dir), profile.name)
     with folder_lock(root, "import"):  # one writer per session folder
         return _import_into(root, signal, profile, plan, backend_info, inferred, skipped, planned, planned_files, bypass,
                             config, observe)
 
 
-def _import_into(root: Path, signal: TestSignal, profile: DeviceProfile, plan: dict[str, Any], backend_info: dict[str, Any],
+def _import_into(root: Path, signal: TestSignal, profile: DeviceProfile, plan: dict[str, Any], backend_info: BackendDetails,
                  inferred: Any, skipped: list[Path], planned: list[PlannedTake], planned_files: list[Any],
                  bypass: str | Path | None, config: ImportConfig, observe: Observer) -> Session:
     """The writing half of :func:`import_recordings`: the session folder, its calibration and takes."""

@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from fxcap.capture.align import AlignConfig, Calibration, align_take, measure_calibration
+from fxcap.capture.backend_details import BackendDetails
 from fxcap.capture.backends.base import Backend, RawTake
 from fxcap.capture.checks import CheckConfig, check_take, reference_drift_db, session_checks
 from fxcap.capture.layout import TestSignal, audio_sha256
@@ -181,7 +182,7 @@ def finish_session(session: Session, signal: TestSignal, config: RecordConfig, o
 
 def resume_command(session: Session) -> str:
     """The command that continues ``session``: ``fxcap import --resume`` for an imported one."""
-    verb = "import" if session.manifest.backend.get("name") == "import" else "record"
+    verb = "import" if session.manifest.backend.name == "import" else "record"
     return f"fxcap {verb} --resume --out {session.root}"
 
 
@@ -353,12 +354,13 @@ def record_session(
     plan: dict[str, Any],
     config: RecordConfig | None = None,
     observer: Observer | None = None,
-    backend_info: dict[str, Any] | None = None,
+    backend_info: BackendDetails | None = None,
 ) -> Session:
     """Create a session in ``out_dir`` and record every take of ``plan`` (see :mod:`fxcap.capture.plan`).
 
     Returns the completed session. Raises :class:`CaptureError` if a take keeps failing its
     checks; everything recorded so far stays on disk and :func:`resume_session` continues.
+    ``backend_info`` is what the manifest records about the backend (default: ``backend.describe()``).
     """
     config = config or RecordConfig()
     if signal.sample_rate != backend.sample_rate:
@@ -371,7 +373,7 @@ def record_session(
         session = Session.create(
             out_dir,
             device=backend.profile,
-            backend=backend_info or backend.describe(),
+            backend=backend_info or BackendDetails.from_dict(backend.describe()),
             signal_audio=signal.audio,
             layout=signal.layout,
             plan=plan,

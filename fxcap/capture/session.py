@@ -12,6 +12,13 @@ Layout (all paths in the manifest are relative to the session folder)::
 
 A take is listed in the manifest only after its audio is on disk, so a crash never leaves a
 manifest entry without its files; ``fxcap record --resume`` continues with the next planned take.
+
+Typed records, same JSON: the backend entry is a :class:`~fxcap.capture.backend_details.BackendDetails`
+and the checks across takes are :attr:`SessionManifest.session_checks`, a list of :class:`CheckResult`.
+The writer keeps the layout of ``session.json`` as it was (schema version 1): ``"backend"`` is one flat
+object and the session checks are stored in ``calibration["session_checks"]``, so a session written
+before loads (and saves back to the same JSON), and an fxcap from before reads a session written now
+(``tests/capture/test_session_compat.py``). In memory ``calibration`` no longer holds the checks.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from fxcap import __version__
+from fxcap.capture.backend_details import BackendDetails
 from fxcap.capture.layout import SignalLayout, read_layout
 from fxcap.capture.profiles import DeviceProfile, KnobValue
 from fxcap.capture.take_files import check_manifest_paths, file_sha256
@@ -34,6 +42,8 @@ from fxcap.outpaths import check_out_dir
 
 SESSION_SCHEMA_VERSION = 1
 MANIFEST_NAME = "session.json"
+SESSION_CHECKS_KEY = "session_checks"
+"""Where ``session.json`` stores the checks across takes: ``calibration["session_checks"]``."""
 
 
 def now_iso() -> str:
@@ -41,7 +51,7 @@ def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat()
 
 
-@dataclass
+@dataclass(frozen=True)
 class CheckResult:
     """The outcome of one check on a take. ``value`` is the measured figure in ``unit``."""
 
@@ -55,6 +65,10 @@ class CheckResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "CheckResult":
+        return cls(**data)
 
 
 @dataclass
@@ -126,16 +140,21 @@ class TakeRecord:
         data = dict(data)
         data.pop("passed", None)
         data["alignment"] = Alignment.from_dict(data["alignment"])
-        data["checks"] = [CheckResult(**c) for c in data["checks"]]
+        data["checks"] = [CheckResult.from_dict(c) for c in data["checks"]]
         return cls(**data)
 
 
 @dataclass
 class SessionManifest:
-    """Everything needed to trust and reuse a capture. Versioned: ``schema_version``."""
+    """Everything needed to trust and reuse a capture. Versioned: ``schema_version``.
+
+    ``session_checks``: the checks across takes (latency and drift spread, reference drift...), run when
+    the session finished; ``None`` before. ``calibration``: the bypass take's measurement (see
+    :func:`fxcap.capture.record.store_calibration`), without the session checks.
+    """
 
     device: DeviceProfile
-    backend: dict[str, Any]
+    backend: BackendDetails
     sample_rate: int
     signal: dict[str, Any]  # {"file", "layout_file", "version", "sha256", "preset", "source"}
     plan: dict[str, Any]  # {"kind", "settings": [{knob: value}], "order", "reference_every", ...}
@@ -147,8 +166,13 @@ class SessionManifest:
     fxcap_version: str = __version__
     schema_version: int = SESSION_SCHEMA_VERSION
     notes: list[str] = field(default_factory=list)
+    session_checks: list[CheckResult] | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The ``session.json`` object (the session checks inside ``calibration``, see the module docstring)."""
+        calibration = dict(self.calibration)
+        if self.session_checks is not None:
+            calibration[SESSION_CHECKS_KEY] = [c.to_dict() for c in self.session_checks]
         return {
             "schema_version": self.schema_version,
             "fxcap_version": self.fxcap_version,
@@ -156,27 +180,17 @@ class SessionManifest:
             "updated_at": self.updated_at,
             "status": self.status,
             "device": self.device.to_dict(),
-            "backend": self.backend,
+            "backend": self.backend.to_dict(),
             "sample_rate": self.sample_rate,
             "signal": self.signal,
             "plan": self.plan,
-            "calibration": self.calibration,
+            "calibration": calibration,
             "takes": [t.to_dict() for t in self.takes],
             "notes": list(self.notes),
         }
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True, allow_nan=False) + "\n"
-
-    @property
-    def session_checks(self) -> list[CheckResult]:
-        """The checks across takes (latency and drift spread, reference drift...), run when the session
-        finished; empty before. Stored in ``calibration["session_checks"]`` (the session.json layout)."""
-        return [CheckResult(**check) for check in self.calibration.get("session_checks", [])]
-
-    @session_checks.setter
-    def session_checks(self, checks: list[CheckResult]) -> None:
-        self.calibration["session_checks"] = [c.to_dict() for c in checks]
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SessionManifest":
@@ -186,6 +200,8 @@ class SessionManifest:
                 f"session schema version {version} is not supported (this fxcap reads version "
                 f"{SESSION_SCHEMA_VERSION}); upgrade fxcap or re-record"
             )
+        calibration = dict(data.get("calibration", {}))
+        checks = calibration.pop(SESSION_CHECKS_KEY, None)
         return cls(
             schema_version=version,
             fxcap_version=data["fxcap_version"],
@@ -193,13 +209,14 @@ class SessionManifest:
             updated_at=data["updated_at"],
             status=data["status"],
             device=DeviceProfile.from_dict(data["device"]),
-            backend=data["backend"],
+            backend=BackendDetails.from_dict(data["backend"]),
             sample_rate=int(data["sample_rate"]),
             signal=data["signal"],
             plan=data["plan"],
-            calibration=data.get("calibration", {}),
+            calibration=calibration,
             takes=[TakeRecord.from_dict(t) for t in data["takes"]],
             notes=list(data.get("notes", [])),
+            session_checks=None if checks is None else [CheckResult.from_dict(c) for c in checks],
         )
 
 
@@ -220,7 +237,7 @@ class Session:
         root: str | Path,
         *,
         device: DeviceProfile,
-        backend: dict[str, Any],
+        backend: BackendDetails,
         signal_audio: np.ndarray,
         layout: SignalLayout,
         plan: dict[str, Any],

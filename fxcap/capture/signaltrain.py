@@ -37,6 +37,7 @@ from fxcap.capture.layout import Region, SignalLayout, TestSignal, audio_sha256
 from fxcap.capture.plan import PlannedTake
 from fxcap.capture.profiles import DeviceProfile, Knob, KnobValue
 from fxcap.capture.record import RecordConfig, TakeResult, finish_session, keep_take
+from fxcap.capture.backend_details import BackendDetails
 from fxcap.capture.backends.base import RawTake
 from fxcap.capture.session import Alignment, CheckResult, Session
 from fxcap.errors import FxcapError
@@ -235,7 +236,7 @@ def import_signaltrain(
         session = Session.create(
             out / item.key,
             device=profile,
-            backend={"name": "signaltrain", "sample_rate": rate, "device": profile.name, "source": str(item.input.parent)},
+            backend=BackendDetails("signaltrain", sample_rate=rate, device=profile.name, source=str(item.input.parent)),
             signal_audio=signal.audio,
             layout=signal.layout,
             plan={"kind": "signaltrain", "takes": [{"index": t.index, "knobs": t.knobs, "is_reference": False,

@@ -120,7 +120,7 @@ def print_session_summary(session: Any) -> None:
     for row_cells in cells:
         table.add_row(*row_cells)
     console.print(table)
-    for check in session.manifest.session_checks:
+    for check in session.manifest.session_checks or []:
         style = "green" if check.passed else ("yellow" if check.severity == "warning" else "red")
         console.print(f"[{style}]{check.name}[/]: {check.message}")
 

@@ -162,7 +162,7 @@ def _manifest(p: BuildPlan, files: list[dict[str, Any]]) -> dict[str, Any]:
                 "name": p.names[i],
                 "created_at": s.manifest.created_at,
                 "status": s.manifest.status,
-                "backend": s.manifest.backend,
+                "backend": s.manifest.backend.to_dict(),
                 **({"signal_sha256": p.signals[_signal_of(p, i)]["sha256"]} if mixed else {}),
                 "takes_used": [t.record.take_id for t in takes if t.session_index == i],
                 "takes_skipped": p.skipped[i],

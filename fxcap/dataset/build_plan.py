@@ -105,7 +105,7 @@ class BuildPlan:
         return sum(row.nbytes for rows in self.rows.values() for row in rows)
 
     def columns(self, batch: list[Row]) -> dict[str, pa.Array]:
-        backends = [str(s.manifest.backend.get("name", "unknown")) for s in self.sessions]
+        backends = [s.manifest.backend.name for s in self.sessions]
         return scalar_columns(batch, self.profile, self.knobs, backends, self.rate)
 
     def schema(self, split: str) -> pa.Schema:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fxcap.capture.backend_details import BackendDetails
 from fxcap.dataset.splits import ALL_SPLITS
 
 
@@ -90,7 +91,7 @@ def render_card(manifest: dict[str, Any]) -> str:
         stats = manifest["quality"].get(key)
         if stats:
             lines.append(f"| {label} | {_fmt(stats['min'])} | {_fmt(stats['median'])} | {_fmt(stats['max'])} |")
-    sessions = ", ".join(f"{s['name']} ({s['backend'].get('name', 'unknown')})" for s in manifest["sessions"])
+    sessions = ", ".join(f"{s['name']} ({BackendDetails.from_dict(s['backend']).name})" for s in manifest["sessions"])
     lines += ["", f"Sessions: {sessions}. Signal sha256 `{manifest['signal']['sha256']}`.", ""]
 
     lines += [

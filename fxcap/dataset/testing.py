@@ -24,6 +24,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 from scipy.signal import lfilter
 
+from fxcap.capture.backend_details import BackendDetails
 from fxcap.capture.layout import Region, SignalLayout, TestSignal, audio_sha256
 from fxcap.capture.markers import sync_marker
 from fxcap.capture.profiles import OD3, DeviceProfile, KnobValue
@@ -221,7 +222,7 @@ def make_dummy_session(
     session = Session.create(
         root,
         device=profile,
-        backend={"name": backend, "sample_rate": sample_rate, "device": profile.name},
+        backend=BackendDetails(backend, sample_rate=sample_rate, device=profile.name),
         signal_audio=signal.audio,
         layout=layout,
         plan={"kind": "grid", "settings": settings, "order": "as-listed", "reference_every": 0,

@@ -1,9 +1,12 @@
 """Training sweeps: every scheme x cell x seed (x dataset), in parallel, resumable, with retries.
 
-One trial is one training run (:func:`fxcap.modeling.train.train`) followed by its evaluation, written to
-its own run folder ``<runs>/<dataset name>/<cond>-<cell>-s<seed>`` (the names ``fxcap train`` uses).
-Trials run in local worker processes (default), in this process (``workers=1``) or as Ray tasks on a
-cluster (``ray="auto"`` / ``"HOST:PORT"`` / ``"local"``), each with ``cpus_per_trial`` CPUs (torch threads).
+One trial is one run of the training orchestrator (:mod:`fxcap.modeling.pipeline`, as ``fxcap train``): the
+grid is expanded by :func:`~fxcap.modeling.pipeline.plan_runs`, each trial trained and evaluated by
+:func:`~fxcap.modeling.pipeline.start_run` into its run folder ``<runs>/<dataset name>/<cond>-<cell>-s<seed>``,
+and each dataset compared by :func:`~fxcap.modeling.pipeline.compare_dataset`. This module adds the grid
+of cells, seeds and datasets, the executor and the record of the trials. Trials run in local worker
+processes (default), in this process (``workers=1``) or as Ray tasks on a cluster (``ray="auto"`` /
+``"HOST:PORT"`` / ``"local"``), each with ``cpus_per_trial`` CPUs (torch threads).
 
 ``<runs>/sweep.json`` records every trial: its settings, status (``pending``, ``running``, ``done``,
 ``failed``), attempts (with the error of each failed one), the last error and its traceback, and results. Only this process writes it, atomically after every
@@ -29,17 +32,14 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from fxcap.dataset import load_dataset_info
-from fxcap.dataset.remote import locate, location_text
+from fxcap.dataset.remote import location_text
 from fxcap.errors import FxcapError, ModelError
 from fxcap.io import atomic_write_json
-from fxcap.modeling.compare import aggregate_seeds, compare_runs, dataset_runs
+from fxcap.modeling.compare import aggregate_seeds
 from fxcap.modeling.config import CELLS, CONDS
-from fxcap.modeling.evaluate import evaluate_run
-from fxcap.modeling.pipeline import PRESETS, preset_config, preset_model_options, run_name
-from fxcap.modeling.registry import ModelConfig, registered_models
+from fxcap.modeling.pipeline import PRESETS, RunGrid, RunSpec, compare_dataset, plan_runs, start_run
+from fxcap.modeling.registry import registered_models
 from fxcap.modeling.run_folder import setting_changes
-from fxcap.modeling.train import TrainConfig, train
 from fxcap.parallel import ProcessRunner, TaskRunner, task_runner, unwrap_error
 
 SWEEP_FILE = "sweep.json"
@@ -100,6 +100,13 @@ class SweepConfig:
             raise ModelError("retries must be >= 0 and cpus_per_trial > 0")
         self.runs_dir = Path(self.runs_dir)
 
+    def grid(self) -> RunGrid:
+        """The runs of this sweep (every run resumes; a trial's torch threads are its CPU share)."""
+        return RunGrid(datasets=tuple(self.datasets), conds=tuple(self.conds), cells=tuple(self.cells), seeds=tuple(self.seeds),
+                       runs_dir=self.runs_dir, preset=self.preset, overrides=dict(self.overrides),
+                       model_overrides=dict(self.model_overrides),
+                       threads=self.overrides.get("threads") or max(1, int(self.cpus_per_trial)), seed_in_model=True)
+
 
 @dataclass
 class SweepResult:
@@ -121,16 +128,13 @@ class SweepResult:
 def run_trial(spec: dict[str, Any]) -> dict[str, Any]:
     """Train (or resume) and evaluate one trial; returns its results. Runs in a worker, or here.
 
-    ``spec`` holds plain data only: ``dataset``, ``run_dir``, ``model`` and ``train`` (config dicts),
-    ``cache_dir``, ``cache_max_bytes``.
+    ``spec`` holds plain data only: ``run`` (:meth:`RunSpec.to_dict`), ``cache_dir``, ``cache_max_bytes``.
     """
     started = time.perf_counter()
-    run_dir = Path(spec["run_dir"])
-    dataset = spec["dataset"]
     cache = {"cache_dir": spec.get("cache_dir"), "cache_max_bytes": spec.get("cache_max_bytes")}
     # resumes a run that finished an epoch; refuses one of other settings or another dataset (run_folder)
-    result = train(dataset, ModelConfig.from_dict(spec["model"]), run_dir, TrainConfig(**spec["train"]), resume=True, **cache)
-    summary = evaluate_run(run_dir, dataset, **cache)
+    outcome = start_run(RunSpec.from_dict(spec["run"]), resume=True, cache=cache)
+    result, summary = outcome.result, outcome.evaluation or {}
     return {
         "epochs": result.epochs,
         "best_valid_loss": result.best_valid_loss,
@@ -172,43 +176,28 @@ class _Sweep:
         self.path = config.runs_dir / SWEEP_FILE
         self.records: dict[str, dict[str, Any]] = {}
         self.order: list[str] = []
+        self.specs: dict[str, RunSpec] = {}  # the trials this sweep plans (plan_runs), by trial name
 
     # -- planning -------------------------------------------------------------------------------------------
     def plan(self) -> None:
-        c = self.config
-        names: dict[str, str] = {}
         previous = self._load()
-        threads = c.overrides.get("threads") or max(1, int(c.cpus_per_trial))
-        for dataset in c.datasets:
-            location = locate(dataset)
-            info = load_dataset_info(location)
-            name = location.name
-            if name in names and names[name] != str(location):
-                raise ModelError(f"datasets {names[name]} and {location} share the name {name!r}; their run folders would "
-                                 "collide: sweep them into separate --runs folders")
-            names[name] = str(location)
-            for cell in c.cells:
-                for cond in c.conds:
-                    for seed in c.seeds:
-                        model = ModelConfig(cond=cond, cell=cell, num_knobs=len(info.knob_names),
-                                            **{**preset_model_options(c.preset), **c.model_overrides, "seed": seed})
-                        train_config = preset_config(c.preset, cond, c.overrides, seed=seed, threads=threads)
-                        key = f"{name}/{run_name(cond, cell, seed)}"
-                        record = {
-                            "trial": key, "dataset": location_text(location), "dataset_hash": info.dataset_hash,
-                            "cond": cond, "cell": cell, "seed": seed, "run_dir": str(c.runs_dir / name / run_name(cond, cell, seed)),
-                            "model": model.to_dict(), "train": train_config.to_dict(),
-                            "status": "pending", "attempts": 0, "error": None, "result": None,
-                        }
-                        old = previous.get(key)
-                        if old is not None:
-                            record["attempts"] = int(old.get("attempts", 0))
-                            record["history"] = list(old.get("history", []))
-                            if self._finished(old, record):
-                                record.update(status="done", result=old.get("result"), error=None)
-                        if key not in self.records:
-                            self.order.append(key)
-                        self.records[key] = record
+        self.specs = {spec.key: spec for spec in plan_runs(self.config.grid())}
+        for key, spec in self.specs.items():
+            record = {
+                "trial": key, "dataset": spec.dataset, "dataset_hash": spec.dataset_hash,
+                "cond": spec.cond, "cell": spec.cell, "seed": spec.seed, "run_dir": str(spec.run_dir),
+                "model": spec.model.to_dict(), "train": spec.train.to_dict(),
+                "status": "pending", "attempts": 0, "error": None, "result": None,
+            }
+            old = previous.get(key)
+            if old is not None:
+                record["attempts"] = int(old.get("attempts", 0))
+                record["history"] = list(old.get("history", []))
+                if self._finished(old, record):
+                    record.update(status="done", result=old.get("result"), error=None)
+            if key not in self.records:
+                self.order.append(key)
+            self.records[key] = record
         # trials of an earlier sweep into this folder that this one does not plan are kept as they were
         for key, old in previous.items():
             if key not in self.records:
@@ -251,9 +240,9 @@ class _Sweep:
             self.on_event(kind, record)
 
     # -- running --------------------------------------------------------------------------------------------
-    def _spec(self, record: dict[str, Any]) -> dict[str, Any]:
+    def _spec(self, key: str) -> dict[str, Any]:
         c = self.config
-        return {"dataset": record["dataset"], "run_dir": record["run_dir"], "model": record["model"], "train": record["train"],
+        return {"run": self.specs[key].to_dict(),
                 "cache_dir": None if c.cache_dir is None else str(c.cache_dir), "cache_max_bytes": c.cache_max_bytes}
 
     def _runner(self, todo: int) -> TaskRunner:
@@ -283,7 +272,7 @@ class _Sweep:
                         tries[key] += 1
                         self._save()
                         self._event("start", record)
-                        running[runner.submit(run_trial, self._spec(record), num_cpus=self.config.cpus_per_trial)] = key
+                        running[runner.submit(run_trial, self._spec(key), num_cpus=self.config.cpus_per_trial)] = key
                     done, _ = wait(list(running), return_when=FIRST_COMPLETED)
                     broken = False
                     for future in done:
@@ -326,9 +315,7 @@ class _Sweep:
                 raise
 
     def _planned(self) -> set[str]:
-        names = {locate(d).name for d in self.config.datasets}
-        c = self.config
-        return {f"{n}/{run_name(cond, cell, seed)}" for n in names for cell in c.cells for cond in c.conds for seed in c.seeds}
+        return set(self.specs)
 
     # -- comparing ------------------------------------------------------------------------------------------
     def compare(self) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
@@ -339,9 +326,10 @@ class _Sweep:
             if record["status"] == "done" and (Path(record["run_dir"]) / "evaluation.json").is_file():
                 by_dataset.setdefault(key.split("/", 1)[0], []).append(Path(record["run_dir"]))
         for name in by_dataset:  # every evaluated run of the dataset, earlier `fxcap train` runs too
-            frame = compare_runs(dataset_runs(self.config.runs_dir / name), self.config.runs_dir / name)
-            comparisons[name] = frame
-            aggregates[name] = aggregate_seeds(frame)
+            frame = compare_dataset(self.config.runs_dir / name)
+            if frame is not None:
+                comparisons[name] = frame
+                aggregates[name] = aggregate_seeds(frame)
         return comparisons, aggregates
 
 

@@ -41,7 +41,7 @@ def summary_section(session: Session | None, dataset: DatasetInfo | None, runs: 
             ("session", str(session.root)),
             ("device", f"{m.device.name} ({m.device.kind}); knobs: " + ", ".join(
                 f"{k.name} {'/'.join(k.values)}" if k.is_switch else f"{k.name} {k.minimum:g}-{k.maximum:g}" for k in m.device.knobs)),
-            ("capture", f"backend {m.backend.get('name', '?')}, {session.sample_rate} Hz, signal {m.signal.get('preset', '?')} "
+            ("capture", f"backend {m.backend.name}, {session.sample_rate} Hz, signal {m.signal.get('preset', '?')} "
                         f"({seconds:.1f} s), status {m.status}"),
             ("takes", f"{len(takes)} ({len(takes) - failed} passed, {failed} failed, {refs} reference)"),
         ]

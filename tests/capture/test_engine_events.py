@@ -83,8 +83,8 @@ def test_reference_retakes_report_device_drift(tmp_path, signal):
     assert drift[0]["ok"] and drift[0]["esr_db"] < -40.0
     assert not drift[1]["ok"] and drift[1]["esr_db"] == pytest.approx(20 * np.log10(1 - 10 ** (-3 / 20)), abs=0.5)
     assert any(n.startswith("take-0005: the reference setting differs from take-0001") for n in session.manifest.notes)
-    check = next(c for c in session.manifest.calibration["session_checks"] if c["name"] == "reference_drift")
-    assert not check["passed"] and check["severity"] == "warning"
+    check = next(c for c in session.manifest.session_checks if c.name == "reference_drift")
+    assert not check.passed and check.severity == "warning"
 
 
 def _files(root):

@@ -58,7 +58,7 @@ def test_bypass_recovers_the_injected_delay_and_gain_and_takes_match_the_device(
     cal = session.manifest.calibration["result"]
     assert abs(cal["latency_samples"] - LATENCY) < 0.05, cal["latency_samples"]
     assert abs(cal["gain_db"] - GAIN_DB) < 0.05, cal["gain_db"]
-    assert session.manifest.backend["name"] == "import" and session.manifest.status == "complete"
+    assert session.manifest.backend.name == "import" and session.manifest.status == "complete"
     assert [t.knobs for t in session.takes] == [{"level": 5.0, **s} for s in SETTINGS]
     for i, take in enumerate(session.takes):
         assert take.alignment.latency_samples == pytest.approx(cal["latency_samples"])

@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 
+from fxcap.capture.backend_details import BackendDetails
 from fxcap.capture.layout import Region, SignalLayout, audio_sha256
 from fxcap.capture.profiles import OD3
 from fxcap.capture.session import (
@@ -43,7 +44,7 @@ def _take(index, passed=True):
 
 def test_create_add_take_and_reopen(tmp_path):
     audio = np.linspace(-1, 1, 480, dtype=np.float32)
-    session = Session.create(tmp_path / "s", device=OD3, backend={"name": "sim"}, signal_audio=audio, layout=_layout(audio), plan={"takes": []})
+    session = Session.create(tmp_path / "s", device=OD3, backend=BackendDetails("sim"), signal_audio=audio, layout=_layout(audio), plan={"takes": []})
     session.add_take(_take(1), aligned=audio * 2, raw=np.concatenate([np.zeros(12), audio]))
     reopened = Session.open(tmp_path / "s")
     assert reopened.manifest.device == OD3
@@ -63,7 +64,7 @@ def test_errors_for_missing_corrupt_and_future_sessions(tmp_path):
     with pytest.raises(SessionError, match="corrupt"):
         Session.open(tmp_path)
     audio = np.zeros(10, dtype=np.float32)
-    Session.create(tmp_path / "ok", device=OD3, backend={}, signal_audio=audio, layout=_layout(audio), plan={})
+    Session.create(tmp_path / "ok", device=OD3, backend=BackendDetails("sim"), signal_audio=audio, layout=_layout(audio), plan={})
     manifest = tmp_path / "ok" / "session.json"
     data = json.loads(manifest.read_text())
     data["schema_version"] = 99
@@ -71,7 +72,7 @@ def test_errors_for_missing_corrupt_and_future_sessions(tmp_path):
     with pytest.raises(SessionError, match="schema version 99"):
         Session.open(tmp_path / "ok")
     with pytest.raises(SessionError, match="already holds a session"):
-        Session.create(tmp_path / "ok", device=OD3, backend={}, signal_audio=audio, layout=_layout(audio), plan={})
+        Session.create(tmp_path / "ok", device=OD3, backend=BackendDetails("sim"), signal_audio=audio, layout=_layout(audio), plan={})
 
 
 def test_newest_session(tmp_path):
@@ -79,6 +80,6 @@ def test_newest_session(tmp_path):
         newest_session(tmp_path)
     audio = np.zeros(10, dtype=np.float32)
     for name in ("b", "a"):
-        Session.create(tmp_path / name, device=OD3, backend={}, signal_audio=audio, layout=_layout(audio), plan={})
+        Session.create(tmp_path / name, device=OD3, backend=BackendDetails("sim"), signal_audio=audio, layout=_layout(audio), plan={})
     assert [p.name for p in find_sessions(tmp_path)] == ["b", "a"]
     assert newest_session(tmp_path).name == "a"

@@ -51,7 +51,7 @@ def test_sessions_per_input_and_a_mixed_dataset_split_along_time_within_each_inp
     assert [s.root.name for s in sessions] == ["Test-12", "Train-7"]
     by_name = {s.root.name: s for s in sessions}
     s7 = by_name["Train-7"]
-    assert s7.manifest.device == SIGNALTRAIN_LA2A and s7.manifest.backend["name"] == "signaltrain"
+    assert s7.manifest.device == SIGNALTRAIN_LA2A and s7.manifest.backend.name == "signaltrain"
     assert [t.knobs for t in s7.takes] == [{"peak_reduction": 30.0, "mode": "compress"}, {"peak_reduction": 70.0, "mode": "limit"}]
     assert [r.kind for r in s7.layout.regions] == ["program"] and s7.layout.length == int(3.0 * RATE)
     wet, _ = sf.read(str(dataset_root / "Train" / "target_7_LA2A_3c__1__70.wav"), dtype="float32")
