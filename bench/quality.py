@@ -90,7 +90,8 @@ def train_one(job: dict[str, Any]) -> dict[str, Any]:
 
     run_dir = Path(job["run_dir"])
     config = preset_config(job["preset"], job["cond"], job["overrides"], seed=job["seed"])
-    model = ModelConfig(cond=job["cond"], num_knobs=job["num_knobs"], **{**preset_model_options(job["preset"]), **job["model_overrides"]})
+    model = ModelConfig(cond=job["cond"], num_knobs=job["num_knobs"],
+                        **{**preset_model_options(job["preset"]), **job["model_overrides"], "seed": job["seed"]})
     started = time.perf_counter()
     resume = (run_dir / "state.pt").exists()
     if not (resume and (run_dir / "evaluation.json").exists()):

@@ -14,11 +14,8 @@ The callers differ in how they run the specs. ``fxcap train`` runs them one afte
 with a progress bar; a scheme that diverges is recorded in its folder (``failed.json``) and the others go on.
 A sweep runs them in worker processes or on Ray, with retries and its ``sweep.json``, and always resumes.
 
-One difference in the specs stays, so that the run folders each one already wrote can still be resumed (their
-``config.json`` holds the model config, and a resume refuses changed settings): a sweep writes its seed into
-the model config too, ``fxcap train`` leaves ``ModelConfig.seed`` at its default (0), so ``fxcap train --seed N``
-varies the window sampling but not the initial weights. With the default seed 0 the two agree; see
-:attr:`RunGrid.seed_in_model`.
+A run's seed seeds both its window sampling and its initial weights (``ModelConfig.seed``), in ``fxcap train``
+and in a sweep alike.
 
 The presets are in :mod:`fxcap.modeling.presets` (their names are re-exported here).
 """
@@ -62,13 +59,10 @@ class RunGrid:
     Attributes:
         datasets: dataset folders, URIs or :class:`~fxcap.dataset.remote.Location` s; the runs of each go to
             ``runs_dir/<dataset name>`` (two datasets of one name are refused: their folders would collide).
-        conds / cells / seeds: the grid. A seed is the training seed (window sampling and, through it or
-            ``seed_in_model``, the weight initialisation).
+        conds / cells / seeds: the grid. A seed seeds the window sampling and the weight initialisation.
         preset: a :data:`PRESETS` name; ``overrides`` replace fields of its :class:`TrainConfig` (after the
             scheme's learning rate), ``model_overrides`` fields of the :class:`ModelConfig`.
         threads: ``TrainConfig.threads`` of every run (``None``: the preset's or the overrides').
-        seed_in_model: write the seed into ``ModelConfig.seed`` too (a sweep's run folders), or leave the
-            model config's own seed (``fxcap train``'s: the default 0, or ``model_overrides["seed"]``).
     """
 
     datasets: tuple[str | Path | Location, ...]
@@ -80,7 +74,6 @@ class RunGrid:
     overrides: Mapping[str, Any] = field(default_factory=dict)
     model_overrides: Mapping[str, Any] = field(default_factory=dict)
     threads: int | None = None
-    seed_in_model: bool = False
 
 
 @dataclass(frozen=True)
@@ -147,8 +140,7 @@ def plan_runs(grid: RunGrid) -> list[RunSpec]:
             for cond in grid.conds:
                 for seed in grid.seeds:
                     model = ModelConfig(cond=cond, cell=cell, num_knobs=len(info.knob_names),
-                                        **{**preset_model_options(grid.preset), **grid.model_overrides,
-                                           **({"seed": seed} if grid.seed_in_model else {})})
+                                        **{**preset_model_options(grid.preset), **grid.model_overrides, "seed": seed})
                     fields = {"seed": seed, **({"threads": grid.threads} if grid.threads is not None else {})}
                     config = preset_config(grid.preset, cond, dict(grid.overrides), **fields)
                     specs.append(RunSpec(location_text(location), name, info.dataset_hash, model, config,

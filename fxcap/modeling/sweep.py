@@ -105,7 +105,7 @@ class SweepConfig:
         return RunGrid(datasets=tuple(self.datasets), conds=tuple(self.conds), cells=tuple(self.cells), seeds=tuple(self.seeds),
                        runs_dir=self.runs_dir, preset=self.preset, overrides=dict(self.overrides),
                        model_overrides=dict(self.model_overrides),
-                       threads=self.overrides.get("threads") or max(1, int(self.cpus_per_trial)), seed_in_model=True)
+                       threads=self.overrides.get("threads") or max(1, int(self.cpus_per_trial)))
 
 
 @dataclass

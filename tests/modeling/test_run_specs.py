@@ -34,12 +34,6 @@ def _requests(dataset, runs, seed=3):
     return train, swept
 
 
-def _without_model_seed(spec: RunSpec) -> dict:
-    data = spec.to_dict()
-    data["model"] = {k: v for k, v in data["model"].items() if k != "seed"}
-    return data
-
-
 def test_train_and_sweep_expand_the_same_request_into_the_same_runs(dataset, tmp_path):
     train, swept = _requests(dataset, tmp_path / "runs")
     by_train = plan_runs(train.grid(locate(dataset)))
@@ -47,12 +41,8 @@ def test_train_and_sweep_expand_the_same_request_into_the_same_runs(dataset, tmp
     runs = tmp_path / "runs" / "dataset"
     assert [s.run_dir for s in by_train] == [s.run_dir for s in by_sweep] == [runs / "film-gru-s3", runs / "concat-gru-s3"]
     assert [s.key for s in by_sweep] == ["dataset/film-gru-s3", "dataset/concat-gru-s3"]
-    assert [_without_model_seed(s) for s in by_train] == [_without_model_seed(s) for s in by_sweep]
-    # the one difference, kept so the folders each wrote before resume: the sweep writes its seed into the model
-    # config, fxcap train keeps the model config's default (the two agree for the default seed 0)
-    assert [s.model.seed for s in by_train] == [0, 0] and [s.model.seed for s in by_sweep] == [3, 3]
-    assert [s.to_dict() for s in plan_runs(_requests(dataset, tmp_path / "runs", seed=0)[0].grid(dataset))] == [
-        s.to_dict() for s in plan_runs(_requests(dataset, tmp_path / "runs", seed=0)[1].grid())]
+    assert [s.to_dict() for s in by_train] == [s.to_dict() for s in by_sweep]
+    assert [s.model.seed for s in by_train] == [3, 3]  # the seed seeds the initial weights too, in both commands
     film, concat = by_train
     assert (film.train.seed, film.train.max_epochs, film.model.hidden_size, film.model.num_knobs) == (3, 1, 8, 1)
     assert concat.train.lr == pipeline.preset_config("quick", "concat").lr != film.train.lr  # the scheme's own rate
@@ -62,7 +52,7 @@ def test_train_and_sweep_expand_the_same_request_into_the_same_runs(dataset, tmp
 
 def test_the_grid_order_is_datasets_cells_schemes_seeds_and_specs_travel_as_plain_data(dataset, tmp_path):
     grid = RunGrid(datasets=(dataset,), conds=("concat", "film"), cells=("gru", "lstm"), seeds=(0, 1), runs_dir=tmp_path,
-                   preset="quick", overrides=TINY, threads=2, seed_in_model=True)
+                   preset="quick", overrides=TINY, threads=2)
     specs = plan_runs(grid)
     assert [s.run_dir.name for s in specs] == [f"{c}-{cell}-s{s}" for cell in ("gru", "lstm") for c in ("concat", "film")
                                                for s in (0, 1)]
@@ -102,7 +92,7 @@ def test_train_and_sweep_start_every_run_through_start_run(dataset, tmp_path, mo
     outcome = run_sweep(swept)
 
     assert results.runs == [spec.run_dir for spec, *_ in started["train"]]
-    assert [_without_model_seed(s) for s, *_ in started["train"]] == [_without_model_seed(s) for s, *_ in started["sweep"]]
+    assert [s for s, *_ in started["train"]] == [s for s, *_ in started["sweep"]]
     assert [(r, f, e) for _, r, f, e in started["train"]] == [(False, True, False)] * 2
     assert [(r, f, e) for _, r, f, e in started["sweep"]] == [(True, False, True)] * 2
     assert [t["run_dir"] for t in outcome.trials] == [str(s.run_dir) for s, *_ in started["sweep"]]
