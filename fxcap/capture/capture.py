@@ -18,7 +18,7 @@ from fxcap.capture.level import pick_peak_level
 from fxcap.capture.plan import PlanConfig, make_plan, plan_to_dict
 from fxcap.capture.layout import TestSignal
 from fxcap.capture.profiles import BUILTIN_PROFILES
-from fxcap.capture.record import Observer, RecordConfig, record_session, resume_session
+from fxcap.capture.record import Observer, PlanExtender, RecordConfig, record_session, resume_session
 from fxcap.capture.session import Session, newest_session
 from fxcap.capture.signal import DEFAULT_PEAK_DBFS, SignalConfig, generate_signal, wrap_program
 from fxcap.errors import CaptureError
@@ -55,6 +55,9 @@ class CaptureRequest:
         yes: start a very long capture without asking (see :mod:`fxcap.capture.budget`).
         confirm: asks the user a yes/no question before a very long capture (``None``: refuse it
             unless ``yes``).
+        extend: chooses the next settings of an adaptive plan (``plan.kind == "adaptive"``, or a
+            resumed session whose plan grows): :class:`fxcap.adaptive.AdaptivePlanner`, given by the
+            caller since the planner trains models (a layer above capture).
     """
 
     device: str | None = None
@@ -72,6 +75,7 @@ class CaptureRequest:
     backend_options: dict[str, Any] = field(default_factory=dict)
     yes: bool = False
     confirm: Callable[[str], bool] | None = None
+    extend: PlanExtender | None = None
 
 
 SOUNDCARD_FLAGS = {
@@ -148,7 +152,7 @@ def run_capture(request: CaptureRequest, observer: Observer | None = None) -> Se
             **options,
         )
         with backend:
-            return resume_session(path, backend, request.record, observer)
+            return resume_session(path, backend, request.record, observer, request.extend)
 
     if request.out is not None:
         check_out_dir(request.out)  # before the rig is opened and the signal made
@@ -165,7 +169,8 @@ def run_capture(request: CaptureRequest, observer: Observer | None = None) -> Se
         peak = request.peak_dbfs
         pick_level = peak is None and backend.deterministic
         signal = _capture_signal(request, DEFAULT_PEAK_DBFS if pick_level else peak)
-        confirm_capture(CaptureEstimate(len(planned), signal.duration), request.yes, request.confirm)
+        total = max(len(planned), request.plan.takes if request.plan.kind == "adaptive" else 0)  # an adaptive plan grows
+        confirm_capture(CaptureEstimate(total, signal.duration), request.yes, request.confirm)
         if pick_level:
             base = signal
             choice = pick_peak_level(backend, [t.knobs for t in planned],
@@ -176,7 +181,8 @@ def run_capture(request: CaptureRequest, observer: Observer | None = None) -> Se
             observe("level", {"choice": choice, "message": choice.describe(profile.name)})
             signal = _capture_signal(request, peak)
         out = request.out or default_session_dir(request.sessions_dir, profile.name)
-        return record_session(out, backend, signal, plan_to_dict(request.plan, planned), request.record, observe, backend_info=info)
+        return record_session(out, backend, signal, plan_to_dict(request.plan, planned), request.record, observe, backend_info=info,
+                              extend=request.extend)
 
 
 def _capture_signal(request: CaptureRequest, peak_dbfs: float | None) -> TestSignal:

@@ -20,9 +20,9 @@ from fxcap.capture.backend_details import BackendDetails
 from fxcap.capture.backends.base import Backend, RawTake
 from fxcap.capture.checks import CheckConfig, check_take, reference_drift_db, session_checks
 from fxcap.capture.layout import TestSignal, audio_sha256
-from fxcap.capture.plan import PlannedTake, plan_from_dict
+from fxcap.capture.plan import PlanBatch, PlannedTake, append_batch, budget_left, plan_from_dict
 from fxcap.capture.session import Alignment, CheckResult, Session, TakeRecord, now_iso
-from fxcap.errors import CaptureError, CaptureStopped, SessionError
+from fxcap.errors import CaptureError, CaptureStopped, FxcapError, SessionError
 from fxcap.interrupt import Interrupted
 from fxcap.io import atomic_write_wav
 from fxcap.locking import folder_lock, remove_stale
@@ -38,11 +38,19 @@ Observer = Callable[[str, dict[str, Any]], None]
   sounded doubtful (``warnings``: the knob looks forgotten, wrong, or the device drifted);
 * ``take_start``, ``attempt_rejected`` (``failed`` checks), ``take_done`` (``record``);
 * ``reference_drift``: a re-take of the reference setting against the first one (``esr_db``, ``ok``);
+* ``choosing``: a growing plan (``--plan adaptive``) is choosing its next batch (``done`` takes
+  recorded, ``left`` settings of its budget), then ``plan`` again with the new ``total`` once the
+  batch is stored (``batch``: the :class:`~fxcap.capture.plan.PlannedTake`s added);
 * ``stopped``: the backend stopped the run (``error``: device lost, the user quit);
 * ``session_done``: with the ``session_checks``.
 
 The importer (:mod:`fxcap.capture.importer`) adds ``take_rejected`` (a file failed its checks).
 """
+
+PlanExtender = Callable[[Session], PlanBatch]
+"""Chooses the next batch of a growing plan from the takes the session holds (:mod:`fxcap.adaptive`'s
+planner, given by the layer above). The engine stores the batch in the plan before recording it, so a
+resumed capture records the stored choice and never decides a take twice."""
 
 
 @dataclass
@@ -313,21 +321,54 @@ def _report_reference_drift(
         session.save()
 
 
-def _run(session: Session, backend: Backend, signal: TestSignal, config: RecordConfig, observer: Observer | None) -> Session:
+def _check_extender(plan: dict[str, Any], extend: PlanExtender | None, where: str | Path) -> None:
+    """A growing plan with settings left to choose needs a planner to choose them."""
+    if extend is None and budget_left(plan):
+        raise CaptureError(f"{where}: the adaptive plan has {budget_left(plan)} settings left to choose, and no planner was "
+                           "given to choose them; continue it with `fxcap record --resume`")
+
+
+def _grow_plan(session: Session, extend: PlanExtender | None, observe: Observer) -> list[PlannedTake]:
+    """The next batch of a growing plan, stored in the manifest (before any of it is recorded); empty when
+    the plan does not grow or its budget is used."""
+    left = budget_left(session.manifest.plan)
+    if extend is None or not left:
+        return []
+    observe("choosing", {"done": len(session.manifest.takes), "left": left})
+    try:
+        batch = extend(session)
+    except CaptureError:
+        raise
+    except FxcapError as exc:  # the planner's own errors (a model that cannot train...) stop the run, resumable
+        raise CaptureError(f"choosing the next settings failed: {exc}") from None
+    batch = PlanBatch(batch.settings[:left], batch.scores[:left], batch.details)
+    if not batch.settings:
+        raise CaptureError("the planner chose no setting; continue with other settings (fxcap plan next) or a new plan")
+    added = append_batch(session.manifest.plan, batch)
+    session.save()
+    observe("plan", {"total": len(session.manifest.plan["takes"]) + budget_left(session.manifest.plan),
+                     "done": len(session.manifest.takes), "batch": added})
+    return added
+
+
+def _run(session: Session, backend: Backend, signal: TestSignal, config: RecordConfig, observer: Observer | None,
+         extend: PlanExtender | None = None) -> Session:
     observe: Observer = observer or (lambda event, data: None)
     config = replace(config, checks=replace(config.checks, output_clip_advice=backend.clip_advice))
     plan = planned_takes(session)
     session.manifest.status = "running"
     session.save()
     done = {t.index for t in session.manifest.takes}
-    observe("plan", {"total": len(plan), "done": len(done)})
+    observe("plan", {"total": len(plan) + (budget_left(session.manifest.plan) if extend else 0), "done": len(done)})
     try:
         with interruptible(session):
             calibration = _calibrate(session, backend, signal, config, observe)
-            for planned in plan:
-                if planned.index in done:
-                    continue
-                _record_take(session, backend, signal, planned, calibration, config, observe)
+            while plan:
+                for planned in plan:
+                    if planned.index in done:
+                        continue
+                    _record_take(session, backend, signal, planned, calibration, config, observe)
+                plan = _grow_plan(session, extend, observe)
     except CaptureError as exc:
         if session.manifest.status == "failed":  # a take failed its checks: the message says it all
             raise
@@ -355,8 +396,10 @@ def record_session(
     config: RecordConfig | None = None,
     observer: Observer | None = None,
     backend_info: BackendDetails | None = None,
+    extend: PlanExtender | None = None,
 ) -> Session:
-    """Create a session in ``out_dir`` and record every take of ``plan`` (see :mod:`fxcap.capture.plan`).
+    """Create a session in ``out_dir`` and record every take of ``plan`` (see :mod:`fxcap.capture.plan`);
+    a growing (adaptive) plan is extended by ``extend`` until its budget is used.
 
     Returns the completed session. Raises :class:`CaptureError` if a take keeps failing its
     checks; everything recorded so far stays on disk and :func:`resume_session` continues.
@@ -368,6 +411,7 @@ def record_session(
             f"the signal is at {signal.sample_rate} Hz but the backend runs at {backend.sample_rate} Hz; "
             "generate the signal at the device's rate (--rate)"
         )
+    _check_extender(plan, extend, out_dir)
     with folder_lock(out_dir, "record"):  # one writer per session folder
         remove_stale(out_dir, recursive=True)
         session = Session.create(
@@ -378,7 +422,7 @@ def record_session(
             layout=signal.layout,
             plan=plan,
         )
-        return _run(session, backend, signal, config, observer)
+        return _run(session, backend, signal, config, observer, extend)
 
 
 def load_session_signal(session: Session) -> TestSignal:
@@ -398,11 +442,13 @@ def resume_session(
     backend: Backend,
     config: RecordConfig | None = None,
     observer: Observer | None = None,
+    extend: PlanExtender | None = None,
 ) -> Session:
     """Continue an interrupted or failed capture with the first take not yet recorded.
 
-    Takes already recorded are left untouched (byte-identical). The backend must drive the same
-    device at the same sample rate.
+    Takes already recorded are left untouched (byte-identical), and so are the settings a growing plan
+    has chosen: they are recorded as stored before ``extend`` chooses more. The backend must drive the
+    same device at the same sample rate.
     """
     config = config or RecordConfig()
     session = Session.open(path)
@@ -417,7 +463,8 @@ def resume_session(
         session = Session.open(path)  # as it is now that no one else writes it
         if session.manifest.status == "complete":
             return session
-        return _run(session, backend, load_session_signal(session), config, observer)
+        _check_extender(session.manifest.plan, extend, path)
+        return _run(session, backend, load_session_signal(session), config, observer, extend)
 
 
 def has_gain_reference(session: Session) -> bool:
