@@ -7,6 +7,7 @@ exit with status 1; Ctrl-C exits with 130 (see :func:`main`).
 Layout (one module per command group; a command is a plain function registered on :data:`app` below):
 
 * :mod:`fxcap.cli.capture`: ``devices``, ``signal``, ``check``, ``record``, ``import``, ``import-signaltrain``;
+* :mod:`fxcap.cli.plan`: the ``plan`` group (``next``: the next settings of an adaptive capture);
 * :mod:`fxcap.cli.modeling`: ``train``, ``evaluate``, ``compare``, ``render``, ``export``;
 * :mod:`fxcap.cli.dataset`: ``build-dataset`` and the ``dataset`` group (``info``, ``validate``);
 * :mod:`fxcap.cli.report`: ``report``; :mod:`fxcap.cli.sweep`: ``sweep``;
@@ -24,7 +25,7 @@ import typer
 from rich.markup import escape
 
 from fxcap import __version__
-from fxcap.cli import capture, dataset, modeling, report, sweep, tables
+from fxcap.cli import capture, dataset, modeling, plan, report, sweep, tables
 
 app = typer.Typer(
     name="fxcap",
@@ -55,6 +56,7 @@ app.command("check")(capture.check)
 app.command("record")(capture.record)
 app.command("import")(capture.import_command)
 app.command("import-signaltrain")(capture.import_signaltrain_command)
+app.add_typer(plan.plan_app, name="plan")
 app.command("train")(modeling.train)
 app.command("evaluate")(modeling.evaluate_command)
 app.command("compare")(modeling.compare)

@@ -15,6 +15,7 @@ import typer
 from fxcap.cli import tables
 from fxcap.cli.options import (
     BlockSize,
+    QuickSteps,
     Device,
     MidiPort,
     OutputChannel,
@@ -24,6 +25,7 @@ from fxcap.cli.options import (
     SoundcardChannel,
 )
 from fxcap.cli.progress import RecordProgress
+from fxcap.cli.plan import adaptive_config
 from fxcap.errors import FxcapError
 
 
@@ -87,8 +89,11 @@ def record(
     knob: Annotated[Optional[list[str]], typer.Option("--knob", "-k", help="Knob to sweep; repeat for a grid.")] = None,
     steps: Annotated[Optional[list[int]], typer.Option("--steps", "-n", help="Settings per swept knob (one value for all, or one per --knob).")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Fix an unswept knob, e.g. --set tone=5.")] = None,
-    plan: Annotated[str, typer.Option(help="'grid' (every combination) or 'lhs' (Latin hypercube of --takes settings).")] = "grid",
-    takes: Annotated[int, typer.Option(help="Number of settings for --plan lhs.")] = 16,
+    plan: Annotated[str, typer.Option(help="'grid' (every combination), 'lhs' (Latin hypercube of --takes settings) or 'adaptive' "
+                                           "(--takes settings, each batch chosen where a quick model of the takes so far is least sure).")] = "grid",
+    takes: Annotated[int, typer.Option(help="Number of settings for --plan lhs and adaptive.")] = 16,
+    batch: Annotated[int, typer.Option(help="--plan adaptive: settings chosen per round (one quick training per round).")] = 3,
+    quick_steps: QuickSteps = None,
     shuffle: Annotated[bool, typer.Option("--shuffle/--in-order", help="Record the settings in random order.")] = False,
     reference_every: Annotated[int, typer.Option(help="Re-take the reference setting every N takes (0: never).")] = 0,
     backend: Annotated[str, typer.Option("--backend", "-b", help="sim, sim:OD-3, soundcard[:NAME] or plugin:NAME.")] = "sim",
@@ -108,10 +113,13 @@ def record(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Start a capture of more than 2 hours or 200 takes without asking.")] = False,
 ) -> None:
     """Record a device at swept knob settings into a session folder (aligned, checked takes)."""
+    from fxcap.adaptive import AdaptivePlanner
     from fxcap.capture.capture import CaptureRequest, run_capture, soundcard_options
     from fxcap.capture.plan import PlanConfig
     from fxcap.capture.record import RecordConfig
 
+    if quick_steps is not None and plan != "adaptive" and not resume:
+        raise FxcapError("--quick-steps applies to --plan adaptive only (the committee that chooses its settings)")
     knobs = list(knob or [])
     step_list = list(steps or [11])
     if len(step_list) not in (1, len(knobs)) and knobs:
@@ -121,7 +129,7 @@ def record(
         device=device,
         backend=backend,
         plan=PlanConfig(knobs=knobs, steps=step_spec, kind=plan, takes=takes, fixed=_fixed_knobs(set_, device, backend),
-                        shuffle=shuffle, reference_every=reference_every, seed=seed),
+                        shuffle=shuffle, reference_every=reference_every, seed=seed, batch=batch),
         sample_rate=rate,
         preset=preset,
         program=program,
@@ -133,6 +141,7 @@ def record(
         backend_options=soundcard_options("soundcard" if resume else backend, output_channels=output_channel, input_channel=input_channel,
                                           loopback_channel=loopback_channel, blocksize=block_size, midi_port=midi_port),
         yes=yes, confirm=typer.confirm if sys.stdin.isatty() else None,
+        extend=AdaptivePlanner(adaptive_config(quick_steps)),  # used only by a plan that grows (adaptive)
     )
     with RecordProgress() as progress:
         session = run_capture(request, observer=progress)
