@@ -54,7 +54,7 @@ def test_key_modules_import_alone_in_a_fresh_interpreter(module):
     assert result.returncode == 0, result.stderr
 
 
-LAYERS = ("dsp", "capture", "dataset", "modeling", "report", "cli")
+LAYERS = ("dsp", "capture", "dataset", "modeling", "adaptive", "report", "cli")
 """fxcap's packages from the bottom up: each imports only packages before it (and the shared basics:
 errors, io, numba_cache, parallel, the version)."""
 

@@ -52,11 +52,11 @@ def next_command(
     from fxcap.adaptive import plan_next
     from fxcap.capture.record import resume_command
 
-    tables.err_console.print(f"choosing {takes} settings from the takes of {session} (training a quick committee)...", highlight=False)
     opened, added = plan_next(session, takes, adaptive_config(quick_steps), steps)
     swept = list(opened.manifest.plan.get("knobs") or [])
     for take in added:
         shown = {name: take.knobs[name] for name in (swept or take.knobs)}
-        tables.console.print(f"{take.take_id}: {setting_words(opened, shown)}  (score {take.score:.3g})", highlight=False, markup=False)
-    tables.console.print(f"{len(added)} settings added to the plan; record them with `{resume_command(opened)}`", highlight=False,
-                         markup=False)
+        line = f"{take.take_id}: {setting_words(opened, shown)}  (score {take.score:.3g})"
+        tables.console.print(line, highlight=False, markup=False, soft_wrap=True)
+    line = f"{len(added)} settings added to the plan; record them with `{resume_command(opened)}`"
+    tables.console.print(line, highlight=False, markup=False, soft_wrap=True)
