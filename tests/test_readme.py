@@ -41,8 +41,8 @@ SKIPPED_BY_DESIGN = {
     "fxcap record --device my_fuzz.toml --backend soundcard:Scarlett": "needs an audio interface called Scarlett and "
                                                                        "the user's own my_fuzz.toml profile",
     "fxcap record --device OD-3 --knob drive --knob tone --plan adaptive": "trains a committee of quick models between its "
-        "batches (about a minute of CPU even with the short signal); tests/adaptive/test_adaptive_capture.py runs the same "
-        "path on a 6.5 s signal and tests/test_cli_plan.py the command line",
+        "batches (45 s on one core with the short signal, 30 s of it training); tests/adaptive/test_adaptive_capture.py runs "
+        "the same path on a 6.5 s signal and tests/test_cli_plan.py the command line",
     "fxcap record --device LA-2A --knob peak_reduction --knob mode --steps 6": "with the README's default signal it "
         "passes (16 takes, repeatability -26.8 .. -28.4 dB) but takes minutes; the short signal (the size flag) cannot "
         "capture the virtual LA-2A: its 0.15 s settle before the second validation copy is shorter than the optical "
