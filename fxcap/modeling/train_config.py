@@ -44,6 +44,11 @@ class TrainConfig:
             setting (:mod:`fxcap.modeling.setting_power`) instead of pooling over the batch, so each
             setting weighs alike, as in the evaluation's mean over settings (quiet settings are
             otherwise neglected). Needs a constant knob setting per window.
+        tbptt_windows: consecutive windows per training sequence (truncated back-propagation through
+            time): the first starts from a zero state (with the ``loss_skip`` warm-up), each next one
+            from the state the previous left, gradients stopped at window borders, one optimizer step
+            per window. 1 (the paper's): every window from a zero state. Several let a model learn
+            dynamics slower than a window (a compressor's release) at the cost of one window.
         nonlinear_energy_weight: weight of a penalty on the energy of the recurrent part of the
             output, ``g(c) * rnn``, relative to the target's (per setting with ``esr_per_setting``),
             for models with a linear path (``ModelConfig.linear_path``): it moves what is linear to
@@ -100,6 +105,7 @@ class TrainConfig:
     loss_skip: int | None = 0
     esr_per_setting: bool = False
     nonlinear_energy_weight: float = 0.0
+    tbptt_windows: int = 1
     stft_warmup_steps: int = 0
     valid_windows: int | None = 64
     max_skipped_steps: int = 20
@@ -128,7 +134,8 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and not value >= 1:
                 raise ModelError(f"{name} must be a positive whole number (or unset), got {value}")
-        at_least_one = {"early_stop_patience": self.early_stop_patience, "max_skipped_steps": self.max_skipped_steps}
+        at_least_one = {"early_stop_patience": self.early_stop_patience, "max_skipped_steps": self.max_skipped_steps,
+                        "tbptt_windows": self.tbptt_windows}
         for name, value in at_least_one.items():
             if not value >= 1:
                 raise ModelError(f"{name} must be at least 1, got {value}")
