@@ -226,24 +226,72 @@ def planned_takes(session: Session) -> list[PlannedTake]:
         ) from None
 
 
-def _calibrate(session: Session, backend: Backend, signal: TestSignal, config: RecordConfig, observer: Observer) -> Calibration:
-    """Record the bypass/loopback take, or reuse the one a resumed session already has."""
-    stored = session.manifest.calibration
-    if stored.get("result"):
-        return Calibration.from_dict(stored["result"])
+def attempt_calibration(
+    backend: Backend, signal: TestSignal, config: RecordConfig, rejected: Callable[[int, str], None] | None = None
+) -> tuple[RawTake, Calibration, list[CheckResult], int]:
+    """Play the bypass/loopback take and measure the rig, again while it fails a check, up to
+    ``config.max_attempts`` tries (``rejected(attempt, problem)`` is told of each failed one).
+
+    Returns the recording, the calibration, its checks and the number of tries; raises
+    :class:`CaptureError` when every try failed.
+    """
     last_problem = ""
     for attempt in range(1, config.max_attempts + 1):
         raw = backend.calibration_take(signal.audio)
         calibration, checks = evaluate_calibration(raw, signal, config)
         failed = _failures(checks)
         if not failed:
-            store_calibration(session, raw, calibration, checks, attempt)
-            observer("calibration", {"calibration": calibration, "checks": checks})
-            return calibration
+            return raw, calibration, checks, attempt
         last_problem = "; ".join(c.message for c in failed)
-        session.manifest.notes.append(f"calibration attempt {attempt} rejected: {last_problem}")
-        session.save()
+        if rejected is not None:
+            rejected(attempt, last_problem)
     raise CaptureError(f"calibration (bypass) take failed {config.max_attempts} times: {last_problem}")
+
+
+def attempt_take(
+    backend: Backend,
+    signal: TestSignal,
+    knobs: dict[str, Any],
+    calibration: Calibration,
+    config: RecordConfig,
+    previous: list[Alignment] | None = None,
+    start: Callable[[int], None] | None = None,
+    rejected: Callable[[int, TakeResult], None] | None = None,
+) -> tuple[TakeResult, int]:
+    """Play ``signal`` through ``backend`` at ``knobs``, align it (referred to ``calibration``) and check
+    it; a take that fails a check is played again, up to ``config.max_attempts`` tries (one for a
+    deterministic backend: a re-take would give the same result).
+
+    ``start(attempt)`` is called before each try, ``rejected(attempt, result)`` after each failed one.
+    Returns the last result (``result.failed`` empty: it passed) and the number of tries.
+    """
+    attempts = 1 if backend.deterministic else config.max_attempts
+    for attempt in range(1, attempts + 1):
+        if start is not None:
+            start(attempt)
+        raw: RawTake = backend.play_record(signal.audio, knobs)
+        result = evaluate_take(raw, signal, calibration, config, previous)
+        if not result.failed:
+            return result, attempt
+        if rejected is not None:
+            rejected(attempt, result)
+    return result, attempts
+
+
+def _calibrate(session: Session, backend: Backend, signal: TestSignal, config: RecordConfig, observer: Observer) -> Calibration:
+    """Record the bypass/loopback take, or reuse the one a resumed session already has."""
+    stored = session.manifest.calibration
+    if stored.get("result"):
+        return Calibration.from_dict(stored["result"])
+
+    def rejected(attempt: int, problem: str) -> None:
+        session.manifest.notes.append(f"calibration attempt {attempt} rejected: {problem}")
+        session.save()
+
+    raw, calibration, checks, attempt = attempt_calibration(backend, signal, config, rejected)
+    store_calibration(session, raw, calibration, checks, attempt)
+    observer("calibration", {"calibration": calibration, "checks": checks})
+    return calibration
 
 
 def _record_take(
@@ -256,27 +304,28 @@ def _record_take(
     observer: Observer,
 ) -> TakeRecord:
     started = now_iso()
-    last_problem = ""
     _probe(session, backend, planned, observer)
-    attempts = 1 if backend.deterministic else config.max_attempts  # a re-take would give the same result
-    for attempt in range(1, attempts + 1):
+
+    def start(attempt: int) -> None:
         observer("take_start", {"take": planned, "attempt": attempt})
         backend.begin_take(planned.index, attempt)
-        raw: RawTake = backend.play_record(signal.audio, planned.knobs)
-        previous = [t.alignment for t in session.manifest.takes]
-        result = evaluate_take(raw, signal, calibration, config, previous)
-        if not result.failed:
-            record = keep_take(session, planned, result, attempt, started)
-            observer("take_done", {"take": planned, "record": record})
-            if record.is_reference:
-                _report_reference_drift(session, record, result.aligned, signal, config, observer)
-            return record
-        last_problem = result.problem()
+
+    def rejected(attempt: int, result: TakeResult) -> None:
         session.manifest.notes.append(
-            f"{planned.take_id} ({describe_knobs(planned.knobs)}) attempt {attempt} rejected: {last_problem}"
+            f"{planned.take_id} ({describe_knobs(planned.knobs)}) attempt {attempt} rejected: {result.problem()}"
         )
         session.save()
         observer("attempt_rejected", {"take": planned, "attempt": attempt, "failed": result.failed})
+
+    previous = [t.alignment for t in session.manifest.takes]
+    result, attempt = attempt_take(backend, signal, planned.knobs, calibration, config, previous, start, rejected)
+    if not result.failed:
+        record = keep_take(session, planned, result, attempt, started)
+        observer("take_done", {"take": planned, "record": record})
+        if record.is_reference:
+            _report_reference_drift(session, record, result.aligned, signal, config, observer)
+        return record
+    last_problem = result.problem()
     session.manifest.status = "failed"
     session.save()
     if backend.deterministic:

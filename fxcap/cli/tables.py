@@ -229,3 +229,22 @@ def print_seeds(frame: Any, title: str = "Mean ± std over seeds (lower is bette
 
     headers, rows = seeds_rows(aggregate_seeds(frame))
     print_fitted(title, headers, rows, SEEDS_TERMINAL_PRIORITY, written, ("scheme", "cell"))
+
+
+def ab_lines(numbers: dict[str, Any]) -> list[str]:
+    """``fxcap ab``: the null test, the levels beside it, the evaluation at this setting and the switch times."""
+    setting = ", ".join(f"{k}={v:g}" if isinstance(v, (int, float)) else f"{k}={v}" for k, v in numbers["model_knobs"].items())
+    lines = [
+        f"A/B of {numbers['run']} against {numbers['device']} at {setting}: {numbers['seconds']:.1f} s of {numbers['passage']}",
+        f"null test: ESR {numbers['esr']:.4g} ({numbers['esr_db']:.1f} dB); difference {numbers['difference_rms_dbfs']:.1f} dBFS RMS, "
+        f"{numbers['difference_peak_dbfs']:.1f} dBFS peak",
+        f"levels: device {numbers['device_rms_dbfs']:.1f} dBFS RMS ({numbers['device_peak_dbfs']:.1f} peak), "
+        f"model {numbers['model_rms_dbfs']:.1f} dBFS RMS ({numbers['model_peak_dbfs']:.1f} peak)",
+    ]
+    for row in numbers.get("evaluation", []):
+        lines.append(f"the run's evaluation at this setting ({row['split']} split): ESR {row['esr']:.4g}")
+    for problem in numbers["take"]["failed_checks"]:
+        lines.append(f"warning: the device's take failed a check, compared anyway: {problem}")
+    switches = ", ".join(f"{s['source']} {s['start_s']:g}-{s['end_s']:.3g} s" for s in numbers["switches"])
+    lines.append(f"ab.wav: {switches}")
+    return lines
