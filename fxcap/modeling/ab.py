@@ -92,7 +92,8 @@ class ABResult:
             model, and the alternating listening signal.
         sample_rate: Hz.
         setting: every knob of the device as played.
-        model_knobs: the model's knobs (raw values) it ran at.
+        model_knobs: the model's knobs (raw values) it ran at: the device's, as its knob setter set them
+            (a MIDI knob is quantized to 128 steps).
         numbers: the null test and the levels (see :func:`null_test`), the device take's alignment and
             checks, and the evaluation's ESR at this setting when known.
         switches: ``{"start_s", "end_s", "source"}`` per stretch of ``ab.wav`` (``source`` ``A``: device, ``B``: model).
@@ -243,6 +244,8 @@ def play_device(backend: Backend, signal: TestSignal, setting: dict[str, KnobVal
         "attempts": attempts,
         "failed_checks": [f"{c.name}: {c.message}" for c in result.failed],
     }
+    if result.raw.info.get("knobs_set"):  # what a knob setter really set (MIDI quantizes to 128 steps)
+        facts["knobs_set"] = dict(result.raw.info["knobs_set"])
     return result.aligned, facts
 
 
@@ -317,7 +320,7 @@ def _compare(model: Any, run_config: dict[str, Any], run_dir: Path, backend: Bac
         setting = profile.complete(parse_device_settings(list(settings or []), profile))
     except ValueError as exc:
         raise CaptureError(str(exc)) from None
-    knobs = model_settings(setting, ranges, profile.name, profile.knob_names)
+    model_settings(setting, ranges, profile.name, profile.knob_names)  # the model's knobs are the device's
     if passage is None:
         audio, source = default_passage(rate, config.passage_seconds), f"the {PASSAGE_PRESET} signal's program"
     else:
@@ -327,6 +330,7 @@ def _compare(model: Any, run_config: dict[str, Any], run_dir: Path, backend: Bac
         source = str(passage)
     signal = framed_passage(audio, rate, config.peak_dbfs, source)
     aligned, facts = play_device(backend, signal, setting, config.record)
+    knobs = model_settings({**setting, **facts.get("knobs_set", {})}, ranges, profile.name, profile.knob_names)
     predicted = run_model(model, ranges, knobs, signal.audio, rate, config.block)
     span = compared_span(signal)
     device, modelled = aligned[span], predicted[span]
