@@ -13,13 +13,18 @@ import os
 import numpy as np
 import pytest
 
-from tests.capture.backends._jack_rig import ActiveMidiOutput, Pedal, ResettingMidiSetter, freewheel, require_jack, stop_freewheel
+from tests.capture.backends._jack_rig import (  # noqa: F401 (pedal, server: fixtures)
+    ActiveMidiOutput,
+    ResettingMidiSetter,
+    freewheel,
+    pedal,
+    require_jack,
+    server,
+)
 
 pytestmark = pytest.mark.jack
 
 require_jack()
-
-import jack  # noqa: E402
 
 from fxcap.capture.backends.soundcard import SoundcardBackend, SoundcardConfig  # noqa: E402
 from fxcap.capture.midi import assign_midi_ccs  # noqa: E402
@@ -32,25 +37,6 @@ from fxcap.modeling.testing import make_dummy_run  # noqa: E402
 from fxcap.modeling.train import load_run  # noqa: E402
 
 PROFILE = assign_midi_ccs(OD3)
-
-
-@pytest.fixture(scope="module")
-def server():
-    client = jack.Client(f"fxcap-ab-test-{os.getpid()}", no_start_server=True)
-    stop_freewheel(client)
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-@pytest.fixture(scope="module")
-def pedal():
-    pedal = Pedal(f"fxcap-ab-pedal-{os.getpid()}")
-    try:
-        yield pedal
-    finally:
-        pedal.stop()
 
 
 def test_ab_through_jack_compares_the_pedals_own_output_with_the_model(pedal, server, tmp_path):

@@ -163,3 +163,26 @@ class ResettingMidiSetter(MidiKnobSetter):
         values = super().apply(profile, knobs)
         self.send_cc(profile, ALL_SOUND_OFF_CC, 0)
         return values
+
+
+@pytest.fixture(scope="module")
+def pedal():
+    """The virtual OD-3 pedal process, for the tests of one module."""
+    pedal = Pedal(f"fxcap-pedal-{os.getpid()}")
+    try:
+        yield pedal
+    finally:
+        pedal.stop()
+
+
+@pytest.fixture(scope="module")
+def server():
+    """Sample rate and period of the running server (from a client that never activates)."""
+    import jack
+
+    client = jack.Client(f"fxcap-test-{os.getpid()}", no_start_server=True)
+    stop_freewheel(client)  # in case an earlier run was killed while freewheeling
+    try:
+        yield client
+    finally:
+        client.close()

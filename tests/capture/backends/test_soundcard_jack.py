@@ -29,13 +29,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.capture.backends._jack_rig import ActiveMidiOutput, Pedal, ResettingMidiSetter, freewheel, require_jack, stop_freewheel
+from tests.capture.backends._jack_rig import (  # noqa: F401 (pedal, server: fixtures)
+    ActiveMidiOutput,
+    ResettingMidiSetter,
+    freewheel,
+    pedal,
+    require_jack,
+    server,
+)
 
 pytestmark = pytest.mark.jack
 
 require_jack()
 
-import jack  # noqa: E402
 import mido  # noqa: E402
 import sounddevice as sd  # noqa: E402
 
@@ -56,32 +62,12 @@ TAIL_SECONDS = 0.2
 
 
 @pytest.fixture(scope="module")
-def pedal():
-    pedal = Pedal(f"fxcap-pedal-{os.getpid()}")
-    try:
-        yield pedal
-    finally:
-        pedal.stop()
-
-
-@pytest.fixture(scope="module")
 def midi(pedal):
     port = JackMidiOutput(f"{pedal.name}:midi_in", client_name=f"fxcap-midi-{os.getpid()}")
     try:
         yield port
     finally:
         port.close()
-
-
-@pytest.fixture(scope="module")
-def server():
-    """Sample rate and period of the running server (from a client that never activates)."""
-    client = jack.Client(f"fxcap-test-{os.getpid()}", no_start_server=True)
-    stop_freewheel(client)  # in case an earlier run was killed while freewheeling
-    try:
-        yield client
-    finally:
-        client.close()
 
 
 @pytest.fixture
