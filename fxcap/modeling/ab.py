@@ -60,7 +60,9 @@ class ABConfig:
         passage_seconds: length of the default passage (seconds of the built-in signal's program
             material; a passage file is used whole).
         peak_dbfs: peak of the framed signal in dBFS (``None``: the passage keeps its own level; the
-            default passage is at the capture signal's default level, as the model was trained).
+            default passage is at the capture signal's default level). Give the level the capture
+            played at when it was not the default (e.g. the level fxcap chose for a plugin): a model
+            is only right at the levels it was trained on.
         checkpoint: ``best`` or ``last``.
         block: samples per model call (the state is carried across blocks).
         record: the recorder's options for the device's takes (tries, alignment, checks).
