@@ -1,4 +1,4 @@
-"""The model commands: ``fxcap train``, ``evaluate``, ``compare``, ``render`` and ``export``."""
+"""The model commands: ``fxcap train``, ``evaluate``, ``compare``, ``render``, ``ab`` and ``export``."""
 
 from __future__ import annotations
 
@@ -10,12 +10,18 @@ import typer
 from fxcap.cli import tables
 from fxcap.cli.options import (
     BatchSize,
+    BlockSize,
     Checkpoint,
+    Device,
     Epochs,
     KnobSettings,
     LearningRate,
+    MidiPort,
+    OutputChannel,
+    PlayedPeak,
     Preset,
     RunFolder,
+    SoundcardChannel,
     StepsPerEpoch,
     Window,
     given,
@@ -152,6 +158,37 @@ def render(
     result = render_run(model, in_path, out_path, settings=list(set_ or []), automate=list(automate or []), automation_csv=automation_csv,
                         checkpoint=checkpoint, block=block, channel=channel, mix=mix)
     tables.console.print(f"wrote {out_path}: {result['seconds']:.2f} s, peak {result['peak']:.3f}")
+
+
+def ab(
+    model: RunFolder,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for device.wav, model.wav, difference.wav, ab.wav and ab.json.")],
+    backend: Annotated[str, typer.Option("--backend", "-b", help="The device: sim, sim:OD-3, soundcard[:NAME] or plugin:NAME.")] = "sim",
+    device: Device = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", "--knob", help="Knob of the device, e.g. --set drive=7 (others at their defaults).")] = None,
+    in_path: Annotated[Optional[Path], typer.Option("--in", "-i", help="Passage to play (WAV at the model's rate; default: the test signal's program material).")] = None,
+    seconds: Annotated[float, typer.Option(help="Length of the default passage in seconds.")] = 12.0,
+    switch: Annotated[float, typer.Option(help="ab.wav switches between A (device) and B (model) every this many seconds.")] = 4.0,
+    peak_dbfs: PlayedPeak = None,
+    checkpoint: Checkpoint = "best",
+    seed: Annotated[int, typer.Option(help="Seed for the virtual rig (--backend sim).")] = 0,
+    output_channel: OutputChannel = None,
+    input_channel: SoundcardChannel = None,
+    loopback_channel: SoundcardChannel = None,
+    block_size: BlockSize = None,
+    midi_port: MidiPort = None,
+) -> None:
+    """A/B a model against its device: the same passage through both, aligned, the null test and a listening file."""
+    from fxcap.modeling.ab import ABConfig, run_ab
+
+    config = ABConfig(switch_seconds=switch, passage_seconds=seconds, peak_dbfs=peak_dbfs, checkpoint=checkpoint)
+    result = run_ab(model, backend, out, device=device, settings=list(set_ or []), passage=in_path, config=config, seed=seed,
+                    output_channels=output_channel, input_channel=input_channel, loopback_channel=loopback_channel,
+                    blocksize=block_size, midi_port=midi_port)
+    for line in tables.ab_lines(result.to_dict()):
+        tables.console.print(line, markup=False, highlight=False, soft_wrap=True)
+    tables.console.print(f"wrote {out}/device.wav (A), model.wav (B), difference.wav, ab.wav and ab.json", markup=False, highlight=False,
+                         soft_wrap=True)
 
 
 def export_command(
