@@ -53,8 +53,6 @@ def train(
     pre_filter: Annotated[Optional[int], typer.Option(help="Poles of the learned linear filter before the RNN, 0 = none (overrides the preset).")] = None,
     post_filter: Annotated[Optional[int], typer.Option(help="Poles of the learned linear filter after the RNN, 0 = none (overrides the preset).")] = None,
     hidden_size: Annotated[Optional[int], typer.Option(help="Hidden units of the main cell (paper: 32; overrides the preset).")] = None,
-    linear_path: Annotated[Optional[int], typer.Option("--linear-path", help="Add a knob-conditioned linear path beside the RNN with this many poles (0: a gain only); off unless given.")] = None,
-    nonlinear_energy: Annotated[Optional[float], typer.Option(help="Weight of the penalty on the RNN's share of the output energy (with --linear-path; 0: off).")] = None,
     time_budget: Annotated[Optional[float], typer.Option(help="Training time budget per model in minutes: stop when it runs out, with the rate annealed by then.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for initialisation and window sampling.")] = 0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue interrupted runs from their last epoch (same dataset and settings; --epochs may grow).")] = False,
@@ -70,10 +68,9 @@ def train(
         overrides=given(max_epochs=epochs, steps_per_epoch=steps, batch_size=batch_size, window=window, lr=lr,
                         stft_weight=stft_weight, stft_warmup_steps=stft_warmup, lr_schedule=lr_schedule,
                         esr_weight=esr_weight, dc_weight=dc_weight, esr_emphasis=esr_emphasis,
-                        esr_per_setting=esr_per_setting, loss_skip=loss_skip, nonlinear_energy_weight=nonlinear_energy,
+                        esr_per_setting=esr_per_setting, loss_skip=loss_skip,
                         time_budget_s=None if time_budget is None else time_budget * 60.0) | {"pre_emphasis": pre_emphasis},
-        model_overrides=given(pre_filter_poles=pre_filter, post_filter_poles=post_filter, hidden_size=hidden_size,
-                              linear_path_poles=linear_path) | ({"linear_path": True} if linear_path is not None else {}),
+        model_overrides=given(pre_filter_poles=pre_filter, post_filter_poles=post_filter, hidden_size=hidden_size),
     )
     results = train_models(request, console=tables.console)
     tables.print_comparison(results.comparison, results.runs_root / "comparison.md")

@@ -190,7 +190,6 @@ def train(
     ``config.json`` is written with the first finished epoch, so it never describes a run that did not happen.
     """
     config = config or TrainConfig()
-    check_model_and_training(model_config, config)
     run_dir = Path(run_dir)
     info = load_dataset_info(dataset_dir)
     if model_config.num_knobs != len(info.knob_names):
@@ -207,13 +206,6 @@ def train(
         if start.note:
             log.warning("note: %s", start.note)
         return _train(data, model_config, run_dir, config, start.resume, on_epoch, on_step)
-
-
-def check_model_and_training(model_config: ModelConfig, config: TrainConfig) -> None:
-    """:class:`ModelError` for training settings the model cannot take (checked before any work)."""
-    if config.nonlinear_energy_weight and not model_config.linear_path:
-        raise ModelError("nonlinear_energy_weight penalises the cell's part of the output beside a linear path; "
-                         "the model has none: add --linear-path, or set the weight to 0")
 
 
 def _resume_weights(run_dir: Path, state: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -246,6 +238,9 @@ def _train(data: TrainingData, model_config: ModelConfig, run_dir: Path, config:
     state_path = run_dir / "state.pt"
     loss_fn = data.loss_fn
     model = build_model(model_config if model_config.seed is not None else replace(model_config, seed=config.seed))
+    if config.nonlinear_energy_weight and getattr(model, "linear_path", None) is None:
+        raise ModelError("nonlinear_energy_weight penalises the cell's part of the output beside a linear path; "
+                         "the model has none: add --linear-path, or set the weight to 0")
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     lr_scale = [1.0]  # lowered by each recovery from a divergence (the cosine schedule reads it)
     recoveries: list[str] = []
