@@ -41,7 +41,7 @@ from fxcap.io import atomic_write_text
 from fxcap.locking import folder_lock, remove_stale
 from fxcap.modeling.checkpoint import load_state, load_weights, save_json, save_state, save_weights
 from fxcap.modeling.compute_context import ComputeContext, in_compute_context
-from fxcap.modeling.losses import CombinedLoss, energy_ratio
+from fxcap.modeling.losses import CombinedLoss
 from fxcap.modeling.registry import ModelConfig, build_model
 from fxcap.modeling.run_folder import FRESH_HINT, normalized, plan_run_start, read_run_config
 from fxcap.modeling.schedule import TrainingClock, cosine_at, cosine_factor, ramp
@@ -238,9 +238,6 @@ def _train(data: TrainingData, model_config: ModelConfig, run_dir: Path, config:
     state_path = run_dir / "state.pt"
     loss_fn = data.loss_fn
     model = build_model(model_config if model_config.seed is not None else replace(model_config, seed=config.seed))
-    if config.nonlinear_energy_weight and getattr(model, "linear_path", None) is None:
-        raise ModelError("nonlinear_energy_weight penalises the cell's part of the output beside a linear path; "
-                         "the model has none: add --linear-path, or set the weight to 0")
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     lr_scale = [1.0]  # lowered by each recovery from a divergence (the cosine schedule reads it)
     recoveries: list[str] = []
@@ -291,15 +288,10 @@ def _train(data: TrainingData, model_config: ModelConfig, run_dir: Path, config:
             state = None  # each chunk of tbptt_windows consecutive windows starts from a zero state
             for x, y, knobs, first in data.windows_of(chunk_x, chunk_y, chunk_knobs):
                 power = train_power.lookup(knobs) if train_power is not None else None
-                if config.nonlinear_energy_weight:
-                    pred, state, parts = model.forward_parts(x, knobs, state)
-                else:
-                    pred, state = model(x, knobs, state)
+                pred, state = model(x, knobs, state)
                 state = state.detach()  # truncated back-propagation: the gradient stops at the window's start
                 window_loss = loss_fn if first else data.carried_loss_fn  # a carried state needs no warm-up skip
                 loss = window_loss(pred, y, stft_scale=ramp(epoch * n_steps + steps, config.stft_warmup_steps), power=power)
-                if config.nonlinear_energy_weight:
-                    loss = loss + config.nonlinear_energy_weight * energy_ratio(parts["nonlinear"], y, power, config.esr_emphasis)
                 optimizer.zero_grad(set_to_none=True)
                 value = loss.item()
                 finite = math.isfinite(value)

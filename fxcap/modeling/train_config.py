@@ -49,11 +49,6 @@ class TrainConfig:
             from the state the previous left, gradients stopped at window borders, one optimizer step
             per window. 1 (the paper's): every window from a zero state. Several let a model learn
             dynamics slower than a window (a compressor's release) at the cost of one window.
-        nonlinear_energy_weight: weight of a penalty on the energy of the recurrent part of the
-            output, ``g(c) * rnn``, relative to the target's (per setting with ``esr_per_setting``),
-            for models with a linear path (``ModelConfig.linear_path``): it moves what is linear to
-            the path and turns the cell down where the device is clean (0: off). The penalty only
-            shapes training: the validation loss and the checkpoint choice leave it out.
         stft_warmup_steps: ramp the STFT weight linearly from 0 to ``stft_weight`` over this many
             optimizer steps (0: full weight from the start, the released code's). The STFT terms
             ignore phase and polarity, and the log-magnitude term makes a near-silent output very
@@ -104,7 +99,6 @@ class TrainConfig:
     esr_emphasis: float = 0.0
     loss_skip: int | None = 0
     esr_per_setting: bool = False
-    nonlinear_energy_weight: float = 0.0
     tbptt_windows: int = 1
     stft_warmup_steps: int = 0
     valid_windows: int | None = 64
@@ -124,7 +118,7 @@ class TrainConfig:
                 raise ModelError(f"{name} must be positive, got {value}")
         non_negative = {"l1_weight": self.l1_weight, "stft_weight": self.stft_weight, "esr_weight": self.esr_weight,
                         "dc_weight": self.dc_weight, "loss_skip": 0 if self.loss_skip is None else self.loss_skip,
-                        "stft_warmup_steps": self.stft_warmup_steps, "nonlinear_energy_weight": self.nonlinear_energy_weight,
+                        "stft_warmup_steps": self.stft_warmup_steps,
                         "warmup_steps": self.warmup_steps}
         for name, value in non_negative.items():
             if not value >= 0:
