@@ -100,3 +100,16 @@ def test_every_run_of_a_dataset_is_compared_and_tables_fit_80_columns(tmp_path, 
     header = next(line for line in lines if "run" in line and "params" in line)
     assert all(label in header for label in ("ESR", "STFT")) and "concat-gru-s0" in result.output
     assert "more columns (" in result.output and "runs/x/dist/comparison.md" in " ".join(result.output.split())
+
+
+def test_train_with_state_carried_over_windows_and_long_validation_windows(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    session = make_dummy_session(tmp_path / "sessions" / "s", knob_grid={"drive": [0, 10]}, sample_rate=44100, seconds=2.0)
+    build_dataset([session.root], tmp_path / "datasets" / "d", BuildConfig(split=SplitConfig(segment_seconds=0.25), write_wav=False))
+    result = runner.invoke(app, ["train", "--cond", "concat", "--preset", "quick", "--epochs", "1", "--steps", "2", "--batch-size", "2",
+                                 "--window", "256", "--tbptt-windows", "2", "--valid-window", "1024", "--no-evaluate"])
+    assert result.exit_code == 0, result.output
+    _, config = load_run("runs/d/concat-gru-s0")
+    assert (config["train"]["tbptt_windows"], config["train"]["valid_window"], config["train"]["window"]) == (2, 1024, 256)
+    result = runner.invoke(app, ["train", "--cond", "concat", "--tbptt-windows", "0", "--force"])
+    assert result.exit_code == 1 and "tbptt_windows must be" in str(result.exception)

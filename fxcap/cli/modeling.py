@@ -53,6 +53,8 @@ def train(
     pre_filter: Annotated[Optional[int], typer.Option(help="Poles of the learned linear filter before the RNN, 0 = none (overrides the preset).")] = None,
     post_filter: Annotated[Optional[int], typer.Option(help="Poles of the learned linear filter after the RNN, 0 = none (overrides the preset).")] = None,
     hidden_size: Annotated[Optional[int], typer.Option(help="Hidden units of the main cell (paper: 32; overrides the preset).")] = None,
+    tbptt_windows: Annotated[Optional[int], typer.Option(help="Consecutive windows per training sequence, the state carried between them (1: each from a zero state; overrides the preset).")] = None,
+    valid_window: Annotated[Optional[int], typer.Option(help="Samples per validation window (default: the training window; e.g. the test segments' length for a slow compressor).")] = None,
     time_budget: Annotated[Optional[float], typer.Option(help="Training time budget per model in minutes: stop when it runs out, with the rate annealed by then.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for initialisation and window sampling.")] = 0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue interrupted runs from their last epoch (same dataset and settings; --epochs may grow).")] = False,
@@ -68,7 +70,7 @@ def train(
         overrides=given(max_epochs=epochs, steps_per_epoch=steps, batch_size=batch_size, window=window, lr=lr,
                         stft_weight=stft_weight, stft_warmup_steps=stft_warmup, lr_schedule=lr_schedule,
                         esr_weight=esr_weight, dc_weight=dc_weight, esr_emphasis=esr_emphasis,
-                        esr_per_setting=esr_per_setting, loss_skip=loss_skip,
+                        esr_per_setting=esr_per_setting, loss_skip=loss_skip, tbptt_windows=tbptt_windows, valid_window=valid_window,
                         time_budget_s=None if time_budget is None else time_budget * 60.0) | {"pre_emphasis": pre_emphasis},
         model_overrides=given(pre_filter_poles=pre_filter, post_filter_poles=post_filter, hidden_size=hidden_size),
     )

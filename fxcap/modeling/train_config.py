@@ -55,6 +55,9 @@ class TrainConfig:
             costly, so a model that starts with the wrong polarity stays there (``docs/quality.md``,
             "Measurements behind the code"); letting the time-domain L1 term lead for the first steps
             settles polarity and phase before the spectral terms take over.
+        valid_window: samples per validation window (None: the training window). Windows as long as
+            the evaluation's segments score what the test scores (a slow compressor's state over
+            seconds, not over one training window), so the best checkpoint is chosen for it.
         valid_windows: cap on validation windows per epoch (None: all): a fixed random sample of
             the validation split's grid windows, the same every epoch.
         max_skipped_steps: a step whose loss or gradient norm is not finite (float overflow of
@@ -101,6 +104,7 @@ class TrainConfig:
     esr_per_setting: bool = False
     tbptt_windows: int = 1
     stft_warmup_steps: int = 0
+    valid_window: int | None = None
     valid_windows: int | None = 64
     max_skipped_steps: int = 20
     max_recoveries: int = 3
@@ -124,7 +128,7 @@ class TrainConfig:
             if not value >= 0:
                 raise ModelError(f"{name} must be zero or positive, got {value}")
         # None means "the default"; 0 never does (it is refused, not read as unset)
-        for name in ("window", "steps_per_epoch", "valid_windows"):
+        for name in ("window", "steps_per_epoch", "valid_window", "valid_windows"):
             value = getattr(self, name)
             if value is not None and not value >= 1:
                 raise ModelError(f"{name} must be a positive whole number (or unset), got {value}")

@@ -53,7 +53,8 @@ class TrainingData:
         if self.steps_per_epoch == 0:
             raise ModelError(f"the train split has fewer than {config.batch_size} windows of {window} samples, so an epoch "
                              "would have no step; lower --batch-size or --window")
-        validation_loader(dataset_dir, window, config, **cache)
+        self.valid_window = int(config.valid_window or window)
+        validation_loader(dataset_dir, self.valid_window, config, **cache)
         self.train_power = self.valid_power = None
         if config.esr_per_setting and (config.esr_weight or config.dc_weight):
             # the plain target's power: one reference for the (emphasised) ESR and the DC term alike
@@ -80,7 +81,8 @@ class TrainingData:
             yield x[:, part], y[:, part], knobs[:, part] if knobs.dim() == 3 else knobs, j == 0
 
     def valid_loader(self):
-        return validation_loader(self.dataset_dir, self.window, self.config, **self.cache)
+        """The validation windows (``config.valid_window`` samples each, default the training window)."""
+        return validation_loader(self.dataset_dir, self.valid_window, self.config, **self.cache)
 
     def run_config(self, model_config: ModelConfig, model: torch.nn.Module) -> dict[str, Any]:
         """The run's ``config.json``: settings and the dataset's identity."""

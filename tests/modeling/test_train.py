@@ -388,11 +388,35 @@ def test_tbptt_carries_the_state_through_consecutive_windows_of_the_train_split(
     assert (data_loss.skip, carried.skip) == (16, 0)
 
 
+def test_validation_windows_can_be_longer_than_the_training_windows(dataset, tmp_path, monkeypatch):
+    import fxcap.modeling.train as training
+
+    calls = []
+    real_build = training.build_model
+
+    def build(config):
+        model = real_build(config)
+        model.register_forward_pre_hook(lambda module, args: calls.append(
+            (module.training and torch.is_grad_enabled(), args[0].detach().numpy().copy(), args[1].detach().numpy().copy())))
+        return model
+
+    monkeypatch.setattr(training, "build_model", build)
+    config = TrainConfig(window=256, valid_window=1024, batch_size=2, steps_per_epoch=2, max_epochs=1, valid_windows=4, threads=1)
+    train(dataset, _config(), tmp_path / "run", config)
+    valid = _SplitAudio(dataset, "valid")
+    trained = [w for is_step, batch, _ in calls if is_step for w in batch]
+    validated = [(w, k) for is_step, batch, knobs in calls if not is_step for w, k in zip(batch, knobs)]
+    assert {len(w) for w in trained} == {256} and len(validated) == 4 and {len(w) for w, _ in validated} == {1024}
+    assert all(valid.holds(w, k) for w, k in validated)
+    with pytest.raises(ModelError, match="valid_window must be a positive whole number"):
+        TrainConfig(valid_window=0)
+
+
 def test_a_run_written_before_a_setting_existed_resumes_with_its_default(tmp_path):
     from fxcap.modeling.run_folder import setting_changes
 
     model, train_config = _config().to_dict(), TINY.to_dict()
-    old = {"model": dict(model), "train": {k: v for k, v in train_config.items() if k != "tbptt_windows"}}
+    old = {"model": dict(model), "train": {k: v for k, v in train_config.items() if k not in ("tbptt_windows", "valid_window")}}
     assert setting_changes(old, model, train_config) == []
     changed = dict(train_config, tbptt_windows=4)
     assert setting_changes(old, model, changed) == ["tbptt_windows 1 -> 4"]
