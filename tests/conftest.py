@@ -23,8 +23,11 @@ FIRST_FILES = ("tests/test_readme.py", "tests/recipes/test_recipes.py")
 """The longest test files (minutes each), run first and on different workers, so that everything else
 fills in around them instead of waiting for them at the end."""
 
-SAME_WORKER = {"tests/dataset/test_dataset_parallel.py": "ray", "tests/modeling/test_sweep.py": "ray"}
-"""Files that run on the same worker (file -> group): both use :func:`ray_local`, started once."""
+SAME_WORKER = {"tests/dataset/test_dataset_parallel.py": "ray", "tests/modeling/test_sweep.py": "ray",
+               "tests/capture/backends/test_soundcard_jack.py": "jack", "tests/modeling/test_ab_jack.py": "jack"}
+"""Files that run on the same worker (file -> group): the ``ray`` ones use :func:`ray_local`, started once; the
+``jack`` ones share the JACK server, whose freewheel mode (on for some tests, off for the real-time ones)
+is the whole server's, so they must not run at the same time."""
 
 
 def _allowed_cpus() -> int:

@@ -102,18 +102,14 @@ def test_every_run_of_a_dataset_is_compared_and_tables_fit_80_columns(tmp_path, 
     assert "more columns (" in result.output and "runs/x/dist/comparison.md" in " ".join(result.output.split())
 
 
-def test_train_with_a_linear_path_and_its_penalty(tmp_path, monkeypatch):
+def test_train_with_state_carried_over_windows_and_long_validation_windows(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     session = make_dummy_session(tmp_path / "sessions" / "s", knob_grid={"drive": [0, 10]}, sample_rate=44100, seconds=2.0)
     build_dataset([session.root], tmp_path / "datasets" / "d", BuildConfig(split=SplitConfig(segment_seconds=0.25), write_wav=False))
-    tiny = ["--cond", "concat", "--preset", "quick", "--epochs", "1", "--steps", "1", "--batch-size", "2", "--window", "256",
-            "--no-evaluate"]
-    result = runner.invoke(app, ["train", *tiny, "--nonlinear-energy", "0.1"])  # the console script prints it in one line
-    assert result.exit_code == 1 and "add --linear-path" in str(result.exception)
-    assert not (tmp_path / "runs").exists()  # refused before any work
-    result = runner.invoke(app, ["train", *tiny, "--linear-path", "3", "--nonlinear-energy", "0.02", "--force"])
+    result = runner.invoke(app, ["train", "--cond", "concat", "--preset", "quick", "--epochs", "1", "--steps", "2", "--batch-size", "2",
+                                 "--window", "256", "--tbptt-windows", "2", "--valid-window", "1024", "--no-evaluate"])
     assert result.exit_code == 0, result.output
-    model, config = load_run("runs/d/concat-gru-s0")
-    assert (config["model"]["linear_path"], config["model"]["linear_path_poles"]) == (True, 3)
-    assert config["train"]["nonlinear_energy_weight"] == 0.02
-    assert model.linear_path.poles == 3
+    _, config = load_run("runs/d/concat-gru-s0")
+    assert (config["train"]["tbptt_windows"], config["train"]["valid_window"], config["train"]["window"]) == (2, 1024, 256)
+    result = runner.invoke(app, ["train", "--cond", "concat", "--tbptt-windows", "0", "--force"])
+    assert result.exit_code == 1 and "tbptt_windows must be" in str(result.exception)

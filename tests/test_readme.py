@@ -56,6 +56,7 @@ SIZE_FLAGS = {
     "train": ["--epochs", "1", "--steps", "2", "--batch-size", "4"],
     "export": ["--seconds", "0.2"],
     "report": ["--audio-seconds", "0.5"],
+    "ab": ["--seconds", "4"],
 }
 """Flags appended to a command (when it does not give them itself): sizes only."""
 

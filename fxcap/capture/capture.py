@@ -11,13 +11,14 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from fxcap.capture.backend_details import BackendDetails
+from fxcap.capture.backends.base import Backend
 from fxcap.capture.backends.factory import make_backend, parse_backend_spec, resolve_device
-from fxcap.capture.budget import CaptureEstimate, confirm_capture
+from fxcap.capture.budget import CaptureEstimate, TakeTiming, confirm_capture, distinct_settings, estimate_capture
 from fxcap.dsp.levels import db_to_amp
 from fxcap.capture.level import pick_peak_level
-from fxcap.capture.plan import PlanConfig, make_plan, plan_to_dict
+from fxcap.capture.plan import PlanConfig, PlannedTake, make_plan, plan_to_dict
 from fxcap.capture.layout import TestSignal
-from fxcap.capture.profiles import BUILTIN_PROFILES
+from fxcap.capture.profiles import BUILTIN_PROFILES, DeviceProfile, get_profile
 from fxcap.capture.record import Observer, PlanExtender, RecordConfig, record_session, resume_session
 from fxcap.capture.session import Session, newest_session
 from fxcap.capture.signal import DEFAULT_PEAK_DBFS, SignalConfig, generate_signal, wrap_program
@@ -160,17 +161,13 @@ def run_capture(request: CaptureRequest, observer: Observer | None = None) -> Se
     observe: Observer = observer or (lambda event, data: None)
     with backend:
         profile = backend.profile
-        try:
-            planned = make_plan(profile, request.plan)
-        except ValueError as exc:
-            raise CaptureError(str(exc)) from None
+        planned = _plan(profile, request)
         info = BackendDetails.from_dict({**backend.describe(), "spec": request.backend, "seed": request.seed,
                                          "profile_source": resolve_device(request.backend, request.device)})
         peak = request.peak_dbfs
         pick_level = peak is None and backend.deterministic
         signal = _capture_signal(request, DEFAULT_PEAK_DBFS if pick_level else peak)
-        total = max(len(planned), request.plan.takes if request.plan.kind == "adaptive" else 0)  # an adaptive plan grows
-        confirm_capture(CaptureEstimate(total, signal.duration), request.yes, request.confirm)
+        confirm_capture(_estimate(request, planned, signal, backend.timing(), pick_level), request.yes, request.confirm)
         if pick_level:
             base = signal
             choice = pick_peak_level(backend, [t.knobs for t in planned],
@@ -183,6 +180,66 @@ def run_capture(request: CaptureRequest, observer: Observer | None = None) -> Se
         out = request.out or default_session_dir(request.sessions_dir, profile.name)
         return record_session(out, backend, signal, plan_to_dict(request.plan, planned), request.record, observe, backend_info=info,
                               extend=request.extend)
+
+
+def _plan(profile: DeviceProfile, request: CaptureRequest) -> list[PlannedTake]:
+    try:
+        return make_plan(profile, request.plan)
+    except ValueError as exc:
+        raise CaptureError(str(exc)) from None
+
+
+def _estimate(request: CaptureRequest, planned: list[PlannedTake], signal: TestSignal, timing: TakeTiming,
+              pick_level: bool) -> CaptureEstimate:
+    """The estimate of a new capture (:func:`fxcap.capture.budget.estimate_capture`): what the
+    confirmation, the plan preview and the progress bar show."""
+    passes = distinct_settings(planned) if pick_level else 0
+    return estimate_capture(planned, signal.duration, timing, request.record.knob_change_seconds, level_passes=passes)
+
+
+@dataclass
+class CapturePreview:
+    """What ``fxcap record --dry-run`` shows: the plan in order and its estimate; nothing played or written.
+
+    Attributes:
+        profile: the device's knobs.
+        estimate: the capture's cost, take by take (:class:`~fxcap.capture.budget.CaptureEstimate`).
+        timing: what the backend adds to every take (margins, probes, knobs turned by hand).
+        sample_rate: Hz.
+    """
+
+    profile: DeviceProfile
+    estimate: CaptureEstimate
+    timing: TakeTiming
+    sample_rate: int
+
+
+def _planning_backend(request: CaptureRequest) -> tuple[DeviceProfile, TakeTiming, bool]:
+    """The profile, the take timing and whether the backend is deterministic, without opening a
+    sound card (its interface may not be plugged in while the capture is planned)."""
+    kind, target = parse_backend_spec(request.backend)
+    if kind == "soundcard":
+        from fxcap.capture.backends.soundcard import SoundcardConfig, planned_timing
+
+        profile = get_profile(resolve_device(request.backend, request.device) or "")
+        options = {k: v for k, v in request.backend_options.items() if k != "midi_port"}
+        config = SoundcardConfig(interface=target or None, sample_rate=request.sample_rate, **options)
+        return profile, planned_timing(profile, config, midi=bool(request.backend_options.get("midi_port"))), False
+    backend: Backend
+    with make_backend(request.backend, request.device, request.sample_rate, seed=request.seed, **request.backend_options) as backend:
+        return backend.profile, backend.timing(), backend.deterministic
+
+
+def preview_capture(request: CaptureRequest) -> CapturePreview:
+    """The plan and estimate of ``request`` (``fxcap record --dry-run``): the same plan and estimate
+    :func:`run_capture` would record and show, with nothing played and no folder made."""
+    if request.resume:
+        raise CaptureError("--dry-run previews a new capture; leave out --resume (the session's plan is in its session.json)")
+    profile, timing, deterministic = _planning_backend(request)
+    planned = _plan(profile, request)
+    pick_level = request.peak_dbfs is None and deterministic
+    signal = _capture_signal(request, DEFAULT_PEAK_DBFS if pick_level else request.peak_dbfs)
+    return CapturePreview(profile, _estimate(request, planned, signal, timing, pick_level), timing, request.sample_rate)
 
 
 def _capture_signal(request: CaptureRequest, peak_dbfs: float | None) -> TestSignal:

@@ -18,6 +18,7 @@ import numpy as np
 from fxcap.capture.align import AlignConfig, Calibration, align_take, measure_calibration
 from fxcap.capture.backend_details import BackendDetails
 from fxcap.capture.backends.base import Backend, RawTake
+from fxcap.capture.budget import DEFAULT_KNOB_CHANGE_SECONDS, estimate_capture
 from fxcap.capture.checks import CheckConfig, check_take, reference_drift_db, session_checks
 from fxcap.capture.layout import TestSignal, audio_sha256
 from fxcap.capture.plan import PlanBatch, PlannedTake, append_batch, budget_left, plan_from_dict
@@ -32,7 +33,8 @@ Observer = Callable[[str, dict[str, Any]], None]
 
 * ``level``: a deterministic backend's signal level was chosen (``choice``, ``message``; see
   :mod:`fxcap.capture.level`), before anything is recorded;
-* ``plan``: ``total`` takes in the plan, ``done`` already recorded (a resumed session);
+* ``plan``: ``total`` takes in the plan, ``done`` already recorded (a resumed session), and the
+  ``estimate`` of what is left (:class:`fxcap.capture.budget.CaptureEstimate`);
 * ``calibration``: the bypass take was measured (``calibration``, ``checks``);
 * ``probe`` / ``probe_warning``: the device was probed after a knob change (``verdict``) and
   sounded doubtful (``warnings``: the knob looks forgotten, wrong, or the device drifted);
@@ -61,22 +63,30 @@ class RecordConfig:
         max_attempts: tries per take before the run stops (a take failing a check is re-taken).
         align: alignment options (latency search, drift threshold).
         checks: check thresholds.
+        knob_change_seconds: seconds to turn one knob by hand, for the time estimate
+            (:mod:`fxcap.capture.budget`; knobs a backend sets itself cost nothing).
     """
 
     max_attempts: int = 3
     align: AlignConfig = field(default_factory=AlignConfig)
     checks: CheckConfig = field(default_factory=CheckConfig)
+    knob_change_seconds: float = DEFAULT_KNOB_CHANGE_SECONDS
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
             raise CaptureError(f"--max-attempts must be 1 or more (tries per take), not {self.max_attempts!r}")
+        if not (isinstance(self.knob_change_seconds, (int, float)) and 0 <= self.knob_change_seconds < float("inf")):
+            raise CaptureError(
+                f"--knob-change-seconds must be 0 or more (seconds to turn one knob by hand), not {self.knob_change_seconds!r}"
+            )
 
 
 def _failures(checks: list[CheckResult]) -> list[CheckResult]:
     return [c for c in checks if c.severity == "error" and not c.passed]
 
 
-def _describe_knobs(knobs: dict[str, Any]) -> str:
+def describe_knobs(knobs: dict[str, Any]) -> str:
+    """``drive=5, tone=0.5, mode=limit``: a setting in one line."""
     return ", ".join(f"{k}={v:g}" if isinstance(v, (int, float)) else f"{k}={v}" for k, v in knobs.items())
 
 
@@ -224,24 +234,72 @@ def planned_takes(session: Session) -> list[PlannedTake]:
         ) from None
 
 
-def _calibrate(session: Session, backend: Backend, signal: TestSignal, config: RecordConfig, observer: Observer) -> Calibration:
-    """Record the bypass/loopback take, or reuse the one a resumed session already has."""
-    stored = session.manifest.calibration
-    if stored.get("result"):
-        return Calibration.from_dict(stored["result"])
+def attempt_calibration(
+    backend: Backend, signal: TestSignal, config: RecordConfig, rejected: Callable[[int, str], None] | None = None
+) -> tuple[RawTake, Calibration, list[CheckResult], int]:
+    """Play the bypass/loopback take and measure the rig, again while it fails a check, up to
+    ``config.max_attempts`` tries (``rejected(attempt, problem)`` is told of each failed one).
+
+    Returns the recording, the calibration, its checks and the number of tries; raises
+    :class:`CaptureError` when every try failed.
+    """
     last_problem = ""
     for attempt in range(1, config.max_attempts + 1):
         raw = backend.calibration_take(signal.audio)
         calibration, checks = evaluate_calibration(raw, signal, config)
         failed = _failures(checks)
         if not failed:
-            store_calibration(session, raw, calibration, checks, attempt)
-            observer("calibration", {"calibration": calibration, "checks": checks})
-            return calibration
+            return raw, calibration, checks, attempt
         last_problem = "; ".join(c.message for c in failed)
-        session.manifest.notes.append(f"calibration attempt {attempt} rejected: {last_problem}")
-        session.save()
+        if rejected is not None:
+            rejected(attempt, last_problem)
     raise CaptureError(f"calibration (bypass) take failed {config.max_attempts} times: {last_problem}")
+
+
+def attempt_take(
+    backend: Backend,
+    signal: TestSignal,
+    knobs: dict[str, Any],
+    calibration: Calibration,
+    config: RecordConfig,
+    previous: list[Alignment] | None = None,
+    start: Callable[[int], None] | None = None,
+    rejected: Callable[[int, TakeResult], None] | None = None,
+) -> tuple[TakeResult, int]:
+    """Play ``signal`` through ``backend`` at ``knobs``, align it (referred to ``calibration``) and check
+    it; a take that fails a check is played again, up to ``config.max_attempts`` tries (one for a
+    deterministic backend: a re-take would give the same result).
+
+    ``start(attempt)`` is called before each try, ``rejected(attempt, result)`` after each failed one.
+    Returns the last result (``result.failed`` empty: it passed) and the number of tries.
+    """
+    attempts = 1 if backend.deterministic else config.max_attempts
+    for attempt in range(1, attempts + 1):
+        if start is not None:
+            start(attempt)
+        raw: RawTake = backend.play_record(signal.audio, knobs)
+        result = evaluate_take(raw, signal, calibration, config, previous)
+        if not result.failed:
+            return result, attempt
+        if rejected is not None:
+            rejected(attempt, result)
+    return result, attempts
+
+
+def _calibrate(session: Session, backend: Backend, signal: TestSignal, config: RecordConfig, observer: Observer) -> Calibration:
+    """Record the bypass/loopback take, or reuse the one a resumed session already has."""
+    stored = session.manifest.calibration
+    if stored.get("result"):
+        return Calibration.from_dict(stored["result"])
+
+    def rejected(attempt: int, problem: str) -> None:
+        session.manifest.notes.append(f"calibration attempt {attempt} rejected: {problem}")
+        session.save()
+
+    raw, calibration, checks, attempt = attempt_calibration(backend, signal, config, rejected)
+    store_calibration(session, raw, calibration, checks, attempt)
+    observer("calibration", {"calibration": calibration, "checks": checks})
+    return calibration
 
 
 def _record_take(
@@ -254,37 +312,38 @@ def _record_take(
     observer: Observer,
 ) -> TakeRecord:
     started = now_iso()
-    last_problem = ""
     _probe(session, backend, planned, observer)
-    attempts = 1 if backend.deterministic else config.max_attempts  # a re-take would give the same result
-    for attempt in range(1, attempts + 1):
+
+    def start(attempt: int) -> None:
         observer("take_start", {"take": planned, "attempt": attempt})
         backend.begin_take(planned.index, attempt)
-        raw: RawTake = backend.play_record(signal.audio, planned.knobs)
-        previous = [t.alignment for t in session.manifest.takes]
-        result = evaluate_take(raw, signal, calibration, config, previous)
-        if not result.failed:
-            record = keep_take(session, planned, result, attempt, started)
-            observer("take_done", {"take": planned, "record": record})
-            if record.is_reference:
-                _report_reference_drift(session, record, result.aligned, signal, config, observer)
-            return record
-        last_problem = result.problem()
+
+    def rejected(attempt: int, result: TakeResult) -> None:
         session.manifest.notes.append(
-            f"{planned.take_id} ({_describe_knobs(planned.knobs)}) attempt {attempt} rejected: {last_problem}"
+            f"{planned.take_id} ({describe_knobs(planned.knobs)}) attempt {attempt} rejected: {result.problem()}"
         )
         session.save()
         observer("attempt_rejected", {"take": planned, "attempt": attempt, "failed": result.failed})
+
+    previous = [t.alignment for t in session.manifest.takes]
+    result, attempt = attempt_take(backend, signal, planned.knobs, calibration, config, previous, start, rejected)
+    if not result.failed:
+        record = keep_take(session, planned, result, attempt, started)
+        observer("take_done", {"take": planned, "record": record})
+        if record.is_reference:
+            _report_reference_drift(session, record, result.aligned, signal, config, observer)
+        return record
+    last_problem = result.problem()
     session.manifest.status = "failed"
     session.save()
     if backend.deterministic:
         raise CaptureError(
-            f"{planned.take_id} ({_describe_knobs(planned.knobs)}) failed its checks ({last_problem}); "
+            f"{planned.take_id} ({describe_knobs(planned.knobs)}) failed its checks ({last_problem}); "
             f"{backend.profile.name} gives the same output on every take, so it was not re-taken: record again with "
             "another level (--peak-dbfs) or knob range (--device profile.toml)"
         )
     raise CaptureError(
-        f"{planned.take_id} ({_describe_knobs(planned.knobs)}) failed its checks {config.max_attempts} times "
+        f"{planned.take_id} ({describe_knobs(planned.knobs)}) failed its checks {config.max_attempts} times "
         f"({last_problem}); fix the rig, then continue with {resume_hint(session)}"
     )
 
@@ -298,7 +357,7 @@ def _probe(session: Session, backend: Backend, planned: PlannedTake, observer: O
     observer("probe", {"take": planned, "verdict": verdict})
     if verdict.warnings:
         for warning in verdict.warnings:
-            session.manifest.notes.append(f"{planned.take_id} ({_describe_knobs(planned.knobs)}) probe: {warning}")
+            session.manifest.notes.append(f"{planned.take_id} ({describe_knobs(planned.knobs)}) probe: {warning}")
         session.save()
         observer("probe_warning", {"take": planned, "warnings": list(verdict.warnings)})
 
@@ -328,9 +387,11 @@ def _check_extender(plan: dict[str, Any], extend: PlanExtender | None, where: st
                            "given to choose them; continue it with `fxcap record --resume`")
 
 
-def _grow_plan(session: Session, extend: PlanExtender | None, observe: Observer) -> list[PlannedTake]:
+def _grow_plan(session: Session, extend: PlanExtender | None, observe: Observer,
+               estimate: Callable[[list[PlannedTake]], Any]) -> list[PlannedTake]:
     """The next batch of a growing plan, stored in the manifest (before any of it is recorded); empty when
-    the plan does not grow or its budget is used."""
+    the plan does not grow or its budget is used. ``estimate(takes)``: the time estimate of the new takes
+    (the ``plan`` event's ``estimate``)."""
     left = budget_left(session.manifest.plan)
     if extend is None or not left:
         return []
@@ -347,7 +408,7 @@ def _grow_plan(session: Session, extend: PlanExtender | None, observe: Observer)
     added = append_batch(session.manifest.plan, batch)
     session.save()
     observe("plan", {"total": len(session.manifest.plan["takes"]) + budget_left(session.manifest.plan),
-                     "done": len(session.manifest.takes), "batch": added})
+                     "done": len(session.manifest.takes), "batch": added, "estimate": estimate(added)})
     return added
 
 
@@ -359,7 +420,10 @@ def _run(session: Session, backend: Backend, signal: TestSignal, config: RecordC
     session.manifest.status = "running"
     session.save()
     done = {t.index for t in session.manifest.takes}
-    observe("plan", {"total": len(plan) + (budget_left(session.manifest.plan) if extend else 0), "done": len(done)})
+    estimate = estimate_capture([p for p in plan if p.index not in done], signal.duration, backend.timing(),
+                                config.knob_change_seconds, calibrate=not session.manifest.calibration.get("result"))
+    growing = budget_left(session.manifest.plan) if extend else 0  # an adaptive plan's settings still to choose
+    observe("plan", {"total": len(plan) + growing, "done": len(done), "estimate": estimate})
     try:
         with interruptible(session):
             calibration = _calibrate(session, backend, signal, config, observe)
@@ -368,7 +432,8 @@ def _run(session: Session, backend: Backend, signal: TestSignal, config: RecordC
                     if planned.index in done:
                         continue
                     _record_take(session, backend, signal, planned, calibration, config, observe)
-                plan = _grow_plan(session, extend, observe)
+                plan = _grow_plan(session, extend, observe, lambda takes: estimate_capture(
+                    takes, signal.duration, backend.timing(), config.knob_change_seconds, calibrate=False))
     except CaptureError as exc:
         if session.manifest.status == "failed":  # a take failed its checks: the message says it all
             raise
@@ -489,7 +554,7 @@ def session_summary(session: Session) -> list[dict[str, Any]]:
         rows.append(
             {
                 "take": take.take_id,
-                "knobs": _describe_knobs(shown),
+                "knobs": describe_knobs(shown),
                 "settings": shown,
                 "reference": take.is_reference,
                 "latency_samples": take.alignment.latency_samples,

@@ -8,7 +8,7 @@ Layout (one module per command group; a command is a plain function registered o
 
 * :mod:`fxcap.cli.capture`: ``devices``, ``signal``, ``check``, ``record``, ``import``, ``import-signaltrain``;
 * :mod:`fxcap.cli.plan`: the ``plan`` group (``next``: the next settings of an adaptive capture);
-* :mod:`fxcap.cli.modeling`: ``train``, ``evaluate``, ``compare``, ``render``, ``export``;
+* :mod:`fxcap.cli.modeling`: ``train``, ``evaluate``, ``compare``, ``render``, ``ab``, ``export``;
 * :mod:`fxcap.cli.dataset`: ``build-dataset`` and the ``dataset`` group (``info``, ``validate``);
 * :mod:`fxcap.cli.report`: ``report``; :mod:`fxcap.cli.sweep`: ``sweep``;
 * :mod:`fxcap.cli.options`: the option types several commands share;
@@ -61,6 +61,7 @@ app.command("train")(modeling.train)
 app.command("evaluate")(modeling.evaluate_command)
 app.command("compare")(modeling.compare)
 app.command("render")(modeling.render)
+app.command("ab")(modeling.ab)
 app.add_typer(dataset.dataset_app, name="dataset")
 app.command("build-dataset")(dataset.build_dataset_command)
 app.command("export")(modeling.export_command)

@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from fxcap.capture.budget import DEFAULT_KNOB_CHANGE_SECONDS
 from fxcap.cli import tables
 from fxcap.cli.options import (
     BlockSize,
@@ -111,10 +112,12 @@ def record(
     block_size: BlockSize = None,
     midi_port: MidiPort = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Start a capture of more than 2 hours or 200 takes without asking.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and the estimated time; play and write nothing.")] = False,
+    knob_change_seconds: Annotated[float, typer.Option(help="Seconds to turn one knob by hand, for the time estimate (knobs the backend sets cost none).")] = DEFAULT_KNOB_CHANGE_SECONDS,
 ) -> None:
     """Record a device at swept knob settings into a session folder (aligned, checked takes)."""
     from fxcap.adaptive import AdaptivePlanner
-    from fxcap.capture.capture import CaptureRequest, run_capture, soundcard_options
+    from fxcap.capture.capture import CaptureRequest, preview_capture, run_capture, soundcard_options
     from fxcap.capture.plan import PlanConfig
     from fxcap.capture.record import RecordConfig
 
@@ -137,12 +140,15 @@ def record(
         out=out,
         resume=resume,
         seed=seed,
-        record=RecordConfig(max_attempts=max_attempts),
+        record=RecordConfig(max_attempts=max_attempts, knob_change_seconds=knob_change_seconds),
         backend_options=soundcard_options("soundcard" if resume else backend, output_channels=output_channel, input_channel=input_channel,
                                           loopback_channel=loopback_channel, blocksize=block_size, midi_port=midi_port),
         yes=yes, confirm=typer.confirm if sys.stdin.isatty() else None,
         extend=AdaptivePlanner(adaptive_config(quick_steps)),  # used only by a plan that grows (adaptive)
     )
+    if dry_run:
+        tables.print_capture_preview(preview_capture(request))
+        return
     with RecordProgress() as progress:
         session = run_capture(request, observer=progress)
     tables.print_session_summary(session)

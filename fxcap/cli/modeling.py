@@ -1,4 +1,4 @@
-"""The model commands: ``fxcap train``, ``evaluate``, ``compare``, ``render`` and ``export``."""
+"""The model commands: ``fxcap train``, ``evaluate``, ``compare``, ``render``, ``ab`` and ``export``."""
 
 from __future__ import annotations
 
@@ -10,12 +10,18 @@ import typer
 from fxcap.cli import tables
 from fxcap.cli.options import (
     BatchSize,
+    BlockSize,
     Checkpoint,
+    Device,
     Epochs,
     KnobSettings,
     LearningRate,
+    MidiPort,
+    OutputChannel,
+    PlayedPeak,
     Preset,
     RunFolder,
+    SoundcardChannel,
     StepsPerEpoch,
     Window,
     given,
@@ -47,8 +53,8 @@ def train(
     pre_filter: Annotated[Optional[int], typer.Option(help="Poles of the learned linear filter before the RNN, 0 = none (overrides the preset).")] = None,
     post_filter: Annotated[Optional[int], typer.Option(help="Poles of the learned linear filter after the RNN, 0 = none (overrides the preset).")] = None,
     hidden_size: Annotated[Optional[int], typer.Option(help="Hidden units of the main cell (paper: 32; overrides the preset).")] = None,
-    linear_path: Annotated[Optional[int], typer.Option("--linear-path", help="Add a knob-conditioned linear path beside the RNN with this many poles (0: a gain only); off unless given.")] = None,
-    nonlinear_energy: Annotated[Optional[float], typer.Option(help="Weight of the penalty on the RNN's share of the output energy (with --linear-path; 0: off).")] = None,
+    tbptt_windows: Annotated[Optional[int], typer.Option(help="Consecutive windows per training sequence, the state carried between them (1: each from a zero state; overrides the preset).")] = None,
+    valid_window: Annotated[Optional[int], typer.Option(help="Samples per validation window (default: the training window; e.g. the test segments' length for a slow compressor).")] = None,
     time_budget: Annotated[Optional[float], typer.Option(help="Training time budget per model in minutes: stop when it runs out, with the rate annealed by then.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for initialisation and window sampling.")] = 0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue interrupted runs from their last epoch (same dataset and settings; --epochs may grow).")] = False,
@@ -64,10 +70,9 @@ def train(
         overrides=given(max_epochs=epochs, steps_per_epoch=steps, batch_size=batch_size, window=window, lr=lr,
                         stft_weight=stft_weight, stft_warmup_steps=stft_warmup, lr_schedule=lr_schedule,
                         esr_weight=esr_weight, dc_weight=dc_weight, esr_emphasis=esr_emphasis,
-                        esr_per_setting=esr_per_setting, loss_skip=loss_skip, nonlinear_energy_weight=nonlinear_energy,
+                        esr_per_setting=esr_per_setting, loss_skip=loss_skip, tbptt_windows=tbptt_windows, valid_window=valid_window,
                         time_budget_s=None if time_budget is None else time_budget * 60.0) | {"pre_emphasis": pre_emphasis},
-        model_overrides=given(pre_filter_poles=pre_filter, post_filter_poles=post_filter, hidden_size=hidden_size,
-                              linear_path_poles=linear_path) | ({"linear_path": True} if linear_path is not None else {}),
+        model_overrides=given(pre_filter_poles=pre_filter, post_filter_poles=post_filter, hidden_size=hidden_size),
     )
     results = train_models(request, console=tables.console)
     tables.print_comparison(results.comparison, results.runs_root / "comparison.md")
@@ -152,6 +157,37 @@ def render(
     result = render_run(model, in_path, out_path, settings=list(set_ or []), automate=list(automate or []), automation_csv=automation_csv,
                         checkpoint=checkpoint, block=block, channel=channel, mix=mix)
     tables.console.print(f"wrote {out_path}: {result['seconds']:.2f} s, peak {result['peak']:.3f}")
+
+
+def ab(
+    model: RunFolder,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for device.wav, model.wav, difference.wav, ab.wav and ab.json.")],
+    backend: Annotated[str, typer.Option("--backend", "-b", help="The device: sim, sim:OD-3, soundcard[:NAME] or plugin:NAME.")] = "sim",
+    device: Device = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", "--knob", help="Knob of the device, e.g. --set drive=7 (others at their defaults).")] = None,
+    in_path: Annotated[Optional[Path], typer.Option("--in", "-i", help="Passage to play (WAV at the model's rate; default: the test signal's program material).")] = None,
+    seconds: Annotated[float, typer.Option(help="Length of the default passage in seconds.")] = 12.0,
+    switch: Annotated[float, typer.Option(help="ab.wav switches between A (device) and B (model) every this many seconds.")] = 4.0,
+    peak_dbfs: PlayedPeak = None,
+    checkpoint: Checkpoint = "best",
+    seed: Annotated[int, typer.Option(help="Seed for the virtual rig (--backend sim).")] = 0,
+    output_channel: OutputChannel = None,
+    input_channel: SoundcardChannel = None,
+    loopback_channel: SoundcardChannel = None,
+    block_size: BlockSize = None,
+    midi_port: MidiPort = None,
+) -> None:
+    """A/B a model against its device: the same passage through both, aligned, the null test and a listening file."""
+    from fxcap.modeling.ab import ABConfig, run_ab
+
+    config = ABConfig(switch_seconds=switch, passage_seconds=seconds, peak_dbfs=peak_dbfs, checkpoint=checkpoint)
+    result = run_ab(model, backend, out, device=device, settings=list(set_ or []), passage=in_path, config=config, seed=seed,
+                    output_channels=output_channel, input_channel=input_channel, loopback_channel=loopback_channel,
+                    blocksize=block_size, midi_port=midi_port)
+    for line in tables.ab_lines(result.to_dict()):
+        tables.console.print(line, markup=False, highlight=False, soft_wrap=True)
+    tables.console.print(f"wrote {out}/device.wav (A), model.wav (B), difference.wav, ab.wav and ab.json", markup=False, highlight=False,
+                         soft_wrap=True)
 
 
 def export_command(

@@ -2,30 +2,71 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from rich.progress import ProgressColumn, Task
+from rich.text import Text
+
+from fxcap.capture.budget import CapturePace
 from fxcap.cli import tables
 
 
+class EstimateRemainingColumn(ProgressColumn):
+    """The time left, from the capture's estimate (:class:`fxcap.capture.budget.CapturePace`): what
+    is left of the audio and the knob changes, at the pace measured so far. Without an estimate (an
+    import) it falls back to rich's extrapolation over the takes."""
+
+    def __init__(self, owner: "RecordProgress") -> None:
+        from rich.progress import TimeRemainingColumn
+
+        super().__init__()
+        self.owner = owner
+        self.fallback = TimeRemainingColumn()
+
+    def render(self, task: Task) -> Text:
+        pace = self.owner.pace
+        if pace is None:
+            return self.fallback.render(task)
+        left = pace.remaining(task.elapsed or 0.0)
+        if left is None:
+            return Text("-:--:--", style="progress.remaining")
+        minutes, seconds = divmod(int(round(left)), 60)
+        hours, minutes = divmod(minutes, 60)
+        return Text(f"{hours}:{minutes:02d}:{seconds:02d} left", style="progress.remaining")
+
+
 class RecordProgress:
-    """Rich progress over takes, with one line per rejected attempt.
+    """Rich progress over takes, with one line per rejected attempt and the time left from the estimate.
 
     Used as a context manager; the bar appears with the first event (``plan``), so an error found
     before anything is recorded (a bad CSV, a missing file) prints no empty bar.
     """
 
     def __init__(self) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+        self.pace: CapturePace | None = None
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
-            TimeRemainingColumn(),
+            EstimateRemainingColumn(self),
             console=tables.console,
             transient=False,
         )
         self.task = self.progress.add_task("calibration", total=None)
         self.started = False
+
+    def _pace(self, event: str, data: dict[str, Any]) -> None:
+        """Follow the estimate: set on ``plan``, advanced by the calibration and every kept take."""
+        if event == "plan" and data.get("estimate") is not None:
+            estimate = data["estimate"]
+            self.pace = CapturePace(estimate, calibrated=not estimate.calibration_seconds)
+        elif self.pace is not None and event == "calibration":
+            self.pace.calibration_done()
+        elif self.pace is not None and event == "take_done":
+            self.pace.take_done()
 
     def __enter__(self) -> "RecordProgress":
         return self
@@ -41,6 +82,7 @@ class RecordProgress:
         if not self.started:
             self.started = True
             self.progress.start()
+        self._pace(event, data)
         if event == "plan":
             self.progress.update(self.task, total=data["total"], completed=data["done"])
         elif event == "calibration":

@@ -75,6 +75,71 @@ def print_preflight(report: Any, title: str) -> None:
     console.print("[green]ready to record[/]" if report.ok else "[red]fix the items marked FIX, then run fxcap check again[/]")
 
 
+# -- the plan preview of `fxcap record --dry-run` ---------------------------------------------------
+
+PREVIEW_ROWS = 200
+"""Most takes the plan preview lists one by one (the rest are counted)."""
+
+
+def _preview_setting(preview: Any, cost: Any) -> str:
+    """A take's setting: the knobs turned by hand in the prompts' words (``DRIVE to 6 (about 1 o'clock)``),
+    else the knob values."""
+    from fxcap.capture.knob_setters import knob_instruction
+    from fxcap.capture.record import describe_knobs
+
+    if cost.turned:
+        return "turn " + ", ".join(knob_instruction(preview.profile.knob(name), cost.take.knobs[name]) for name in cost.turned)
+    if preview.timing.manual_knobs:
+        return "(knobs as before)"
+    return describe_knobs(cost.take.knobs)
+
+
+def print_capture_preview(preview: Any) -> None:
+    """``fxcap record --dry-run``: the takes in order (knob positions in words for knobs set by hand)
+    and the estimated time: audio per take, knob changes, total."""
+    estimate = preview.estimate
+    table = Table(title=f"Plan: {len(estimate.takes)} takes of {preview.profile.name} (nothing is played with --dry-run)")
+    for column in ("take", "setting", "audio (s)", "knobs (s)"):
+        table.add_column(column, justify="right" if "(s)" in column else "left")
+    if estimate.level_seconds:
+        table.add_row("level", "signal level search (at least one pass per setting)", f"{estimate.level_seconds:.1f}", "")
+    if estimate.calibration_seconds:
+        bypass = "switch the device to bypass, then back on" if estimate.bypass_seconds else "device bypassed"
+        table.add_row("calibration", bypass, f"{estimate.calibration_seconds:.1f}", f"{estimate.bypass_seconds:.0f}")
+    for cost in estimate.takes[:PREVIEW_ROWS]:
+        name = cost.take.take_id + (" (reference)" if cost.take.is_reference else "")
+        table.add_row(name, _preview_setting(preview, cost), f"{cost.audio_seconds:.1f}", f"{cost.knob_seconds:.0f}")
+    if len(estimate.takes) > PREVIEW_ROWS:
+        rest = estimate.takes[PREVIEW_ROWS:]
+        table.add_row(f"... {len(rest)} more", "", f"{sum(c.audio_seconds for c in rest):.1f}", f"{sum(c.knob_seconds for c in rest):.0f}")
+    console.print(table)
+    from fxcap.capture.budget import format_duration
+
+    def seconds(value: float) -> str:
+        return f"{value:.0f} s" + (f" ({format_duration(value)})" if value >= 120 else "")
+
+    per_take = estimate.takes[0].audio_seconds if estimate.takes else estimate.signal_seconds
+    margin = preview.timing.margin_seconds
+    probe = preview.timing.probe_seconds
+    lines = [
+        f"audio per take: {per_take:.1f} s (signal {estimate.signal_seconds:.1f} s"
+        + (f" + {margin:.2f} s pre-roll/tail" if margin else "") + (f" + {probe:.2f} s knob probe" if probe else "") + ")",
+        f"audio: {seconds(estimate.audio_seconds)}: "
+        + (f"level search {estimate.level_seconds:.0f} s, " if estimate.level_seconds else "")
+        + f"calibration take {estimate.calibration_seconds:.1f} s, {len(estimate.takes)} takes"
+        + (f" incl. {estimate.reference_takes} reference re-takes" if estimate.reference_takes else ""),
+        f"knob changes by hand: {estimate.knob_changes} turns"
+        + (" and 2 bypass switches" if estimate.bypass_seconds else "")
+        + f", {seconds(estimate.knob_seconds)}"
+        if preview.timing.manual_knobs or estimate.bypass_seconds else "knob changes by hand: none (the backend sets the knobs)",
+        f"total: about {format_duration(estimate.seconds)}"
+        + ("" if estimate.realtime else " of audio; the virtual device or plugin computes it, usually faster than real time")
+        + " (re-takes of failed takes not included)",
+    ]
+    for line in lines:
+        console.print(line, highlight=False, markup=False)
+
+
 # -- the take table of a session -------------------------------------------------------------------
 
 SUMMARY_COLUMNS = (
@@ -164,3 +229,22 @@ def print_seeds(frame: Any, title: str = "Mean ± std over seeds (lower is bette
 
     headers, rows = seeds_rows(aggregate_seeds(frame))
     print_fitted(title, headers, rows, SEEDS_TERMINAL_PRIORITY, written, ("scheme", "cell"))
+
+
+def ab_lines(numbers: dict[str, Any]) -> list[str]:
+    """``fxcap ab``: the null test, the levels beside it, the evaluation at this setting and the switch times."""
+    setting = ", ".join(f"{k}={v:g}" if isinstance(v, (int, float)) else f"{k}={v}" for k, v in numbers["model_knobs"].items())
+    lines = [
+        f"A/B of {numbers['run']} against {numbers['device']} at {setting}: {numbers['seconds']:.1f} s of {numbers['passage']}",
+        f"null test: ESR {numbers['esr']:.4g} ({numbers['esr_db']:.1f} dB); difference {numbers['difference_rms_dbfs']:.1f} dBFS RMS, "
+        f"{numbers['difference_peak_dbfs']:.1f} dBFS peak",
+        f"levels: device {numbers['device_rms_dbfs']:.1f} dBFS RMS ({numbers['device_peak_dbfs']:.1f} peak), "
+        f"model {numbers['model_rms_dbfs']:.1f} dBFS RMS ({numbers['model_peak_dbfs']:.1f} peak)",
+    ]
+    for row in numbers.get("evaluation", []):
+        lines.append(f"the run's evaluation at this setting ({row['split']} split): ESR {row['esr']:.4g}")
+    for problem in numbers["take"]["failed_checks"]:
+        lines.append(f"warning: the device's take failed a check, compared anyway: {problem}")
+    switches = ", ".join(f"{s['source']} {s['start_s']:g}-{s['end_s']:.3g} s" for s in numbers["switches"])
+    lines.append(f"ab.wav: {switches}")
+    return lines

@@ -50,11 +50,6 @@ class ModelConfig:
             They give the model the long linear memory of a device's coupling high-passes, which a
             small RNN does not learn; each costs ``2 M + 1`` multiply-adds per sample and ``2 M + 1``
             parameters.
-        linear_path: a knob-conditioned linear path beside the cell
-            (:class:`fxcap.modeling.linear_path.KnobLinearPath`): a filter whose response the knobs
-            choose, and a knob-chosen gain on the cell's output, so a clean setting can be modelled
-            without the cell's distortion.
-        linear_path_poles: real poles of the linear path's filter (0: a knob-chosen gain only).
         seed: seed of the weight initialisation (``None``: use torch's global RNG as it stands).
     """
 
@@ -69,8 +64,6 @@ class ModelConfig:
     dynamic_nz: int | None = None
     pre_filter_poles: int = 0
     post_filter_poles: int = 0
-    linear_path: bool = False
-    linear_path_poles: int = 6
     seed: int | None = 0
 
     def __post_init__(self) -> None:
@@ -85,8 +78,7 @@ class ModelConfig:
             raise ModelError(
                 f"unknown mlp_activation {self.mlp_activation!r}; choose one of {', '.join(ACTIVATIONS)}"
             )
-        self.linear_path = bool(self.linear_path)
-        for name in ("pre_filter_poles", "post_filter_poles", "linear_path_poles"):
+        for name in ("pre_filter_poles", "post_filter_poles"):
             if int(getattr(self, name)) < 0:
                 raise ModelError(f"model config: {name} must be 0 (no filter) or a positive integer, got {getattr(self, name)!r}")
             setattr(self, name, int(getattr(self, name)))

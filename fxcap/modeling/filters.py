@@ -132,19 +132,14 @@ class FilteredRNN(nn.Module):
     :mod:`fxcap.modeling.base`); the flat state is the RNN's followed by the pre- and post-filter
     sections (:attr:`state_layout`). The filters do not depend on the knobs: the knob-dependent
     part of the sound stays in the RNN.
-
-    With ``linear`` (a :class:`fxcap.modeling.linear_path.KnobLinearPath`), the output is
-    ``g(c) * post(rnn(pre(x), c)) + linear(x, c)``: a knob-conditioned linear path from the input
-    beside the cell, whose sections follow the filters' in the state.
     """
 
-    def __init__(self, core: nn.Module, pre_poles: int, post_poles: int, linear: nn.Module | None = None) -> None:
+    def __init__(self, core: nn.Module, pre_poles: int, post_poles: int) -> None:
         super().__init__()
         self.core = core
         self.config = core.config
         self.pre_filter = LearnedIIR(pre_poles) if pre_poles else None
         self.post_filter = LearnedIIR(post_poles) if post_poles else None
-        self.linear_path = linear
 
     def __getattr__(self, name: str):
         try:
@@ -156,11 +151,10 @@ class FilteredRNN(nn.Module):
 
     @property
     def state_layout(self) -> list[tuple[str, int]]:
-        """The RNN's state parts, then ``pre``, ``post`` (the filters' sections) and ``linear`` (the
-        linear path's), where present."""
+        """The RNN's state parts, then ``pre`` and ``post`` (the filters' sections), where present."""
         layout = list(self.core.state_layout)
-        for name, part in (("pre", self.pre_filter), ("post", self.post_filter), ("linear", self.linear_path)):
-            if part is not None and part.poles:
+        for name, part in (("pre", self.pre_filter), ("post", self.post_filter)):
+            if part is not None:
                 layout.append((name, part.poles))
         return layout
 
@@ -176,13 +170,6 @@ class FilteredRNN(nn.Module):
         return tuple(state.split([width for _, width in self.state_layout], dim=-1))
 
     def forward(self, x: torch.Tensor, knobs: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        y, state, _ = self.forward_parts(x, knobs, state)
-        return y, state
-
-    def forward_parts(self, x: torch.Tensor, knobs: torch.Tensor, state: torch.Tensor | None = None
-                      ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-        """:meth:`forward`, plus the output's parts ``{"nonlinear": g * post(rnn), "linear": path}``
-        (``(B, T)`` each; ``linear`` only with a linear path)."""
         ref = self.core.output.weight
         x, shape = audio_batch(x, ref)
         if state is None:
@@ -197,7 +184,6 @@ class FilteredRNN(nn.Module):
         core_state, filter_state = state[:, :core_size], state[:, core_size:]
         parts: list[torch.Tensor] = []
         offset = 0
-        x_in = x
         if self.pre_filter is not None:
             x, pre_state = self.pre_filter(x, filter_state[:, offset : offset + self.pre_filter.poles])
             offset += self.pre_filter.poles
@@ -205,24 +191,13 @@ class FilteredRNN(nn.Module):
         y, core_state = self.core(x, knobs, core_state)
         if self.post_filter is not None:
             y, post_state = self.post_filter(y, filter_state[:, offset : offset + self.post_filter.poles])
-            offset += self.post_filter.poles
             parts.append(post_state)
-        outputs = {"nonlinear": y}
-        if self.linear_path is not None:
-            knobs_t = torch.as_tensor(knobs).to(device=ref.device, dtype=ref.dtype)
-            linear, gain, linear_state = self.linear_path(x_in, knobs_t, filter_state[:, offset : offset + self.linear_path.poles])
-            outputs = {"nonlinear": gain * y, "linear": linear}
-            y = outputs["nonlinear"] + linear
-            if self.linear_path.poles:
-                parts.append(linear_state)
-        return y.reshape(shape), torch.cat([core_state, *parts], dim=-1), outputs
+        return y.reshape(shape), torch.cat([core_state, *parts], dim=-1)
 
     def cost(self):
-        """The RNN's cost plus the filters' and the linear path's recursions (multiply-adds per sample)
-        and the linear path's MLP (per knob change)."""
+        """The RNN's cost plus the filters' recursions (multiply-adds per sample)."""
         from dataclasses import replace
 
         cost = self.core.cost()
-        extra = sum(f.macs_per_sample() for f in (self.pre_filter, self.post_filter, self.linear_path) if f is not None)
-        per_change = self.linear_path.macs_per_change() if self.linear_path is not None else 0
-        return replace(cost, macs_per_sample=cost.macs_per_sample + extra, macs_per_change=cost.macs_per_change + per_change)
+        extra = sum(f.macs_per_sample() for f in (self.pre_filter, self.post_filter) if f is not None)
+        return replace(cost, macs_per_sample=cost.macs_per_sample + extra)

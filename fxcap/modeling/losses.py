@@ -107,21 +107,6 @@ class ESRLoss(nn.Module):
         return (error / (target.square().sum(-1) + self.eps)).mean()
 
 
-def energy_ratio(part: torch.Tensor, target: torch.Tensor, power: torch.Tensor | None = None,
-                 emphasis: float = 0.0, eps: float = 1e-10) -> torch.Tensor:
-    """The energy of ``part`` (a component of the prediction) relative to the target's, as
-    :class:`PooledESRLoss` measures the error: pooled over the batch, or with ``power`` ``(N,)`` per
-    item against its own reference power; ``emphasis`` filters both by ``1 - emphasis z^-1`` first.
-    The penalty of ``TrainConfig.nonlinear_energy_weight``."""
-    part, target = _check_pair(part, target)
-    if emphasis:
-        part = part[:, 1:] - emphasis * part[:, :-1]
-        target = target[:, 1:] - emphasis * target[:, :-1]
-    if power is not None:
-        return (part.square().mean(-1) / power.to(part.dtype)).mean()
-    return part.square().sum() / (target.square().sum() + eps)
-
-
 class PooledESRLoss(nn.Module):
     """Error-to-signal ratio pooled over the batch: ``sum (pred - target)^2 / (sum target^2 + eps)``,
     both sums over every item and sample (dimensionless).

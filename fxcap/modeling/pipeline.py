@@ -44,7 +44,7 @@ from fxcap.modeling.presets import (  # noqa: F401  (re-exported: the presets' p
     preset_model_options,
 )
 from fxcap.modeling.registry import ModelConfig
-from fxcap.modeling.train import RunResult, TrainConfig, check_model_and_training, train
+from fxcap.modeling.train import RunResult, TrainConfig, train
 
 
 def run_name(cond: str, cell: str, seed: int) -> str:
@@ -143,7 +143,6 @@ def plan_runs(grid: RunGrid) -> list[RunSpec]:
                                         **{**preset_model_options(grid.preset), **grid.model_overrides, "seed": seed})
                     fields = {"seed": seed, **({"threads": grid.threads} if grid.threads is not None else {})}
                     config = preset_config(grid.preset, cond, dict(grid.overrides), **fields)
-                    check_model_and_training(model, config)
                     specs.append(RunSpec(location_text(location), name, info.dataset_hash, model, config,
                                          Path(grid.runs_dir) / name / run_name(cond, cell, seed)))
     return specs

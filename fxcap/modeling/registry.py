@@ -31,7 +31,6 @@ import fxcap.modeling.fast  # noqa: F401  (installs the fast path: models built 
 from fxcap.modeling.base import ConditionedRNN
 from fxcap.modeling.config import ModelConfig
 from fxcap.modeling.filters import FilteredRNN
-from fxcap.modeling.linear_path import KnobLinearPath
 from fxcap.modeling.schemes import Scheme, get_scheme, register_scheme, scheme_names
 
 __all__ = ["ModelConfig", "build_model", "register_model", "registered_models"]
@@ -72,7 +71,6 @@ def build_model(config: ModelConfig | dict[str, Any]) -> ConditionedRNN:
 
 def _with_filters(model: ConditionedRNN, config: ModelConfig) -> torch.nn.Module:
     """``model`` itself, or wrapped in learned linear filters when ``config`` asks for them."""
-    if not (config.pre_filter_poles or config.post_filter_poles or config.linear_path):
+    if not (config.pre_filter_poles or config.post_filter_poles):
         return model
-    linear = KnobLinearPath(config.num_knobs, config.linear_path_poles) if config.linear_path else None
-    return FilteredRNN(model, config.pre_filter_poles, config.post_filter_poles, linear)
+    return FilteredRNN(model, config.pre_filter_poles, config.post_filter_poles)

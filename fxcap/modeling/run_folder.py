@@ -22,6 +22,8 @@ from typing import Any
 
 from fxcap.errors import ModelError
 from fxcap.io import TEMP_PATTERN
+from fxcap.modeling.config import ModelConfig
+from fxcap.modeling.train_config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +44,14 @@ def normalized(data: Any) -> Any:
 
 def setting_changes(saved: dict[str, Any], model: dict[str, Any], train: dict[str, Any]) -> list[str]:
     """What differs between a run's saved ``config.json`` and the ``model`` / ``train`` settings asked for,
-    as ``"lr 0.001 -> 0.01"`` items (the :data:`RESUMABLE_FIELDS` left out); empty when resumable."""
+    as ``"lr 0.001 -> 0.01"`` items (the :data:`RESUMABLE_FIELDS` left out); empty when resumable.
+
+    A setting that a run folder written by an older fxcap lacks counts as that setting's default (the
+    option did not exist, so the run trained as the default does)."""
     changes = []
+    defaults = {"model": ModelConfig().to_dict(), "train": TrainConfig().to_dict()}
     for section, wanted, skip in (("model", model, ()), ("train", train, RESUMABLE_FIELDS)):
-        old, new = normalized(saved.get(section) or {}), normalized(wanted)
+        old, new = normalized({**defaults[section], **(saved.get(section) or {})}), normalized(wanted)
         for key in sorted(set(old) | set(new)):
             if key in skip or old.get(key) == new.get(key):
                 continue

@@ -41,7 +41,7 @@ from fxcap.io import atomic_write_text
 from fxcap.locking import folder_lock, remove_stale
 from fxcap.modeling.checkpoint import load_state, load_weights, save_json, save_state, save_weights
 from fxcap.modeling.compute_context import ComputeContext, in_compute_context
-from fxcap.modeling.losses import CombinedLoss, energy_ratio
+from fxcap.modeling.losses import CombinedLoss
 from fxcap.modeling.registry import ModelConfig, build_model
 from fxcap.modeling.run_folder import FRESH_HINT, normalized, plan_run_start, read_run_config
 from fxcap.modeling.schedule import TrainingClock, cosine_at, cosine_factor, ramp
@@ -190,7 +190,6 @@ def train(
     ``config.json`` is written with the first finished epoch, so it never describes a run that did not happen.
     """
     config = config or TrainConfig()
-    check_model_and_training(model_config, config)
     run_dir = Path(run_dir)
     info = load_dataset_info(dataset_dir)
     if model_config.num_knobs != len(info.knob_names):
@@ -200,20 +199,13 @@ def train(
         )
     window = int(config.window or info.window)
     data = TrainingData(dataset_dir, info, window, config, {"cache_dir": cache_dir, "cache_max_bytes": cache_max_bytes},
-                        make_loss(config, window))
+                        make_loss(config, window), make_loss(replace(config, loss_skip=0), window))
     with folder_lock(run_dir, "train"):
         remove_stale(run_dir)
         start = plan_run_start(run_dir, model_config.to_dict(), config.to_dict(), info.dataset_hash, resume=resume, force=force)
         if start.note:
             log.warning("note: %s", start.note)
         return _train(data, model_config, run_dir, config, start.resume, on_epoch, on_step)
-
-
-def check_model_and_training(model_config: ModelConfig, config: TrainConfig) -> None:
-    """:class:`ModelError` for training settings the model cannot take (checked before any work)."""
-    if config.nonlinear_energy_weight and not model_config.linear_path:
-        raise ModelError("nonlinear_energy_weight penalises the cell's part of the output beside a linear path; "
-                         "the model has none: add --linear-path, or set the weight to 0")
 
 
 def _resume_weights(run_dir: Path, state: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -291,39 +283,38 @@ def _train(data: TrainingData, model_config: ModelConfig, run_dir: Path, config:
         train_loader = data.train_loader(epoch)
         model.train()
         total, steps, counted, skipped, bad_in_a_row = 0.0, 0, 0, 0, 0
-        n_steps = len(train_loader)
-        for x, y, knobs in train_loader:
-            power = train_power.lookup(knobs) if train_power is not None else None
-            if config.nonlinear_energy_weight:
-                pred, _, parts = model.forward_parts(x, knobs)
-            else:
-                pred, _ = model(x, knobs)
-            loss = loss_fn(pred, y, stft_scale=ramp(epoch * n_steps + steps, config.stft_warmup_steps), power=power)
-            if config.nonlinear_energy_weight:
-                loss = loss + config.nonlinear_energy_weight * energy_ratio(parts["nonlinear"], y, power, config.esr_emphasis)
-            optimizer.zero_grad(set_to_none=True)
-            value = loss.item()
-            finite = math.isfinite(value)
-            if finite:
-                loss.backward()
-                finite = bool(torch.isfinite(torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)))
-            if finite:
-                optimizer.step()
-                total += value
-                counted += 1
-                bad_in_a_row = 0
-            else:  # exploding gradients overflowed: skip this step, as mixed-precision loss scaling does
+        n_steps = len(train_loader) * config.tbptt_windows
+        for chunk_x, chunk_y, chunk_knobs in train_loader:
+            state = None  # each chunk of tbptt_windows consecutive windows starts from a zero state
+            for x, y, knobs, first in data.windows_of(chunk_x, chunk_y, chunk_knobs):
+                power = train_power.lookup(knobs) if train_power is not None else None
+                pred, state = model(x, knobs, state)
+                state = state.detach()  # truncated back-propagation: the gradient stops at the window's start
+                window_loss = loss_fn if first else data.carried_loss_fn  # a carried state needs no warm-up skip
+                loss = window_loss(pred, y, stft_scale=ramp(epoch * n_steps + steps, config.stft_warmup_steps), power=power)
                 optimizer.zero_grad(set_to_none=True)
-                skipped += 1
-                bad_in_a_row += 1
-                if bad_in_a_row >= config.max_skipped_steps:
-                    raise _Diverged(f"{bad_in_a_row} steps in a row had a non-finite loss or gradient",
-                                    _diverged(bad_in_a_row, epoch + 1, optimizer.param_groups[0]["lr"]))
-            if cosine:
-                scheduler.step()
-            steps += 1
-            if on_step is not None:
-                on_step(steps, n_steps, value)
+                value = loss.item()
+                finite = math.isfinite(value)
+                if finite:
+                    loss.backward()
+                    finite = bool(torch.isfinite(torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)))
+                if finite:
+                    optimizer.step()
+                    total += value
+                    counted += 1
+                    bad_in_a_row = 0
+                else:  # exploding gradients overflowed: skip this step, as mixed-precision loss scaling does
+                    optimizer.zero_grad(set_to_none=True)
+                    skipped += 1
+                    bad_in_a_row += 1
+                    if bad_in_a_row >= config.max_skipped_steps:
+                        raise _Diverged(f"{bad_in_a_row} steps in a row had a non-finite loss or gradient",
+                                        _diverged(bad_in_a_row, epoch + 1, optimizer.param_groups[0]["lr"]))
+                if cosine:
+                    scheduler.step()
+                steps += 1
+                if on_step is not None:
+                    on_step(steps, n_steps, value)
         if steps == 0:
             raise ModelError("the training split gave no windows; use a shorter --window or a longer capture")
         if counted == 0:

@@ -44,17 +44,20 @@ class TrainConfig:
             setting (:mod:`fxcap.modeling.setting_power`) instead of pooling over the batch, so each
             setting weighs alike, as in the evaluation's mean over settings (quiet settings are
             otherwise neglected). Needs a constant knob setting per window.
-        nonlinear_energy_weight: weight of a penalty on the energy of the recurrent part of the
-            output, ``g(c) * rnn``, relative to the target's (per setting with ``esr_per_setting``),
-            for models with a linear path (``ModelConfig.linear_path``): it moves what is linear to
-            the path and turns the cell down where the device is clean (0: off). The penalty only
-            shapes training: the validation loss and the checkpoint choice leave it out.
+        tbptt_windows: consecutive windows per training sequence (truncated back-propagation through
+            time): the first starts from a zero state (with the ``loss_skip`` warm-up), each next one
+            from the state the previous left, gradients stopped at window borders, one optimizer step
+            per window. 1 (the paper's): every window from a zero state. Several let a model learn
+            dynamics slower than a window (a compressor's release) at the cost of one window.
         stft_warmup_steps: ramp the STFT weight linearly from 0 to ``stft_weight`` over this many
             optimizer steps (0: full weight from the start, the released code's). The STFT terms
             ignore phase and polarity, and the log-magnitude term makes a near-silent output very
             costly, so a model that starts with the wrong polarity stays there (``docs/quality.md``,
             "Measurements behind the code"); letting the time-domain L1 term lead for the first steps
             settles polarity and phase before the spectral terms take over.
+        valid_window: samples per validation window (None: the training window). Windows as long as
+            the evaluation's segments score what the test scores (a slow compressor's state over
+            seconds, not over one training window), so the best checkpoint is chosen for it.
         valid_windows: cap on validation windows per epoch (None: all): a fixed random sample of
             the validation split's grid windows, the same every epoch.
         max_skipped_steps: a step whose loss or gradient norm is not finite (float overflow of
@@ -99,8 +102,9 @@ class TrainConfig:
     esr_emphasis: float = 0.0
     loss_skip: int | None = 0
     esr_per_setting: bool = False
-    nonlinear_energy_weight: float = 0.0
+    tbptt_windows: int = 1
     stft_warmup_steps: int = 0
+    valid_window: int | None = None
     valid_windows: int | None = 64
     max_skipped_steps: int = 20
     max_recoveries: int = 3
@@ -118,17 +122,18 @@ class TrainConfig:
                 raise ModelError(f"{name} must be positive, got {value}")
         non_negative = {"l1_weight": self.l1_weight, "stft_weight": self.stft_weight, "esr_weight": self.esr_weight,
                         "dc_weight": self.dc_weight, "loss_skip": 0 if self.loss_skip is None else self.loss_skip,
-                        "stft_warmup_steps": self.stft_warmup_steps, "nonlinear_energy_weight": self.nonlinear_energy_weight,
+                        "stft_warmup_steps": self.stft_warmup_steps,
                         "warmup_steps": self.warmup_steps}
         for name, value in non_negative.items():
             if not value >= 0:
                 raise ModelError(f"{name} must be zero or positive, got {value}")
         # None means "the default"; 0 never does (it is refused, not read as unset)
-        for name in ("window", "steps_per_epoch", "valid_windows"):
+        for name in ("window", "steps_per_epoch", "valid_window", "valid_windows"):
             value = getattr(self, name)
             if value is not None and not value >= 1:
                 raise ModelError(f"{name} must be a positive whole number (or unset), got {value}")
-        at_least_one = {"early_stop_patience": self.early_stop_patience, "max_skipped_steps": self.max_skipped_steps}
+        at_least_one = {"early_stop_patience": self.early_stop_patience, "max_skipped_steps": self.max_skipped_steps,
+                        "tbptt_windows": self.tbptt_windows}
         for name, value in at_least_one.items():
             if not value >= 1:
                 raise ModelError(f"{name} must be at least 1, got {value}")

@@ -37,20 +37,24 @@ class TrainingData:
     shorter than the window)."""
 
     def __init__(self, dataset_dir: str | Path, info: DatasetInfo, window: int, config: TrainConfig, cache: dict[str, Any],
-                 loss_fn: torch.nn.Module):
+                 loss_fn: torch.nn.Module, carried_loss_fn: torch.nn.Module | None = None):
         """``window``: samples per training window; ``cache``: the loaders' cache options
-        (:func:`fxcap.dataset.make_dataloader`); ``loss_fn``: the run's loss (``make_loss``)."""
+        (:func:`fxcap.dataset.make_dataloader`); ``loss_fn``: the run's loss (``make_loss``);
+        ``carried_loss_fn``: the loss of a window that continues the previous one's state
+        (``config.tbptt_windows`` > 1: no warm-up skip; default ``loss_fn``)."""
         self.dataset_dir, self.info, self.window, self.config, self.cache = dataset_dir, info, window, config, cache
         self.loss_fn = loss_fn
+        self.carried_loss_fn = carried_loss_fn if carried_loss_fn is not None else loss_fn
         for split in ("train", "valid"):
             if split not in info.splits or not info.splits[split].rows:
                 raise ModelError(f"dataset {location_text(dataset_dir)} has no {split} split (its splits: "
                                  f"{', '.join(info.splits) or 'none'}); rebuild it with a {split} share, e.g. --split 60/10/30")
-        self.steps_per_epoch = len(self.train_loader(0))
+        self.steps_per_epoch = len(self.train_loader(0)) * config.tbptt_windows  # optimizer steps
         if self.steps_per_epoch == 0:
             raise ModelError(f"the train split has fewer than {config.batch_size} windows of {window} samples, so an epoch "
                              "would have no step; lower --batch-size or --window")
-        validation_loader(dataset_dir, window, config, **cache)
+        self.valid_window = int(config.valid_window or window)
+        validation_loader(dataset_dir, self.valid_window, config, **cache)
         self.train_power = self.valid_power = None
         if config.esr_per_setting and (config.esr_weight or config.dc_weight):
             # the plain target's power: one reference for the (emphasised) ESR and the DC term alike
@@ -58,16 +62,27 @@ class TrainingData:
             self.valid_power = SettingPower.from_split(dataset_dir, "valid", **cache)
 
     def train_loader(self, epoch: int):
-        """The training windows of ``epoch`` (random offsets, seeded by the run's seed and the epoch)."""
+        """The training chunks of ``epoch`` (random offsets, seeded by the run's seed and the epoch): each
+        item is ``config.tbptt_windows`` consecutive windows (:meth:`windows_of` splits it), so an epoch
+        of ``steps_per_epoch`` optimizer steps reads ``steps_per_epoch / tbptt_windows`` batches (rounded up)."""
         config = self.config
+        chunks = -(-config.steps_per_epoch // config.tbptt_windows) if config.steps_per_epoch else None
         return make_dataloader(
-            self.dataset_dir, "train", window=self.window, batch_size=config.batch_size, shuffle=True,
+            self.dataset_dir, "train", window=self.window * config.tbptt_windows, batch_size=config.batch_size, shuffle=True,
             seed=config.seed * 100003 + epoch,
-            num_windows=config.steps_per_epoch * config.batch_size if config.steps_per_epoch else None, **self.cache,
+            num_windows=chunks * config.batch_size if chunks else None, **self.cache,
         )
 
+    def windows_of(self, x: torch.Tensor, y: torch.Tensor, knobs: torch.Tensor):
+        """The consecutive training windows of a chunk batch, in order: ``(x, y, knobs, first)`` each
+        (``first``: the window that starts from a zero state)."""
+        for j in range(self.config.tbptt_windows):
+            part = slice(j * self.window, (j + 1) * self.window)
+            yield x[:, part], y[:, part], knobs[:, part] if knobs.dim() == 3 else knobs, j == 0
+
     def valid_loader(self):
-        return validation_loader(self.dataset_dir, self.window, self.config, **self.cache)
+        """The validation windows (``config.valid_window`` samples each, default the training window)."""
+        return validation_loader(self.dataset_dir, self.valid_window, self.config, **self.cache)
 
     def run_config(self, model_config: ModelConfig, model: torch.nn.Module) -> dict[str, Any]:
         """The run's ``config.json``: settings and the dataset's identity."""

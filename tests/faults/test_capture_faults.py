@@ -16,8 +16,8 @@ import pytest
 
 import fxcap
 from fxcap.capture.backends.sim import SimBackend
-from fxcap.capture.budget import CaptureEstimate, confirm_capture
-from fxcap.capture.plan import PlanConfig, make_plan, plan_to_dict
+from fxcap.capture.budget import confirm_capture, estimate_capture
+from fxcap.capture.plan import PlanConfig, PlannedTake, make_plan, plan_to_dict
 from fxcap.capture.record import record_session, resume_session
 from fxcap.capture.session import Session
 from fxcap.dataset.testing import make_dummy_session
@@ -128,13 +128,13 @@ def test_a_capture_of_many_hours_shows_the_estimate_and_needs_yes(tmp_path, caps
     monkeypatch.setattr("fxcap.capture.capture.record_session", started)
     assert_one_line_error(run_fxcap(capsys, "record", "--knob", "drive", "--steps", "5000", "--signal", program, "--out", out, "--yes"),
                           "the capture started")
-    estimate = CaptureEstimate(takes=300, signal_seconds=10.0)
+    estimate = estimate_capture([PlannedTake(i + 1, {"drive": 1.0}) for i in range(300)], signal_seconds=10.0)
     asked = []
     confirm_capture(estimate, confirm=lambda question: asked.append(question) or True)  # a terminal: asked, agreed
     assert "300 takes" in asked[0]
     with pytest.raises(CaptureError, match="pass --yes"):
         confirm_capture(estimate, confirm=lambda question: False)
-    confirm_capture(CaptureEstimate(takes=11, signal_seconds=200.0))  # 40 minutes: no question
+    confirm_capture(estimate_capture([PlannedTake(i + 1, {}) for i in range(11)], signal_seconds=200.0))  # 40 minutes: no question
 
 
 # -- case: damaged session files ---------------------------------------------------------------------------

@@ -343,6 +343,85 @@ def test_trains_only_on_the_train_split_and_validates_only_on_the_valid_split(da
             assert [name for name, audio in splits.items() if audio.holds(window, knobs)] == [own]
 
 
+def test_tbptt_carries_the_state_through_consecutive_windows_of_the_train_split(dataset, tmp_path, monkeypatch):
+    """With ``tbptt_windows=3`` every batch is 3 consecutive windows of one train-split stretch: the first
+    from a zero state, each next one from the state the previous returned (detached), one step each; the
+    carried windows' loss has no warm-up skip."""
+    import fxcap.modeling.train as training
+
+    calls = []  # (input windows, knobs, state in, state out) of every training forward pass
+    real_build = training.build_model
+
+    def build(config):
+        model = real_build(config)
+        real_forward = model.forward
+
+        def forward(x, knobs, state=None):
+            y, out = real_forward(x, knobs, state)
+            if model.training and torch.is_grad_enabled():
+                calls.append((x.detach().numpy().copy(), knobs.detach().numpy().copy(),
+                              None if state is None else state.detach().clone(), out.detach().clone()))
+            return y, out
+
+        model.forward = forward
+        return model
+
+    monkeypatch.setattr(training, "build_model", build)
+    steps = []
+    config = TrainConfig(window=128, batch_size=2, steps_per_epoch=5, max_epochs=1, valid_windows=4, threads=1,
+                         tbptt_windows=3, loss_skip=None)
+    train(dataset, _config(), tmp_path / "run", config, on_step=lambda step, total, loss: steps.append((step, total)))
+    assert steps == [(i, 6) for i in range(1, 7)]  # 5 steps asked: 2 chunks of 3 windows
+    assert len(calls) == 6
+    audio = _SplitAudio(dataset, "train")
+    for chunk in (calls[0:3], calls[3:6]):
+        assert chunk[0][2] is None  # a chunk starts from a zero state
+        for previous, window in zip(chunk, chunk[1:]):
+            torch.testing.assert_close(window[2], previous[3], rtol=0, atol=0)  # the state carried over
+            assert not window[2].requires_grad
+        for item in range(2):  # each item's three windows make one contiguous stretch of the train split
+            stretch = np.concatenate([c[0][item] for c in chunk])
+            assert all(np.array_equal(c[1][item], chunk[0][1][item]) for c in chunk)
+            assert audio.holds(stretch, chunk[0][1][item])
+    data_loss = training.make_loss(config, 128)
+    carried = training.make_loss(training.replace(config, loss_skip=0), 128)
+    assert (data_loss.skip, carried.skip) == (16, 0)
+
+
+def test_validation_windows_can_be_longer_than_the_training_windows(dataset, tmp_path, monkeypatch):
+    import fxcap.modeling.train as training
+
+    calls = []
+    real_build = training.build_model
+
+    def build(config):
+        model = real_build(config)
+        model.register_forward_pre_hook(lambda module, args: calls.append(
+            (module.training and torch.is_grad_enabled(), args[0].detach().numpy().copy(), args[1].detach().numpy().copy())))
+        return model
+
+    monkeypatch.setattr(training, "build_model", build)
+    config = TrainConfig(window=256, valid_window=1024, batch_size=2, steps_per_epoch=2, max_epochs=1, valid_windows=4, threads=1)
+    train(dataset, _config(), tmp_path / "run", config)
+    valid = _SplitAudio(dataset, "valid")
+    trained = [w for is_step, batch, _ in calls if is_step for w in batch]
+    validated = [(w, k) for is_step, batch, knobs in calls if not is_step for w, k in zip(batch, knobs)]
+    assert {len(w) for w in trained} == {256} and len(validated) == 4 and {len(w) for w, _ in validated} == {1024}
+    assert all(valid.holds(w, k) for w, k in validated)
+    with pytest.raises(ModelError, match="valid_window must be a positive whole number"):
+        TrainConfig(valid_window=0)
+
+
+def test_a_run_written_before_a_setting_existed_resumes_with_its_default(tmp_path):
+    from fxcap.modeling.run_folder import setting_changes
+
+    model, train_config = _config().to_dict(), TINY.to_dict()
+    old = {"model": dict(model), "train": {k: v for k, v in train_config.items() if k not in ("tbptt_windows", "valid_window")}}
+    assert setting_changes(old, model, train_config) == []
+    changed = dict(train_config, tbptt_windows=4)
+    assert setting_changes(old, model, changed) == ["tbptt_windows 1 -> 4"]
+
+
 class _ScriptedValidation(torch.nn.Module):
     """The real loss on training steps; on validation (no autograd) the scripted loss of the epoch.
     Records the STFT scale of every training step."""

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fxcap.capture.budget import TakeTiming
 from fxcap.capture.profiles import DeviceProfile, KnobValue
 
 if TYPE_CHECKING:
@@ -84,6 +85,11 @@ class Backend(abc.ABC):
         really changed (:mod:`fxcap.capture.probe`); ``None`` when the backend sets knobs itself
         and needs no probe (virtual devices, plugins)."""
         return None
+
+    def timing(self) -> TakeTiming:
+        """What a take costs besides the signal (margins, probes, knobs turned by hand), for the
+        estimate of :mod:`fxcap.capture.budget`; the default: nothing (knobs set by the backend)."""
+        return TakeTiming()
 
     def describe(self) -> dict[str, Any]:
         """Facts about the backend for the session manifest (JSON-serializable)."""

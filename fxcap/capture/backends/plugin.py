@@ -29,6 +29,7 @@ from typing import Any, Callable
 import numpy as np
 
 from fxcap.capture.backends.base import Backend, RawTake
+from fxcap.capture.budget import TakeTiming
 from fxcap.capture.profiles import DeviceProfile, Knob, KnobValue, get_profile
 from fxcap.errors import CaptureError, DeviceNotFoundError
 
@@ -335,6 +336,10 @@ class PluginBackend(Backend):
             "tail_seconds": self.tail_seconds,
             "stereo": self.stereo,
         }
+
+    def timing(self) -> TakeTiming:
+        """Every pass processes the signal plus the silent tail; the plugin sets its knobs itself."""
+        return TakeTiming(margin_seconds=self.tail_seconds)
 
     def set_knobs(self, knobs: dict[str, KnobValue]) -> dict[str, KnobValue]:
         """Set every knob (``knobs`` plus defaults) on the plugin; return the full setting."""

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 
 from fxcap.capture.backends.base import Backend, RawTake
+from fxcap.capture.budget import TakeTiming
 from fxcap.capture.knob_setters import KnobSetter, ManualKnobSetter
 from fxcap.capture.profiles import DeviceProfile, KnobValue, get_profile
 from fxcap.errors import CaptureError, DeviceNotFoundError, FxcapError
@@ -295,6 +296,30 @@ class _Transport:
             raise self.sd.CallbackStop
 
 
+def _hand_set(profile: DeviceProfile, midi: bool) -> tuple[tuple[str, ...], bool]:
+    """The knobs the user turns by hand and whether the user switches bypass: all of them without MIDI;
+    with MIDI, the knobs without a ``midi_cc`` and the bypass when the profile has no ``midi_bypass_cc``."""
+    manual = tuple(k.name for k in profile.knobs if not midi or k.midi_cc is None)
+    return manual, not midi or profile.extra.get("midi_bypass_cc") is None
+
+
+def _take_timing(config: "SoundcardConfig", manual: tuple[str, ...], bypass: bool, probing: bool) -> TakeTiming:
+    from fxcap.capture.probe import probe_signal
+
+    margin = config.preroll_seconds + config.tail_seconds
+    probe = len(probe_signal(config.sample_rate)) / config.sample_rate + margin if probing else 0.0
+    return TakeTiming(margin_seconds=margin, probe_seconds=probe, manual_knobs=manual, manual_bypass=bypass, realtime=True)
+
+
+def planned_timing(profile: DeviceProfile, config: "SoundcardConfig", midi: bool) -> TakeTiming:
+    """The timing of a sound-card capture of ``profile`` without opening the interface (the plan
+    preview, ``fxcap record --dry-run``): knobs set by hand, or over MIDI (``midi``: a ``--midi-port``)
+    where the profile maps them to a CC; the probe as :attr:`SoundcardBackend.probing` decides."""
+    manual, bypass = _hand_set(profile, midi)
+    probing = bool(config.probe) if config.probe is not None else bool(manual)
+    return _take_timing(config, manual, bypass, probing)
+
+
 StreamFactory = Callable[..., Any]
 """Builds a full-duplex stream from ``sounddevice.Stream``'s keyword arguments."""
 
@@ -422,6 +447,20 @@ class SoundcardBackend(Backend):
         if isinstance(self.knob_setter, MidiKnobSetter):
             return any(k.midi_cc is None for k in self.profile.knobs)
         return True
+
+    def timing(self) -> TakeTiming:
+        """Pre-roll and tail on every pass, the probe before every take (when :attr:`probing`), and the
+        knobs and bypass the user sets by hand (those of the knob setter that asks)."""
+        from fxcap.capture.midi import MidiKnobSetter
+
+        setter = self.knob_setter
+        if isinstance(setter, ManualKnobSetter):
+            manual, bypass = tuple(k.name for k in self.profile.knobs), True
+        elif isinstance(setter, MidiKnobSetter) and setter.manual is not None:
+            manual, bypass = _hand_set(self.profile, midi=True)
+        else:  # a setter that needs no hands
+            manual, bypass = (), False
+        return _take_timing(self.config, manual, bypass, self.probing)
 
     def probe_setting(self, knobs: dict[str, KnobValue]) -> "ProbeVerdict | None":
         """Set the knobs (the setter prompts), play the probe and judge the response.

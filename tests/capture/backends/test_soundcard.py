@@ -347,3 +347,33 @@ def test_midi_port_with_cc_mapped_knobs_sets_them_unattended(tmp_path, monkeypat
     assert sent[-1] == "closed"
     with pytest.raises(DeviceNotFoundError, match="maps no knob to a MIDI CC; add midi_cc"):
         SoundcardBackend.from_spec("scarlett", device="OD-3", sample_rate=RATE, midi_port="pedal midi")
+
+
+def test_the_capture_estimate_is_the_audio_streamed_and_the_knobs_turned_by_hand(tmp_path):
+    """What `fxcap record --dry-run` says for a sound card (pre-roll, tail, a probe before every take,
+    every knob the user turns and the bypass switches) is what the capture engine then does."""
+    from fxcap.capture.backends.soundcard import planned_timing
+    from fxcap.capture.budget import estimate_capture
+    from fxcap.capture.plan import PlanConfig, make_plan, plan_to_dict
+    from fxcap.capture.record import record_session
+    from fxcap.capture.signal import band_mix, wrap_program
+
+    panel = Panel()
+    user = ForgetfulUser(panel, forget={})
+    setter = ManualKnobSetter(input_fn=user.input, output_fn=user.output)
+    backend = SoundcardBackend(OD3, SoundcardConfig(interface="scarlett", tail_seconds=0.05), knob_setter=setter,
+                               stream_factory=FakeRig(latency=150, gain=panel))
+    assert backend.timing() == planned_timing(OD3, backend.config, midi=False)  # the preview's timing is the backend's
+    signal = wrap_program(band_mix(RATE, 3.0, np.random.default_rng(0)), RATE, peak_dbfs=-6.0, preset="short")
+    plan = PlanConfig(knobs=["drive"], steps=3, reference_every=2)
+    planned = make_plan(OD3, plan)
+    estimate = estimate_capture(planned, signal.duration, backend.timing(), knob_change_seconds=10.0)
+    streamed = []
+    take = backend._take
+    backend._take = lambda audio: (lambda raw: streamed.append(raw.info["preroll_samples"] + len(raw.recorded)) or raw)(take(audio))
+    record_session(tmp_path / "s", backend, signal, plan_to_dict(plan, planned))
+    assert len(streamed) == 1 + 2 * len(planned)  # the calibration take, and a probe and a take per planned take
+    assert sum(streamed) / RATE == pytest.approx(estimate.audio_seconds, abs=len(streamed) / RATE)  # to a sample a stream
+    turned = [p for p in user.asked if p.startswith("Set ") and " to " in p] + [line for line in user.lines if line.startswith("  ")]
+    assert len(turned) == estimate.knob_changes == 3 + 4  # every knob before the first take, then drive 5-0-5-10-5
+    assert sum("bypass" in p or "back on" in p for p in user.asked) == 2 and estimate.bypass_seconds == 20.0
