@@ -316,13 +316,12 @@ class _SplitAudio:
         return False
 
 
-def test_trains_only_on_the_train_split_and_validates_only_on_the_valid_split(dataset, tmp_path, monkeypatch):
-    """Every window the model sees in a training step comes from the train split, every window it is
-    validated on from the valid split (time ranges and knob settings: the holdout shares the train
-    split's input audio at another drive)."""
+def _record_forward_passes(monkeypatch) -> list:
+    """Make every model that training builds record ``(training step?, input windows, knobs)`` of each
+    forward pass into the returned list."""
     import fxcap.modeling.train as training
 
-    calls = []  # (training step?, input windows, knobs) of every forward pass the run makes
+    calls: list = []
     real_build = training.build_model
 
     def build(config):
@@ -332,6 +331,14 @@ def test_trains_only_on_the_train_split_and_validates_only_on_the_valid_split(da
         return model
 
     monkeypatch.setattr(training, "build_model", build)
+    return calls
+
+
+def test_trains_only_on_the_train_split_and_validates_only_on_the_valid_split(dataset, tmp_path, monkeypatch):
+    """Every window the model sees in a training step comes from the train split, every window it is
+    validated on from the valid split (time ranges and knob settings: the holdout shares the train
+    split's input audio at another drive)."""
+    calls = _record_forward_passes(monkeypatch)
     train(dataset, _config(), tmp_path / "run", TINY)
     splits = {split: _SplitAudio(dataset, split) for split in ("train", "valid", "test", "holdout")}
     trained = [(w, k) for is_step, batch, knobs in calls if is_step for w, k in zip(batch, knobs)]
@@ -389,18 +396,7 @@ def test_tbptt_carries_the_state_through_consecutive_windows_of_the_train_split(
 
 
 def test_validation_windows_can_be_longer_than_the_training_windows(dataset, tmp_path, monkeypatch):
-    import fxcap.modeling.train as training
-
-    calls = []
-    real_build = training.build_model
-
-    def build(config):
-        model = real_build(config)
-        model.register_forward_pre_hook(lambda module, args: calls.append(
-            (module.training and torch.is_grad_enabled(), args[0].detach().numpy().copy(), args[1].detach().numpy().copy())))
-        return model
-
-    monkeypatch.setattr(training, "build_model", build)
+    calls = _record_forward_passes(monkeypatch)
     config = TrainConfig(window=256, valid_window=1024, batch_size=2, steps_per_epoch=2, max_epochs=1, valid_windows=4, threads=1)
     train(dataset, _config(), tmp_path / "run", config)
     valid = _SplitAudio(dataset, "valid")
