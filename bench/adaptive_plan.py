@@ -52,6 +52,9 @@ sys.path.insert(0, str(ROOT / "recipes"))
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
+from fxcap.adaptive import AdaptiveConfig, QuickModelConfig  # noqa: E402
+from fxcap.adaptive.candidates import DEFAULT_STEPS  # noqa: E402
+
 WORK_MARK = ".adaptive-plan-bench"
 """File marking a ``--work`` folder as this benchmark's (only such a folder is emptied)."""
 
@@ -118,13 +121,13 @@ class BenchConfig:
     steps_per_epoch: int = 50
     seed: int = 0
     batch: int = 4
-    misfit_weights: tuple[float, ...] = (1.0,)
-    misfit_radius: float = 0.5
-    acquisition: str = "disagreement"
-    pool: int = 2
-    committee_steps: int = 300
-    committee_scheme: str = "film"
-    candidate_steps: int = 11
+    misfit_weights: tuple[float, ...] = (AdaptiveConfig.misfit_weight,)
+    misfit_radius: float = AdaptiveConfig.misfit_radius
+    acquisition: str = AdaptiveConfig.acquisition
+    pool: int = AdaptiveConfig.pool
+    committee_steps: int = QuickModelConfig.steps
+    committee_scheme: str = QuickModelConfig.scheme
+    candidate_steps: int = DEFAULT_STEPS
     work: Path = ROOT / "bench" / "results" / "adaptive-plan-work"
 
     @property
@@ -245,14 +248,13 @@ def lhs_points(config: BenchConfig) -> list[Point]:
         out = config.work / f"lhs-{budget}"
         _, session, capture_s = capture_plan(config, out, plan=LHS, takes=budget)
         dataset, dataset_s = build(config, out, session.root)
-        points.append(Point(LHS, [budget], budget, swept_settings(session, config.setup.knobs), str(dataset), capture_s, dataset_s))
+        settings = swept_settings(session, config.setup.knobs)
+        points.append(Point(LHS, [budget], budget, settings, str(dataset), capture_s, dataset_s))
     return points
 
 
 def adaptive_config(config: BenchConfig, weight: float):
     """The adaptive plan's :class:`~fxcap.adaptive.AdaptiveConfig` for misfit weight ``weight``."""
-    from fxcap.adaptive import AdaptiveConfig, QuickModelConfig
-
     quick = QuickModelConfig(scheme=config.committee_scheme, steps=config.committee_steps, seed=config.seed)
     return AdaptiveConfig(quick=quick, acquisition=config.acquisition, pool=config.pool, misfit_weight=weight,
                           misfit_radius=config.misfit_radius)
@@ -449,8 +451,9 @@ def run(config: BenchConfig) -> dict[str, Any]:
     return {
         "benchmark": "adaptive-plan", "config": {**asdict(config), "work": str(config.work), "epochs": config.epochs},
         "device": config.setup.device, "knobs": list(config.setup.knobs), "signal": "short", "machine": host,
-        "load_average_end": os.getloadavg(), "dense": {"settings": len(dense_settings), "scored": len(scored),
-                                                       "left_out": [s for s in dense_settings if s not in scored], **dense_times},
+        "load_average_end": os.getloadavg(),
+        "dense": {"settings": len(dense_settings), "scored": len(scored),
+                  "left_out": [s for s in dense_settings if s not in scored], **dense_times},
         "points": [asdict(p) for p in points], "reach": reach, "reach_worst": reach_worst, "table": table(points),
         "wall_s": round(time.perf_counter() - started, 1), "cpu_s": round(time.process_time() - cpu_started, 1),
     }
@@ -464,8 +467,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"({c['epochs'] * c['steps_per_epoch']} steps of the `quick` preset, one thread, seed {c['seed']}); held-out ESR on "
         f"the test split of a {c['dense']} x {c['dense']} grid captured separately, at the {result['dense']['scored']} of its "
         f"{result['dense']['settings']} settings no plan captured. Adaptive: batches of {c['batch']}, acquisition "
-        f"{c['acquisition']}, misfit weight {', '.join(f'{w:g}' for w in c['misfit_weights'])}, committee of {c['committee_scheme']} "
-        f"members ({c['committee_steps']} steps). {result['wall_s'] / 60:.1f} min wall, {result['cpu_s'] / 60:.1f} min CPU on "
+        f"{c['acquisition']}, misfit weight {', '.join(f'{w:g}' for w in c['misfit_weights'])}, committee of "
+        f"{c['committee_scheme']} members ({c['committee_steps']} steps). {result['wall_s'] / 60:.1f} min wall, {result['cpu_s'] / 60:.1f} min CPU on "
         f"{m['cpu']} (load average {m['load_average'][0]:.2f} at the start, {result['load_average_end'][0]:.2f} at the end).",
         "",
         result["table"],
@@ -483,18 +486,24 @@ def parse_args(argv: list[str] | None = None) -> tuple[BenchConfig, bool, Path |
     parser.add_argument("--budgets", nargs="+", type=int, default=None, help="takes asked of every plan")
     parser.add_argument("--plans", nargs="+", choices=PLANS, default=list(PLANS))
     parser.add_argument("--dense", type=int, default=None, help="values per swept knob of the held-out grid (e.g. 9 or 7)")
-    parser.add_argument("--scheme", default="film", help="conditioning scheme of the trained models")
+    parser.add_argument("--scheme", default=BenchConfig.scheme, help="conditioning scheme of the trained models")
     parser.add_argument("--steps", type=int, default=None, help="optimizer steps per model (whole epochs of 50)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch", type=int, default=4, help="adaptive: settings chosen per round")
-    parser.add_argument("--misfit-weight", nargs="+", type=float, default=[1.0],
+    parser.add_argument("--seed", type=int, default=BenchConfig.seed)
+    parser.add_argument("--batch", type=int, default=BenchConfig.batch, help="adaptive: settings chosen per round")
+    parser.add_argument("--misfit-weight", nargs="+", type=float, default=list(BenchConfig.misfit_weights),
                         help="adaptive: weight of the misfit term; several values give one curve each")
-    parser.add_argument("--misfit-radius", type=float, default=0.5, help="adaptive: reach of the misfit (normalised units)")
-    parser.add_argument("--acquisition", default="disagreement", help="adaptive: disagreement or frame_disagreement")
-    parser.add_argument("--pool", type=int, default=2, help="adaptive: a batch is spread over the pool x batch best")
-    parser.add_argument("--committee-steps", type=int, default=300, help="adaptive: steps of each committee member")
-    parser.add_argument("--committee-scheme", default="film", help="adaptive: scheme of the committee members")
-    parser.add_argument("--candidate-steps", type=int, default=11, help="adaptive: candidate values per swept knob")
+    parser.add_argument("--misfit-radius", type=float, default=BenchConfig.misfit_radius,
+                        help="adaptive: reach of the misfit (normalised units)")
+    parser.add_argument("--acquisition", default=BenchConfig.acquisition,
+                        help="adaptive: disagreement or frame_disagreement")
+    parser.add_argument("--pool", type=int, default=BenchConfig.pool,
+                        help="adaptive: a batch is spread over the pool x batch best")
+    parser.add_argument("--committee-steps", type=int, default=BenchConfig.committee_steps,
+                        help="adaptive: steps of each committee member")
+    parser.add_argument("--committee-scheme", default=BenchConfig.committee_scheme,
+                        help="adaptive: scheme of the committee members")
+    parser.add_argument("--candidate-steps", type=int, default=BenchConfig.candidate_steps,
+                        help="adaptive: candidate values per swept knob")
     parser.add_argument("--work", type=Path, default=None, help="folder for the sessions, datasets and runs (emptied)")
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON file (default bench/results/adaptive-plan-<device>[-tiny].json; the .md beside it)")
