@@ -468,7 +468,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"the test split of a {c['dense']} x {c['dense']} grid captured separately, at the {result['dense']['scored']} of its "
         f"{result['dense']['settings']} settings no plan captured. Adaptive: batches of {c['batch']}, acquisition "
         f"{c['acquisition']}, misfit weight {', '.join(f'{w:g}' for w in c['misfit_weights'])}, committee of "
-        f"{c['committee_scheme']} members ({c['committee_steps']} steps). {result['wall_s'] / 60:.1f} min wall, {result['cpu_s'] / 60:.1f} min CPU on "
+        f"{c['committee_scheme']} members ({c['committee_steps']} steps). {result['wall_s'] / 60:.1f} min wall, "
+        f"{result['cpu_s'] / 60:.1f} min CPU on "
         f"{m['cpu']} (load average {m['load_average'][0]:.2f} at the start, {result['load_average_end'][0]:.2f} at the end).",
         "",
         result["table"],
