@@ -527,7 +527,7 @@ def main(argv: list[str] | None = None) -> None:
     config, tiny, out = parse_args(argv)
     result = run(config)
     result["tiny"] = tiny
-    text = markdown(result)
+    text = ("**Tiny configuration** (`--tiny`: a check that the benchmark runs, not the comparison). " if tiny else "") + markdown(result)
     print()
     print(text)
     out = out or ROOT / "bench" / "results" / f"adaptive-plan-{config.device}{'-tiny' if tiny else ''}.json"
