@@ -152,6 +152,8 @@ class Point:
     (training and scoring its committee), 0 for the other plans; an adaptive curve's ``capture_s`` (one
     capture of its largest budget) is on its last point. ``exact``: an adaptive capture of this budget
     records exactly these takes (its batches end there); otherwise they are the first takes of a larger one.
+    ``same_as``: another adaptive curve's point with the same takes (the initial design every weight shares:
+    the same capture, so the same model; its numbers are copied, not trained again).
     """
 
     plan: str
@@ -170,6 +172,7 @@ class Point:
     worst_setting: str = ""
     per_setting: list[dict[str, Any]] = field(default_factory=list)
     exact: bool = True
+    same_as: str = ""
 
 
 def grid_side(budget: int) -> int:
@@ -442,8 +445,17 @@ def run(config: BenchConfig) -> dict[str, Any]:
     scored = [s for s in dense_settings if not any(same_setting(profile, s, c) for c in captured)]
     if not scored:
         raise SystemExit("every dense setting was captured by a plan; give another --dense")
+    trained: dict[str, Point] = {}
     for point in points:
+        key = json.dumps(point.settings)
+        twin = trained.get(key) if point.plan.startswith(ADAPTIVE) else None
+        if twin is not None and twin.plan.startswith(ADAPTIVE):
+            for name in ("train_s", "score_s", "steps", "esr_mean", "esr_worst", "worst_setting", "per_setting"):
+                setattr(point, name, getattr(twin, name))
+            point.same_as = f"{twin.plan}, {twin.takes} takes"
+            continue
         train_and_score(config, point, dense, scored)
+        trained[key] = point
         print(f"  {point.plan:>14} {point.takes:3d} takes: held-out ESR {point.esr_mean:.4f} (worst {point.esr_worst:.4f}), "
               f"trained {point.train_s:.0f} s", flush=True)
     reach = reach_summary(points)
