@@ -51,6 +51,10 @@ class Study:
     report_config: Any = None  # fxcap.report.ReportConfig (excerpt lengths, dpi); None: its defaults
     preset: str | None = None  # training preset; default "quick" with quick, else "default"
     workers: int = field(default_factory=lambda: max(1, min(2, os.cpu_count() or 1)))  # models trained at once
+    plan: str = "grid"  # knob plan kind: grid (``steps`` values per knob), lhs or adaptive (``takes`` settings)
+    takes: int = 16  # settings of an lhs or adaptive plan (adaptive: ``steps`` is then its candidate grid)
+    batch: int = 3  # adaptive plan: settings chosen per round
+    extend: Any = None  # adaptive plan: what chooses the next settings (fxcap.adaptive.AdaptivePlanner)
 
     @property
     def training_preset(self) -> str:
@@ -58,17 +62,20 @@ class Study:
 
 
 def capture(study: Study):
-    """Record the knob grid on the virtual device (resuming an interrupted capture in the same folder)."""
+    """Record the study's knob plan (a grid unless ``study.plan`` says otherwise) on the virtual device,
+    resuming an interrupted capture in the same folder."""
     session_dir = study.out / "session"
     request = CaptureRequest(
         device=study.device,
         backend="sim",
-        plan=PlanConfig(knobs=study.knobs, steps=study.steps, fixed=study.fixed, shuffle=True, seed=study.seed),
+        plan=PlanConfig(knobs=study.knobs, steps=study.steps, kind=study.plan, takes=study.takes, batch=study.batch,
+                        fixed=study.fixed, shuffle=True, seed=study.seed),
         sample_rate=study.sample_rate,
         preset="short" if study.quick else "default",
         out=session_dir,
         resume=(session_dir / "session.json").exists(),
         seed=study.seed,
+        extend=study.extend,
     )
     return run_capture(request)
 
