@@ -67,10 +67,12 @@ def _edit_manifest(session: Path, edit) -> None:
 # -- case: Ctrl-C during a capture (a real process and a real SIGINT) --------------------------------------
 @pytest.mark.slow  # a real process and a real SIGINT: about 15 s
 def test_ctrl_c_during_capture_marks_the_session_interrupted_and_names_the_resume_command(tmp_path, capsys):
+    # 8 takes of about a second each: on a loaded machine 3 takes finished before the signal arrived
+    steps = 8
     program = program_wav(tmp_path / "in")
     out = tmp_path / "session"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
-    command = [sys.executable, "-m", "fxcap.cli", "record", "--knob", "drive", "--steps", "3", "--signal", str(program), "--out", str(out)]
+    command = [sys.executable, "-m", "fxcap.cli", "record", "--knob", "drive", "--steps", str(steps), "--signal", str(program), "--out", str(out)]
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:  # wait for the first take on disk
@@ -87,7 +89,7 @@ def test_ctrl_c_during_capture_marks_the_session_interrupted_and_names_the_resum
     last = [line for line in stderr.splitlines() if line.strip()][-1]
     assert last == f"interrupted; nothing written so far is lost; continue with `fxcap record --resume --out {out}`"
     manifest = json.loads((out / "session.json").read_text())
-    assert manifest["status"] == "interrupted" and 1 <= len(manifest["takes"]) < 3
+    assert manifest["status"] == "interrupted" and 1 <= len(manifest["takes"]) < steps
     kept = hashes(out / "takes")
     first = manifest["takes"][0]
     assert kept[f"{first['take_id']}/output.wav"] == first["sha256"]
