@@ -50,6 +50,10 @@ class ModelConfig:
             They give the model the long linear memory of a device's coupling high-passes, which a
             small RNN does not learn; each costs ``2 M + 1`` multiply-adds per sample and ``2 M + 1``
             parameters.
+        knob_gains: a learned gain ``exp(w . c + b)`` of the knobs before the cell and one after it
+            (:class:`fxcap.modeling.knob_gain.KnobGain`; ``2 (K + 1)`` parameters, 2 multiplies per
+            sample): the signal level in the cell can follow a drive knob, which Concat's knobs
+            cannot do otherwise (``docs/quality.md``).
         seed: seed of the weight initialisation (``None``: use torch's global RNG as it stands).
     """
 
@@ -64,6 +68,7 @@ class ModelConfig:
     dynamic_nz: int | None = None
     pre_filter_poles: int = 0
     post_filter_poles: int = 0
+    knob_gains: bool = False
     seed: int | None = 0
 
     def __post_init__(self) -> None:

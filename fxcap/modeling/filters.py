@@ -33,6 +33,7 @@ from torch import nn
 
 from fxcap.errors import ModelError
 from fxcap.modeling.base import audio_batch
+from fxcap.modeling.knob_gain import KnobGain
 
 TAU_MIN = 1.0
 """Shortest initial time constant of a learned pole, samples."""
@@ -124,22 +125,25 @@ class LearnedIIR(nn.Module):
 
 
 class FilteredRNN(nn.Module):
-    """A conditioned RNN between two learned linear filters: ``post(rnn(pre(x), knobs))``.
+    """A conditioned RNN between two learned linear filters, optionally with knob-dependent gains:
+    ``post(g_out(c) * rnn(g_in(c) * pre(x), c))``.
 
     Built by :func:`fxcap.modeling.registry.build_model` when ``ModelConfig.pre_filter_poles`` or
-    ``post_filter_poles`` is non-zero; with both zero the plain model is built (the paper's). The
-    interface is the conditioned RNN's (``model(x, knobs, state) -> (y, state)``, see
-    :mod:`fxcap.modeling.base`); the flat state is the RNN's followed by the pre- and post-filter
-    sections (:attr:`state_layout`). The filters do not depend on the knobs: the knob-dependent
-    part of the sound stays in the RNN.
+    ``post_filter_poles`` is non-zero or ``knob_gains`` is set; otherwise the plain model is built
+    (the paper's). The interface is the conditioned RNN's (``model(x, knobs, state) -> (y, state)``,
+    see :mod:`fxcap.modeling.base`); the flat state is the RNN's followed by the pre- and post-filter
+    sections (:attr:`state_layout`; the gains have no state). The filters do not depend on the knobs;
+    the gains (:class:`~fxcap.modeling.knob_gain.KnobGain`) do, and only scale the signal.
     """
 
-    def __init__(self, core: nn.Module, pre_poles: int, post_poles: int) -> None:
+    def __init__(self, core: nn.Module, pre_poles: int, post_poles: int, knob_gains: bool = False) -> None:
         super().__init__()
         self.core = core
         self.config = core.config
         self.pre_filter = LearnedIIR(pre_poles) if pre_poles else None
         self.post_filter = LearnedIIR(post_poles) if post_poles else None
+        self.gain_in = KnobGain(core.num_knobs) if knob_gains else None
+        self.gain_out = KnobGain(core.num_knobs) if knob_gains else None
 
     def __getattr__(self, name: str):
         try:
@@ -188,16 +192,21 @@ class FilteredRNN(nn.Module):
             x, pre_state = self.pre_filter(x, filter_state[:, offset : offset + self.pre_filter.poles])
             offset += self.pre_filter.poles
             parts.append(pre_state)
+        if self.gain_in is not None:
+            knobs = torch.as_tensor(knobs).to(device=ref.device, dtype=ref.dtype)
+            x = self.gain_in(x, knobs)
         y, core_state = self.core(x, knobs, core_state)
+        if self.gain_out is not None:
+            y = self.gain_out(y, knobs)
         if self.post_filter is not None:
             y, post_state = self.post_filter(y, filter_state[:, offset : offset + self.post_filter.poles])
             parts.append(post_state)
         return y.reshape(shape), torch.cat([core_state, *parts], dim=-1)
 
     def cost(self):
-        """The RNN's cost plus the filters' recursions (multiply-adds per sample)."""
+        """The RNN's cost plus the filters' recursions and the gains (multiply-adds per sample)."""
         from dataclasses import replace
 
         cost = self.core.cost()
-        extra = sum(f.macs_per_sample() for f in (self.pre_filter, self.post_filter) if f is not None)
+        extra = sum(f.macs_per_sample() for f in (self.pre_filter, self.post_filter, self.gain_in, self.gain_out) if f is not None)
         return replace(cost, macs_per_sample=cost.macs_per_sample + extra)

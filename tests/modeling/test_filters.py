@@ -120,7 +120,7 @@ def test_a_filtered_model_exports_to_onnx_and_nothing_else(tmp_path):
     from fxcap.modeling.export import export_model
     from fxcap.modeling.export.common import ExportMeta
 
-    model = build_model(ModelConfig(cond="film", hidden_size=4, pre_filter_poles=2, post_filter_poles=2))
+    model = build_model(ModelConfig(cond="film", hidden_size=4, pre_filter_poles=2, post_filter_poles=2, knob_gains=True))
     with torch.no_grad():  # realistic filters: a few dB of low-frequency shelf (an extreme gain amplifies float32 rounding)
         model.pre_filter.residues.copy_(torch.tensor([-0.3, 1e-4]))
         model.post_filter.residues.copy_(torch.tensor([0.2, -1e-4]))

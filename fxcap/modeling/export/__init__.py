@@ -91,8 +91,9 @@ def _format(model: ConditionedRNN, name: str) -> ExportFormat:
         raise ModelError(f"unknown export format {name!r}; choose one of {', '.join(FORMATS)}")
     if not isinstance(model, ConditionedRNN) and not fmt.supports(model):  # a FilteredRNN: filters around the cell
         raise ModelError(
-            f"the model has learned input/output filters (pre_filter_poles / post_filter_poles), which {fmt.name} files "
-            "cannot hold; export it as onnx, or train without them (--pre-filter 0 --post-filter 0) for this format"
+            f"the model has learned input/output filters or knob gains (pre_filter_poles / post_filter_poles / knob_gains), "
+            f"which {fmt.name} files cannot hold; export it as onnx, or train without them "
+            "(--pre-filter 0 --post-filter 0 --no-knob-gains) for this format"
         )
     if not fmt.supports(model):
         if fmt.refusal is not None:
