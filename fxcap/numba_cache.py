@@ -16,6 +16,15 @@ of failing.
 
 The hook is a numba cache *locator* (the mechanism numba uses to choose a cache folder and a source
 stamp) placed first in numba's list; functions outside the registered folders keep numba's locators.
+
+**One process compiles, the others wait and load.** Processes started together on a cold cache (the
+workers of a sweep, of a parallel dataset build, of the test suite) would each compile the same
+kernel at the same time, seconds of CPU apiece. For functions cached through this module, a cache
+miss takes an exclusive lock file for that kernel and signature (``<kernel>-<hash>.lock`` beside the
+cache files, ``fcntl.flock``) before compiling and releases it once the machine code is saved; a
+process that finds the lock taken waits, then loads what the first one saved. A process that waits
+longer than :data:`COMPILE_WAIT_S` (a compiler that died without releasing) compiles on its own;
+where locks are unavailable (no ``fcntl``, a read-only folder) nothing waits.
 """
 
 from __future__ import annotations
@@ -25,9 +34,18 @@ import hashlib
 import os
 import stat
 import tempfile
+import time
 from pathlib import Path
 
 from numba.core import caching, config
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no cross-process compile lock
+    fcntl = None
+
+COMPILE_WAIT_S = 300.0
+"""Longest wait for another process's compilation of the same kernel, seconds (then compile here)."""
 
 _CacheImpl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl")
 _Locator = caching._CacheLocator
@@ -143,10 +161,85 @@ class SourceFolderLocator(_Locator):
         return None if cache_path is None else cls(py_func, path, folder, cache_path)
 
 
+def _lock_file(cache, sig, codegen) -> str:
+    """The lock file of one kernel (closure values included) and signature, beside its cache files."""
+    digest = hashlib.sha256(repr(cache._index_key(sig, codegen)).encode()).hexdigest()[:16]
+    return os.path.join(cache._cache_path, f"{cache._impl.filename_base}{digest}.lock")
+
+
+def _acquire(path: str, wait_s: float) -> int | None:
+    """An open descriptor holding an exclusive ``flock`` on ``path``; None after ``wait_s`` seconds
+    or where the lock cannot be taken at all."""
+    if fcntl is None:
+        return None
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        return None
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
+        except OSError:
+            break
+    os.close(fd)
+    return None
+
+
+def _release(fd: int) -> None:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+_HELD: dict[tuple[int, object], int] = {}
+"""Locks held for compilations under way in this process, by ``(id(cache), signature)``."""
+
+_load_overload = caching.FunctionCache.load_overload
+_save_overload = caching.FunctionCache.save_overload
+
+
+def _load_or_lock(self, sig, target_context):
+    """``FunctionCache.load_overload``; on a miss for a registered folder's kernel, wait for the
+    compile lock and look again (another process may just have saved it). Returning None with the
+    lock held lets numba compile; :func:`_save_and_unlock` releases it."""
+    data = _load_overload(self, sig, target_context)
+    if data is not None or not isinstance(self._impl.locator, SourceFolderLocator) or not self._enabled:
+        return data
+    if (id(self), sig) in _HELD:  # an earlier compilation here failed before saving: the lock is ours
+        return None
+    fd = _acquire(_lock_file(self, sig, target_context.codegen()), COMPILE_WAIT_S)
+    if fd is None:
+        return None
+    data = _load_overload(self, sig, target_context)
+    if data is not None:
+        _release(fd)
+        return data
+    _HELD[(id(self), sig)] = fd
+    return None
+
+
+def _save_and_unlock(self, sig, data):
+    try:
+        _save_overload(self, sig, data)
+    finally:
+        fd = _HELD.pop((id(self), sig), None)
+        if fd is not None:
+            _release(fd)
+
+
 def _install() -> None:
     locators = _CacheImpl._locator_classes
     if SourceFolderLocator not in locators:
         locators.insert(0, SourceFolderLocator)
+    caching.FunctionCache.load_overload = _load_or_lock
+    caching.FunctionCache.save_overload = _save_and_unlock
 
 
 def cache_sources(module_file: str | os.PathLike) -> bool:

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,65 @@ def test_the_kernel_folders_use_the_source_keyed_locator(module):
     path = os.path.realpath(importlib.import_module(module).__file__)
     assert os.path.dirname(path) in numba_cache._FOLDERS
     assert numba_cache._CacheImpl._locator_classes[0] is numba_cache.SourceFolderLocator
+
+
+KERNEL_MODULE = '''
+from numba import njit
+from fxcap.numba_cache import cache_sources
+
+@njit(cache=cache_sources(__file__))
+def energy(x):
+    total = 0.0
+    for i in range(x.size):
+        total += x[i] * x[i]
+    return total
+'''
+
+TOGETHER = r"""
+import json, os, sys, time
+from pathlib import Path
+import numpy as np
+import kern
+barrier = Path(sys.argv[1])
+(barrier / sys.argv[2]).write_text("")
+while len(list(barrier.iterdir())) < 2:  # both processes call the kernel at the same moment
+    time.sleep(0.005)
+value = kern.energy(np.arange(5.0))
+stats = kern.energy.stats
+print(json.dumps({"value": value, "misses": sum(stats.cache_misses.values()), "hits": sum(stats.cache_hits.values())}))
+"""
+
+
+def test_processes_starting_together_compile_a_kernel_once(tmp_path):
+    """Two processes call the same uncompiled kernel at once: one compiles it, the other waits for
+    the compile lock and loads the saved machine code (without the lock both would compile)."""
+    source = tmp_path / "kernels"
+    source.mkdir()
+    (source / "kern.py").write_text(KERNEL_MODULE)
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(source), str(Path(fxcap.__file__).parent.parent)])
+    runs = [subprocess.Popen([sys.executable, "-c", TOGETHER, str(barrier), name], cwd=source, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for name in ("a", "b")]
+    results = []
+    for run in runs:
+        out, err = run.communicate(timeout=300)
+        assert run.returncode == 0, err[-3000:]
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    assert [r["value"] for r in results] == [30.0, 30.0]
+    assert sorted((r["misses"], r["hits"]) for r in results) == [(0, 1), (1, 0)]
+    assert list((source / "__pycache__").glob("kern.energy-*.lock"))  # beside the cache files
+
+
+def test_a_compile_lock_held_elsewhere_is_waited_for_then_given_up(tmp_path):
+    path = str(tmp_path / "kernel.lock")
+    held = numba_cache._acquire(path, 0.0)
+    assert held is not None
+    started = time.monotonic()
+    assert numba_cache._acquire(path, 0.3) is None  # still held: give up after the wait and compile alone
+    assert time.monotonic() - started >= 0.3
+    numba_cache._release(held)
+    again = numba_cache._acquire(path, 0.0)
+    assert again is not None
+    numba_cache._release(again)
