@@ -113,3 +113,19 @@ def test_train_with_state_carried_over_windows_and_long_validation_windows(tmp_p
     assert (config["train"]["tbptt_windows"], config["train"]["valid_window"], config["train"]["window"]) == (2, 1024, 256)
     result = runner.invoke(app, ["train", "--cond", "concat", "--tbptt-windows", "0", "--force"])
     assert result.exit_code == 1 and "tbptt_windows must be" in str(result.exception)
+
+
+def test_train_with_knob_gains(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    session = make_dummy_session(tmp_path / "sessions" / "s", knob_grid={"drive": [0, 10]}, sample_rate=44100, seconds=2.0)
+    build_dataset([session.root], tmp_path / "datasets" / "d", BuildConfig(split=SplitConfig(segment_seconds=0.25), write_wav=False))
+    tiny = ["--preset", "quick", "--epochs", "1", "--steps", "2", "--batch-size", "2", "--window", "256", "--no-evaluate"]
+    result = runner.invoke(app, ["train", "--cond", "concat", *tiny, "--runs", "plain"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["train", "--cond", "concat", *tiny, "--knob-gains", "--runs", "gains"])
+    assert result.exit_code == 0, result.output
+    plain, plain_config = load_run("plain/d/concat-gru-s0")
+    gained, config = load_run("gains/d/concat-gru-s0")
+    assert config["model"]["knob_gains"] is True and plain_config["model"]["knob_gains"] is False
+    assert config["parameters"] == plain_config["parameters"] + 2 * (1 + 1)  # one knob: w and b, in and out
+    assert gained.gain_in is not None and float(gained.gain_in.weight.abs().sum()) > 0  # trained, not left at 1
