@@ -22,9 +22,10 @@ workers of a sweep, of a parallel dataset build, of the test suite) would each c
 kernel at the same time, seconds of CPU apiece. For functions cached through this module, a cache
 miss takes an exclusive lock file for that kernel and signature (``<kernel>-<hash>.lock`` beside the
 cache files, ``fcntl.flock``) before compiling and releases it once the machine code is saved; a
-process that finds the lock taken waits, then loads what the first one saved. A process that waits
-longer than :data:`COMPILE_WAIT_S` (a compiler that died without releasing) compiles on its own;
-where locks are unavailable (no ``fcntl``, a read-only folder) nothing waits.
+process that finds the lock taken waits, then loads what the first one saved. A process that exits
+releases its locks (the operating system drops them); a compilation that raises keeps its lock until
+its process exits, so a waiter gives up after :data:`COMPILE_WAIT_S` and compiles on its own. Where
+locks are unavailable (no ``fcntl``, a read-only folder) nothing waits.
 """
 
 from __future__ import annotations

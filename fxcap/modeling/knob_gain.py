@@ -1,7 +1,8 @@
 """A learned gain that depends on the knobs: how a drive or level knob scales the signal.
 
 ``gain(c) = exp(w . c + b)`` for normalised knob values ``c`` (``K`` of them, in [-1, 1]): ``K + 1``
-parameters, one multiply per sample at run time (the exponential is taken once per knob change).
+parameters, one multiply per sample at run time (with constant knobs the exponential is taken once
+per call; with automated knobs once per sample).
 :class:`~fxcap.modeling.filters.FilteredRNN` puts one before the recurrent cell and one after it when
 ``ModelConfig.knob_gains`` is set.
 
@@ -42,5 +43,5 @@ class KnobGain(nn.Module):
         return x * (gain[:, None] if gain.dim() == 1 else gain)
 
     def macs_per_sample(self) -> int:
-        """Multiplies per sample: one (the gain itself changes only with the knobs)."""
+        """Multiplies per sample: one (the gain itself is a function of the knobs alone)."""
         return 1
