@@ -52,8 +52,9 @@ def lpc_residual(x: np.ndarray, order: int = 24, block: int = 2048) -> np.ndarra
     r = np.stack([np.einsum("bn,bn->b", windowed[:, : span - k], windowed[:, k:]) for k in range(order + 1)], axis=1)
     r[:, 0] *= 1.0 + 1e-9  # white-noise correction keeps the recursion stable
     coeffs = _levinson(r)
-    residual = x.copy()
+    # block b's samples are predicted with block b's coefficients from the ``order`` samples before
+    # them (zeros before the start): ``padded`` holds those histories, one (blocks, block) view per lag
+    residual = padded[order:].reshape(blocks, block).copy()
     for j in range(1, order + 1):
-        per_sample = np.repeat(coeffs[:, j - 1], block)[:n]
-        residual[j:] -= per_sample[j:] * x[:-j]
-    return residual
+        residual -= coeffs[:, j - 1 : j] * padded[order - j : order - j + blocks * block].reshape(blocks, block)
+    return residual.reshape(-1)[:n]

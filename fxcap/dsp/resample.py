@@ -17,8 +17,10 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numba import njit
 from scipy.signal import oaconvolve
+
+from fxcap.numba_cache import cache_sources
 
 HALF_TAPS = 32
 """Half length of the interpolation kernel (samples); the kernel spans ``2 * HALF_TAPS`` samples."""
@@ -81,36 +83,44 @@ def fractional_shift(x: np.ndarray, shift: float, length: int | None = None) -> 
     return oaconvolve(segment, row[::-1], mode="valid")[:length]
 
 
-def warp_linear(x: np.ndarray, start: float, step: float, length: int, chunk: int = 8192) -> np.ndarray:
+@njit(cache=cache_sources(__file__), nogil=True)
+def _warp_kernel(padded: np.ndarray, table: np.ndarray, start: float, step: float, pad: int, out: np.ndarray) -> None:  # pragma: no cover - jitted
+    """``out[m] = padded(pad + start + m * step)`` through the kernel ``table`` (zero where the taps leave ``padded``)."""
+    phases = table.shape[0] - 1
+    taps = table.shape[1]
+    half = taps // 2
+    for m in range(out.shape[0]):
+        pos = start + m * step
+        base = np.floor(pos)
+        frac = (pos - base) * phases
+        phase = min(int(frac), phases - 1)
+        alpha = frac - phase
+        first = int(base) + 1 - half + pad  # index into ``padded`` of the first tap
+        if first < 0 or first + taps > padded.shape[0]:
+            out[m] = 0.0
+            continue
+        acc = 0.0
+        for k in range(taps):
+            acc += (table[phase, k] * (1.0 - alpha) + table[phase + 1, k] * alpha) * padded[first + k]
+        out[m] = acc
+
+
+def warp_linear(x: np.ndarray, start: float, step: float, length: int) -> np.ndarray:
     """``y[m] = x(start + m * step)`` for ``m = 0 .. length-1`` (band-limited; zero outside ``x``).
 
     ``step`` slightly different from 1 resamples by the ratio ``1 / step`` (clock-drift removal);
-    ``step == 1`` is :func:`fractional_shift`. Float64 out. Cost ``O(length * 2 * HALF_TAPS)``.
+    ``step == 1`` is :func:`fractional_shift`. Float64 out. Cost ``O(length * 2 * HALF_TAPS)``, in a
+    numba kernel: each output interpolates the kernel table between its two nearest phases
+    (``TABLE_PHASES`` per sample) and sums ``2 * HALF_TAPS`` taps.
     """
     if step == 1.0:
         return fractional_shift(x, start, length)
     if step <= 0:
         raise ValueError(f"warp_linear: step must be positive, got {step}")
     x = np.asarray(x, dtype=np.float64)
-    length = int(length)
     table = _kernel_table()
-    taps = table.shape[1]
-    pad = taps + 2
+    pad = table.shape[1] + 2
     padded = np.concatenate([np.zeros(pad), x, np.zeros(pad)])
-    windows = sliding_window_view(padded, taps)
-    out = np.zeros(length)
-    for c0 in range(0, length, chunk):
-        m = np.arange(c0, min(c0 + chunk, length), dtype=np.float64)
-        pos = start + m * step
-        base = np.floor(pos)
-        frac = (pos - base) * TABLE_PHASES
-        phase = np.minimum(frac.astype(np.int64), TABLE_PHASES - 1)
-        alpha = (frac - phase)[:, None]
-        rows = table[phase] * (1.0 - alpha) + table[phase + 1] * alpha
-        first = base.astype(np.int64) + 1 - HALF_TAPS + pad  # index into ``padded``
-        inside = (first >= 0) & (first + taps <= len(padded))
-        if not inside.all():
-            rows[~inside] = 0.0
-            first = np.where(inside, first, 0)
-        out[c0 : c0 + len(m)] = np.einsum("ij,ij->i", windows[first], rows)
+    out = np.zeros(max(int(length), 0))
+    _warp_kernel(padded, table, float(start), float(step), pad, out)
     return out

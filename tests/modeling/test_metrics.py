@@ -10,6 +10,7 @@ import torch
 
 from fxcap.errors import ModelError
 from fxcap.modeling import metrics as M
+from fxcap.modeling.losses import MultiResolutionSTFTLoss
 
 SR = 48000
 DB6 = 20 * math.log10(2)  # 6.0206 dB
@@ -100,6 +101,15 @@ def test_mrstft_metric_values():
     assert M.mrstft(0.5 * y, y) == pytest.approx(0.5 + math.log(2), rel=1e-4)
     assert M.stft_2048(0.5 * y, y) == pytest.approx(0.5 + math.log(2), rel=1e-4)
     assert math.isnan(M.stft_2048(y[:1000], y[:1000]))
+
+
+def test_mrstft_in_float32_equals_the_float64_loss():
+    y = tone_and_noise(0.5)
+    pred = 0.8 * y + 0.05 * np.random.default_rng(3).standard_normal(y.size)
+    with torch.no_grad():
+        reference = float(MultiResolutionSTFTLoss()(torch.from_numpy(pred)[None], torch.from_numpy(y)[None]))
+    assert M.mrstft(pred, y) == pytest.approx(reference, rel=1e-4)
+    assert M.mrstft(pred, y) != pytest.approx(M.mrstft(0.5 * pred, y), rel=1e-2)  # it is still the distance
 
 
 def test_transient_error():
