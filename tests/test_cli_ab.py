@@ -18,7 +18,7 @@ RATE = 48000
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     return make_dummy_run(tmp_path_factory.mktemp("cli-ab") / "run", num_knobs=2, sample_rate=RATE,
-                          knobs=[OD3.knob("drive"), OD3.knob("tone")], hidden_size=8)
+                          knobs=[OD3.knob("drive"), OD3.knob("tone")])
 
 
 def test_ab_on_the_virtual_device_prints_the_null_test_and_writes_its_files(run, tmp_path, capsys, monkeypatch):

@@ -51,7 +51,7 @@ class ModelDevice(Backend):
 def od3_run(tmp_path_factory) -> Path:
     """A dummy Concat-GRU run on the OD-3's DRIVE and TONE knobs (untrained, seeded)."""
     return make_dummy_run(tmp_path_factory.mktemp("ab") / "run", cond="concat", num_knobs=2, sample_rate=RATE,
-                          knobs=[OD3.knob("drive"), OD3.knob("tone")], hidden_size=8)
+                          knobs=[OD3.knob("drive"), OD3.knob("tone")])
 
 
 def test_a_model_against_itself_is_a_perfect_null(od3_run, tmp_path):

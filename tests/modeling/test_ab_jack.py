@@ -41,7 +41,7 @@ PROFILE = assign_midi_ccs(OD3)
 
 def test_ab_through_jack_compares_the_pedals_own_output_with_the_model(pedal, server, tmp_path):
     rate = server.samplerate
-    run = make_dummy_run(tmp_path / "run", num_knobs=2, sample_rate=rate, knobs=[OD3.knob("drive"), OD3.knob("tone")], hidden_size=8)
+    run = make_dummy_run(tmp_path / "run", num_knobs=2, sample_rate=rate, knobs=[OD3.knob("drive"), OD3.knob("tone")])
     midi = ActiveMidiOutput(f"{pedal.name}:midi_in", f"fxcap-ab-midi-{os.getpid()}")
     try:
         config = SoundcardConfig(interface=pedal.name, output_channels=(1, 2), input_channel=1, loopback_channel=2,

@@ -63,7 +63,7 @@ def test_training_restores_threads_and_does_not_depend_on_the_global_rng(tiny_da
     from fxcap.modeling.train import TrainConfig, train
 
     config = TrainConfig(window=256, batch_size=2, steps_per_epoch=1, max_epochs=1, valid_windows=2, threads=1, seed=3)
-    model_config = ModelConfig(cond="concat", cell="gru", num_knobs=1, hidden_size=4, seed=None)
+    model_config = ModelConfig(cond="concat", cell="gru", num_knobs=1, seed=None)
     weights = []
     with compute_context(threads=2):
         for n, global_seed in enumerate((1, 2)):

@@ -367,7 +367,7 @@ def test_compare_outputs_reports_the_worst_sample():
 def test_export_model_takes_a_model_directly(tmp_path):
     from fxcap.modeling.registry import ModelConfig, build_model
 
-    model = build_model(ModelConfig(cond="concat", cell="gru", num_knobs=1, hidden_size=8))
+    model = build_model(ModelConfig(cond="concat", cell="gru", num_knobs=1))
     meta = ExportMeta.from_run(model, {"dataset": {"sample_rate": 8000, "knob_names": ["gain"]}})
     report = export_model(model, meta, tmp_path / "m.json", "rtneural", SelfTestConfig(seconds=0.1))
     assert report["max_abs_error"] < 1e-4 and report["inputs"] == ["audio", "gain"]

@@ -311,13 +311,13 @@ def test_cell_at_is_the_model_at_that_setting(cond, cell):
     """A plain nn.GRU/nn.LSTM with the folded weights (and the model's output layer) is the model."""
     from fxcap.modeling.registry import ModelConfig, build_model
 
-    model = build_model(ModelConfig(cond=cond, cell=cell, num_knobs=2, hidden_size=8, seed=2))
+    model = build_model(ModelConfig(cond=cond, cell=cell, num_knobs=2, seed=2))  # the paper's 32 units: kernels shared with other tests
     with torch.no_grad():
         for parameter in model.parameters():  # conditioning strong enough that a wrong fold shows
             parameter.add_(0.1 * torch.randn(parameter.shape, generator=torch.Generator().manual_seed(parameter.numel())))
     knobs = torch.tensor([0.3, -0.7])
     folded = model.cell_at(knobs)
-    rnn = (torch.nn.GRU if cell == "gru" else torch.nn.LSTM)(1, 8, batch_first=True).double()
+    rnn = (torch.nn.GRU if cell == "gru" else torch.nn.LSTM)(1, model.hidden_size, batch_first=True).double()
     with torch.no_grad():
         for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
             getattr(rnn, f"{name}_l0").copy_(getattr(folded, name))

@@ -113,10 +113,11 @@ def test_inputs_modified_in_place_before_backward_raise():
     from fxcap.modeling.fast.autograd import CellRecurrence
 
     g = torch.Generator().manual_seed(0)
-    gx = torch.randn(1, 6, 9, generator=g, requires_grad=True)
-    c = torch.zeros(1, 9, requires_grad=True)
-    whT = (0.3 * torch.randn(1, 3, 9, generator=g)).requires_grad_()
-    h0 = torch.zeros(1, 3)
+    hidden_size = 32  # the paper's GRU: its kernels are compiled for the other tests too
+    gx = torch.randn(1, 6, 3 * hidden_size, generator=g, requires_grad=True)
+    c = torch.zeros(1, 3 * hidden_size, requires_grad=True)
+    whT = (0.3 * torch.randn(1, hidden_size, 3 * hidden_size, generator=g)).requires_grad_()
+    h0 = torch.zeros(1, hidden_size)
     row, wrow = np.zeros((1, 6), np.int64), np.zeros(1, np.int64)
     hidden, _, _ = CellRecurrence.apply(gx, None, c * 1.0, whT * 1.0, h0, h0, row, wrow, False)
     hidden.sum().backward()  # fine

@@ -71,8 +71,8 @@ def test_a_new_filter_is_the_identity_and_learns_a_high_pass():
 
 @pytest.mark.parametrize("cond", ["concat", "film", "statichyper", "dynamichyper"])
 def test_filtered_model_starts_equal_to_the_plain_one_and_streams(cond):
-    plain = build_model(ModelConfig(cond=cond, num_knobs=2, hidden_size=8, seed=5))
-    filtered = build_model(ModelConfig(cond=cond, num_knobs=2, hidden_size=8, seed=5, pre_filter_poles=3, post_filter_poles=2))
+    plain = build_model(ModelConfig(cond=cond, num_knobs=2, seed=5))
+    filtered = build_model(ModelConfig(cond=cond, num_knobs=2, seed=5, pre_filter_poles=3, post_filter_poles=2))
     assert isinstance(filtered, F.FilteredRNN)
     extra = (2 * 3 + 1) + (2 * 2 + 1)
     assert sum(p.numel() for p in filtered.parameters()) == sum(p.numel() for p in plain.parameters()) + extra
@@ -120,11 +120,11 @@ def test_a_filtered_model_exports_to_onnx_and_nothing_else(tmp_path):
     from fxcap.modeling.export import export_model
     from fxcap.modeling.export.common import ExportMeta
 
-    model = build_model(ModelConfig(cond="film", hidden_size=4, pre_filter_poles=2, post_filter_poles=2, knob_gains=True))
+    model = build_model(ModelConfig(cond="film", pre_filter_poles=2, post_filter_poles=2, knob_gains=True))
     with torch.no_grad():  # realistic filters: a few dB of low-frequency shelf (an extreme gain amplifies float32 rounding)
         model.pre_filter.residues.copy_(torch.tensor([-0.3, 1e-4]))
         model.post_filter.residues.copy_(torch.tensor([0.2, -1e-4]))
-    meta = ExportMeta(scheme="film", cell="gru", hidden_size=4, sample_rate=48000,
+    meta = ExportMeta(scheme="film", cell="gru", hidden_size=32, sample_rate=48000,
                       knobs=[{"name": "drive"}, {"name": "tone"}], state_layout=list(model.state_layout),
                       model_config=model.config.to_dict())
     report = export_model(model, meta, tmp_path / "m.onnx", "onnx")

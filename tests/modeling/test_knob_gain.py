@@ -33,8 +33,8 @@ def test_gain_is_exp_of_a_linear_function_of_the_knobs_constant_and_per_sample()
 
 @pytest.mark.parametrize("cond", ["concat", "statichyper"])
 def test_a_model_with_gains_starts_equal_to_one_without_and_applies_them_around_the_cell(cond):
-    plain = build_model(ModelConfig(cond=cond, num_knobs=2, hidden_size=6, seed=3))
-    gained = build_model(ModelConfig(cond=cond, num_knobs=2, hidden_size=6, seed=3, knob_gains=True))
+    plain = build_model(ModelConfig(cond=cond, num_knobs=2, seed=3))
+    gained = build_model(ModelConfig(cond=cond, num_knobs=2, seed=3, knob_gains=True))
     assert isinstance(gained, FilteredRNN) and gained.pre_filter is None and gained.post_filter is None
     assert sum(p.numel() for p in gained.parameters()) == sum(p.numel() for p in plain.parameters()) + 2 * (2 + 1)
     assert gained.cost().macs_per_sample == plain.cost().macs_per_sample + 2
@@ -51,7 +51,7 @@ def test_a_model_with_gains_starts_equal_to_one_without_and_applies_them_around_
 
 
 def test_gains_follow_automated_knobs_sample_by_sample():
-    gained = build_model(ModelConfig(cond="film", num_knobs=2, hidden_size=4, seed=1, knob_gains=True))
+    gained = build_model(ModelConfig(cond="film", num_knobs=2, seed=1, knob_gains=True))
     _set(gained.gain_in, [1.5, 0.0], 0.0)
     _set(gained.gain_out, [-1.0, 0.0], 0.0)
     steps = 300
@@ -64,7 +64,7 @@ def test_gains_follow_automated_knobs_sample_by_sample():
 
 
 def test_gains_are_trained():
-    gained = build_model(ModelConfig(cond="concat", num_knobs=2, hidden_size=4, seed=1, knob_gains=True))
+    gained = build_model(ModelConfig(cond="concat", num_knobs=2, seed=1, knob_gains=True))
     x = 0.2 * torch.randn(2, 200, generator=torch.Generator().manual_seed(2))
     y, _ = gained(x, torch.tensor([[0.5, -0.5], [-0.5, 0.5]]))
     (y - 2 * x).square().mean().backward()
