@@ -53,6 +53,7 @@ def train(
     pre_filter: Annotated[Optional[int], typer.Option(help="Poles of the learned linear filter before the RNN, 0 = none (overrides the preset).")] = None,
     post_filter: Annotated[Optional[int], typer.Option(help="Poles of the learned linear filter after the RNN, 0 = none (overrides the preset).")] = None,
     knob_gains: Annotated[Optional[bool], typer.Option("--knob-gains/--no-knob-gains", help="Learned knob-dependent gains before and after the RNN (overrides the preset).")] = None,
+    even_gain: Annotated[Optional[bool], typer.Option("--even-gain/--no-even-gain", help="Run the RNN on the input and the inverted input and scale the even-order part by a learned gain of the knobs (twice the compute; overrides the preset).")] = None,
     hidden_size: Annotated[Optional[int], typer.Option(help="Hidden units of the main cell (paper: 32; overrides the preset).")] = None,
     tbptt_windows: Annotated[Optional[int], typer.Option(help="Consecutive windows per training sequence, the state carried between them (1: each from a zero state; overrides the preset).")] = None,
     valid_window: Annotated[Optional[int], typer.Option(help="Samples per validation window (default: the training window; e.g. the test segments' length for a slow compressor).")] = None,
@@ -73,7 +74,7 @@ def train(
                         esr_weight=esr_weight, dc_weight=dc_weight, esr_emphasis=esr_emphasis,
                         esr_per_setting=esr_per_setting, loss_skip=loss_skip, tbptt_windows=tbptt_windows, valid_window=valid_window,
                         time_budget_s=None if time_budget is None else time_budget * 60.0) | {"pre_emphasis": pre_emphasis},
-        model_overrides=given(pre_filter_poles=pre_filter, post_filter_poles=post_filter, knob_gains=knob_gains, hidden_size=hidden_size),
+        model_overrides=given(pre_filter_poles=pre_filter, post_filter_poles=post_filter, knob_gains=knob_gains, even_gain=even_gain, hidden_size=hidden_size),
     )
     results = train_models(request, console=tables.console)
     tables.print_comparison(results.comparison, results.runs_root / "comparison.md")

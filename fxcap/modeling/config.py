@@ -54,6 +54,12 @@ class ModelConfig:
             (:class:`fxcap.modeling.knob_gain.KnobGain`; ``2 (K + 1)`` parameters, 2 multiplies per
             sample): the signal level in the cell can follow a drive knob, which Concat's knobs
             cannot do otherwise (``docs/quality.md``).
+        even_gain: run the cell on the input and on the inverted input and scale the even-order part
+            of the result, ``(F[x] + F[-x]) / 2``, by a learned gain of the knobs (``exp(w . c + b)``,
+            starting at 1, so the model starts equal to one without); the odd part
+            ``(F[x] - F[-x]) / 2`` passes as it is. A clean setting can then turn off the cell's
+            second-order distortion (its gates' products) while a saturated one keeps the device's
+            asymmetry. Twice the cell's compute, ``K + 1`` parameters (``docs/quality.md``).
         seed: seed of the weight initialisation (``None``: use torch's global RNG as it stands).
     """
 
@@ -69,6 +75,7 @@ class ModelConfig:
     pre_filter_poles: int = 0
     post_filter_poles: int = 0
     knob_gains: bool = False
+    even_gain: bool = False
     seed: int | None = 0
 
     def __post_init__(self) -> None:

@@ -136,7 +136,7 @@ class FilteredRNN(nn.Module):
     the gains (:class:`~fxcap.modeling.knob_gain.KnobGain`) do, and only scale the signal.
     """
 
-    def __init__(self, core: nn.Module, pre_poles: int, post_poles: int, knob_gains: bool = False) -> None:
+    def __init__(self, core: nn.Module, pre_poles: int, post_poles: int, knob_gains: bool = False, even_gain: bool = False) -> None:
         super().__init__()
         self.core = core
         self.config = core.config
@@ -144,6 +144,7 @@ class FilteredRNN(nn.Module):
         self.post_filter = LearnedIIR(post_poles) if post_poles else None
         self.gain_in = KnobGain(core.num_knobs) if knob_gains else None
         self.gain_out = KnobGain(core.num_knobs) if knob_gains else None
+        self.even_gain = KnobGain(core.num_knobs) if even_gain else None
 
     def __getattr__(self, name: str):
         try:
@@ -157,6 +158,8 @@ class FilteredRNN(nn.Module):
     def state_layout(self) -> list[tuple[str, int]]:
         """The RNN's state parts, then ``pre`` and ``post`` (the filters' sections), where present."""
         layout = list(self.core.state_layout)
+        if self.even_gain is not None:  # the cell's state for the inverted input
+            layout += [(f"{name}_inverted", width) for name, width in self.core.state_layout]
         for name, part in (("pre", self.pre_filter), ("post", self.post_filter)):
             if part is not None:
                 layout.append((name, part.poles))
@@ -184,7 +187,8 @@ class FilteredRNN(nn.Module):
                 f"state must have shape ({x.shape[0]}, {self.state_size}) for this model, got {tuple(state.shape)}; "
                 "pass the state returned by the previous call, or None"
             )
-        core_size = self.core.state_size
+        knobs = torch.as_tensor(knobs).to(device=ref.device, dtype=ref.dtype)
+        core_size = self.core.state_size * (2 if self.even_gain is not None else 1)
         core_state, filter_state = state[:, :core_size], state[:, core_size:]
         parts: list[torch.Tensor] = []
         offset = 0
@@ -193,9 +197,11 @@ class FilteredRNN(nn.Module):
             offset += self.pre_filter.poles
             parts.append(pre_state)
         if self.gain_in is not None:
-            knobs = torch.as_tensor(knobs).to(device=ref.device, dtype=ref.dtype)
             x = self.gain_in(x, knobs)
-        y, core_state = self.core(x, knobs, core_state)
+        if self.even_gain is None:
+            y, core_state = self.core(x, knobs, core_state)
+        else:
+            y, core_state = self._parity_split(x, knobs, core_state)
         if self.gain_out is not None:
             y = self.gain_out(y, knobs)
         if self.post_filter is not None:
@@ -203,10 +209,23 @@ class FilteredRNN(nn.Module):
             parts.append(post_state)
         return y.reshape(shape), torch.cat([core_state, *parts], dim=-1)
 
+    def _parity_split(self, x: torch.Tensor, knobs: torch.Tensor, core_state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``odd + e(c) * even`` of the cell run on ``x`` and on ``-x`` (one batch of ``2 B``), with
+        ``odd = (F[x] - F[-x]) / 2`` and ``even = (F[x] + F[-x]) / 2``; the state is both runs' states."""
+        batch = x.shape[0]
+        normal, inverted = core_state.chunk(2, dim=-1)
+        both, state = self.core(torch.cat([x, -x]), torch.cat([knobs, knobs]), torch.cat([normal, inverted]))
+        plus, minus = both[:batch], both[batch:]
+        y = 0.5 * (plus - minus) + self.even_gain(0.5 * (plus + minus), knobs)
+        return y, torch.cat([state[:batch], state[batch:]], dim=-1)
+
     def cost(self):
-        """The RNN's cost plus the filters' recursions and the gains (multiply-adds per sample)."""
+        """The RNN's cost (twice with the even gain) plus the filters' recursions and the gains
+        (multiply-adds per sample)."""
         from dataclasses import replace
 
         cost = self.core.cost()
         extra = sum(f.macs_per_sample() for f in (self.pre_filter, self.post_filter, self.gain_in, self.gain_out) if f is not None)
+        if self.even_gain is not None:  # the second run of the cell, the two half-sums and the gain
+            extra += cost.macs_per_sample + 2 + self.even_gain.macs_per_sample()
         return replace(cost, macs_per_sample=cost.macs_per_sample + extra)

@@ -71,6 +71,6 @@ def build_model(config: ModelConfig | dict[str, Any]) -> ConditionedRNN:
 
 def _with_filters(model: ConditionedRNN, config: ModelConfig) -> torch.nn.Module:
     """``model`` itself, or wrapped in learned linear filters when ``config`` asks for them."""
-    if not (config.pre_filter_poles or config.post_filter_poles or config.knob_gains):
+    if not (config.pre_filter_poles or config.post_filter_poles or config.knob_gains or config.even_gain):
         return model
-    return FilteredRNN(model, config.pre_filter_poles, config.post_filter_poles, config.knob_gains)
+    return FilteredRNN(model, config.pre_filter_poles, config.post_filter_poles, config.knob_gains, config.even_gain)

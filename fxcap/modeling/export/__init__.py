@@ -89,6 +89,11 @@ def _format(model: ConditionedRNN, name: str) -> ExportFormat:
     fmt = FORMATS.get(str(name).lower())
     if fmt is None:
         raise ModelError(f"unknown export format {name!r}; choose one of {', '.join(FORMATS)}")
+    if getattr(model, "even_gain", None) is not None:
+        raise ModelError(
+            f"the model runs its cell twice with an even-order gain (even_gain), which {fmt.name} files cannot hold; "
+            "render it with `fxcap render`, or train without it (--no-even-gain) to export"
+        )
     if not isinstance(model, ConditionedRNN) and not fmt.supports(model):  # a FilteredRNN: filters around the cell
         raise ModelError(
             f"the model has learned input/output filters or knob gains (pre_filter_poles / post_filter_poles / knob_gains), "

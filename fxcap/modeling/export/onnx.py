@@ -69,10 +69,11 @@ def _modules() -> tuple[Any, Any]:
 
 def supports(model: ConditionedRNN) -> bool:
     """Every conditioned RNN can be exported (a Scan over its single-step update), with or without
-    learned filters around it (:class:`~fxcap.modeling.filters.FilteredRNN`)."""
+    learned filters around it (:class:`~fxcap.modeling.filters.FilteredRNN`); not one with an even
+    gain (``ModelConfig.even_gain``: two runs of the cell per step)."""
     from fxcap.modeling.filters import FilteredRNN
 
-    return isinstance(model, (ConditionedRNN, FilteredRNN))
+    return isinstance(model, (ConditionedRNN, FilteredRNN)) and getattr(model, "even_gain", None) is None
 
 
 def choose_graph(model: ConditionedRNN, graph: str = "auto") -> str:
