@@ -124,6 +124,10 @@ class LearnedIIR(nn.Module):
         return 2 * self.poles + 1
 
 
+EVEN_SHARE_FLOOR = 1e-7
+"""Floor of :meth:`FilteredRNN.even_log_share` (an energy ratio: -70 dB): below it the pressure fades."""
+
+
 class FilteredRNN(nn.Module):
     """A conditioned RNN between two learned linear filters, optionally with knob-dependent gains:
     ``post(g_out(c) * rnn(g_in(c) * pre(x), c))``.
@@ -134,6 +138,11 @@ class FilteredRNN(nn.Module):
     see :mod:`fxcap.modeling.base`); the flat state is the RNN's followed by the pre- and post-filter
     sections (:attr:`state_layout`; the gains have no state). The filters do not depend on the knobs;
     the gains (:class:`~fxcap.modeling.knob_gain.KnobGain`) do, and only scale the signal.
+
+    With ``even_gain`` the cell runs on the signal and on its negation (one batch of twice the size)
+    and its output becomes ``(F[x] - F[-x]) / 2 + e(c) (F[x] + F[-x]) / 2``: the odd-order part as it
+    is, the even-order part (second harmonics, DC) scaled by a knob gain ``e``; the state then holds
+    both runs' cell states (the second under names ending in ``_inverted``).
     """
 
     def __init__(self, core: nn.Module, pre_poles: int, post_poles: int, knob_gains: bool = False, even_gain: bool = False) -> None:
@@ -145,6 +154,7 @@ class FilteredRNN(nn.Module):
         self.gain_in = KnobGain(core.num_knobs) if knob_gains else None
         self.gain_out = KnobGain(core.num_knobs) if knob_gains else None
         self.even_gain = KnobGain(core.num_knobs) if even_gain else None
+        self.last_even: torch.Tensor | None = None  # the last training forward pass's even part (even_log_share)
 
     def __getattr__(self, name: str):
         try:
@@ -216,8 +226,20 @@ class FilteredRNN(nn.Module):
         normal, inverted = core_state.chunk(2, dim=-1)
         both, state = self.core(torch.cat([x, -x]), torch.cat([knobs, knobs]), torch.cat([normal, inverted]))
         plus, minus = both[:batch], both[batch:]
-        y = 0.5 * (plus - minus) + self.even_gain(0.5 * (plus + minus), knobs)
-        return y, torch.cat([state[:batch], state[batch:]], dim=-1)
+        even = self.even_gain(0.5 * (plus + minus), knobs)
+        self.last_even = even if torch.is_grad_enabled() else None  # for the training penalty (even_log_share)
+        return 0.5 * (plus - minus) + even, torch.cat([state[:batch], state[batch:]], dim=-1)
+
+    def even_log_share(self, target: torch.Tensor, floor: float = EVEN_SHARE_FLOOR) -> torch.Tensor:
+        """``mean_b log(E_t[even^2] / E_t[target^2] + floor)`` of the last forward pass (with gradients):
+        the even-order part's energy share of each window, in nats, floored at ``floor`` (an energy
+        ratio). Its gradient is the same on every decibel of the share, so it keeps pushing a small
+        even part down where the error does not hold it up."""
+        if getattr(self, "last_even", None) is None:
+            raise ModelError("even_log_share needs a forward pass with gradients of a model with an even gain first")
+        even = self.last_even.reshape(target.shape[0], -1)
+        share = even.square().mean(-1) / (target.reshape(target.shape[0], -1).square().mean(-1) + 1e-12)
+        return torch.log(share + floor).mean()
 
     def cost(self):
         """The RNN's cost (twice with the even gain) plus the filters' recursions and the gains

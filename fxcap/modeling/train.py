@@ -238,6 +238,8 @@ def _train(data: TrainingData, model_config: ModelConfig, run_dir: Path, config:
     state_path = run_dir / "state.pt"
     loss_fn = data.loss_fn
     model = build_model(model_config if model_config.seed is not None else replace(model_config, seed=config.seed))
+    if config.even_penalty and getattr(model, "even_gain", None) is None:
+        raise ModelError("even_penalty needs a model with an even gain: train with --even-gain (or set even_penalty to 0)")
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     lr_scale = [1.0]  # lowered by each recovery from a divergence (the cosine schedule reads it)
     recoveries: list[str] = []
@@ -292,6 +294,8 @@ def _train(data: TrainingData, model_config: ModelConfig, run_dir: Path, config:
                 state = state.detach()  # truncated back-propagation: the gradient stops at the window's start
                 window_loss = loss_fn if first else data.carried_loss_fn  # a carried state needs no warm-up skip
                 loss = window_loss(pred, y, stft_scale=ramp(epoch * n_steps + steps, config.stft_warmup_steps), power=power)
+                if config.even_penalty:
+                    loss = loss + config.even_penalty * model.even_log_share(y)
                 optimizer.zero_grad(set_to_none=True)
                 value = loss.item()
                 finite = math.isfinite(value)

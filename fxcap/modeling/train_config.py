@@ -75,6 +75,10 @@ class TrainConfig:
             anneals by whichever is further along, steps or time, so the rate reaches its floor
             when the budget does. Where time leads, the run depends on the machine's speed (it is
             exactly reproducible only when the budget is comfortably longer than the run).
+        even_penalty: weight of the even-order part's log energy share (with ``ModelConfig.even_gain``;
+            :meth:`fxcap.modeling.filters.FilteredRNN.even_log_share`), added to the training loss: a
+            pressure, equal on every decibel, to turn the cell's even-order output down wherever the
+            error does not need it (a clean setting), which an ESR loss alone does not give. 0: off.
         seed: seeds initialisation and window sampling.
         threads: torch intra-op threads while :func:`train` runs (0: leave torch's setting; the
             previous setting comes back when it returns, see :mod:`fxcap.modeling.compute_context`).
@@ -110,6 +114,7 @@ class TrainConfig:
     max_recoveries: int = 3
     recovery_lr_factor: float = 0.3
     time_budget_s: float | None = None
+    even_penalty: float = 0.0
     seed: int = 0
     threads: int = 1
 
@@ -120,7 +125,7 @@ class TrainConfig:
         for name, value in positive.items():
             if not value > 0:
                 raise ModelError(f"{name} must be positive, got {value}")
-        non_negative = {"l1_weight": self.l1_weight, "stft_weight": self.stft_weight, "esr_weight": self.esr_weight,
+        non_negative = {"l1_weight": self.l1_weight, "stft_weight": self.stft_weight, "esr_weight": self.esr_weight, "even_penalty": self.even_penalty,
                         "dc_weight": self.dc_weight, "loss_skip": 0 if self.loss_skip is None else self.loss_skip,
                         "stft_warmup_steps": self.stft_warmup_steps,
                         "warmup_steps": self.warmup_steps}

@@ -97,3 +97,44 @@ def test_the_even_gain_trains_and_every_export_refuses_it_in_one_line(tmp_path):
         with pytest.raises(ModelError, match="even_gain") as caught:
             export_model(model, meta, tmp_path / f"m.{fmt}", fmt)
         assert "\n" not in str(caught.value)
+
+
+def test_even_log_share_is_the_log_energy_share_of_the_last_even_part():
+    model = build_model(ModelConfig(cond="concat", num_knobs=2, seed=6, even_gain=True))
+    _set_even_gain(model, [0.0, 0.0], -1.0)
+    x, knobs = _audio(300, seed=9), torch.tensor([[0.3, -0.6], [-1.0, 1.0]])
+    target = 0.5 * _audio(300, seed=10)
+    with pytest.raises(ModelError, match="forward pass"):
+        model.even_log_share(target)
+    model(x, knobs)
+    with torch.no_grad():
+        plus, _ = model.core(x, knobs)
+        minus, _ = model.core(-x, knobs)
+    even = math.exp(-1.0) * 0.5 * (plus + minus)
+    share = even.square().mean(-1) / target.square().mean(-1)
+    expected = torch.log(share + 1e-7).mean()
+    torch.testing.assert_close(model.even_log_share(target).detach(), expected, rtol=1e-5, atol=1e-6)
+    with torch.no_grad():
+        model(x, knobs)  # a pass without gradients keeps nothing to penalise
+    with pytest.raises(ModelError, match="forward pass"):
+        model.even_log_share(target)
+
+
+def test_the_even_penalty_turns_the_even_part_down_and_needs_an_even_gain(tiny_dataset, tmp_path):
+    from fxcap.modeling.train import TrainConfig, load_run, train
+
+    config = TrainConfig(window=512, batch_size=4, steps_per_epoch=10, max_epochs=2, valid_windows=8, lr=2e-2, threads=1)
+    with pytest.raises(ModelError, match="--even-gain"):
+        train(tiny_dataset, ModelConfig(cond="concat", num_knobs=1), tmp_path / "plain", TrainConfig(**{**config.to_dict(), "even_penalty": 0.1}))
+    with pytest.raises(ModelError, match="even_penalty must be zero or positive"):
+        TrainConfig(even_penalty=-1.0)
+    shares = {}
+    x, target = _audio(1024, seed=11)[:1], 0.4 * _audio(1024, seed=11)[:1]
+    for penalty in (0.0, 0.5):
+        run = tmp_path / f"p{penalty}"
+        train(tiny_dataset, ModelConfig(cond="concat", num_knobs=1, even_gain=True), run, TrainConfig(**{**config.to_dict(), "even_penalty": penalty}))
+        model, _ = load_run(run, "last")
+        model(x, torch.zeros(1, 1))
+        shares[penalty] = float(model.even_log_share(target))
+    # 20 steps from the same seed and windows: without the penalty in the loss the two runs would be identical
+    assert shares[0.5] < shares[0.0] - 0.2  # nats: the penalty took the even part's share down
