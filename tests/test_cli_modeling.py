@@ -129,9 +129,12 @@ def test_train_with_knob_gains(tmp_path, monkeypatch):
     assert config["model"]["knob_gains"] is True and plain_config["model"]["knob_gains"] is False
     assert config["parameters"] == plain_config["parameters"] + 2 * (1 + 1)  # one knob: w and b, in and out
     assert gained.gain_in is not None and float(gained.gain_in.weight.abs().sum()) > 0  # trained, not left at 1
-    result = runner.invoke(app, ["train", "--cond", "concat", *tiny, "--even-gain", "--runs", "even"])
+    result = runner.invoke(app, ["train", "--cond", "concat", *tiny, "--even-penalty", "0.1", "--runs", "nope"])
+    assert result.exit_code == 1 and "--even-gain" in str(result.exception)
+    result = runner.invoke(app, ["train", "--cond", "concat", *tiny, "--even-gain", "--even-penalty", "0.001", "--runs", "even"])
     assert result.exit_code == 0, result.output
     split, config = load_run("even/d/concat-gru-s0")
     assert config["model"]["even_gain"] is True and plain_config["model"]["even_gain"] is False
+    assert config["train"]["even_penalty"] == 0.001 and plain_config["train"]["even_penalty"] == 0.0
     assert config["parameters"] == plain_config["parameters"] + (1 + 1)
     assert split.even_gain is not None and float(split.even_gain.weight.abs().sum()) > 0

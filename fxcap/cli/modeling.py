@@ -57,6 +57,7 @@ def train(
     hidden_size: Annotated[Optional[int], typer.Option(help="Hidden units of the main cell (paper: 32; overrides the preset).")] = None,
     tbptt_windows: Annotated[Optional[int], typer.Option(help="Consecutive windows per training sequence, the state carried between them (1: each from a zero state; overrides the preset).")] = None,
     valid_window: Annotated[Optional[int], typer.Option(help="Samples per validation window (default: the training window; e.g. the test segments' length for a slow compressor).")] = None,
+    even_penalty: Annotated[Optional[float], typer.Option(help="Weight of the even-order part's log energy share in the loss (with --even-gain): cleaner clean settings at some ESR cost; 0 = off.")] = None,
     time_budget: Annotated[Optional[float], typer.Option(help="Training time budget per model in minutes: stop when it runs out, with the rate annealed by then.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for initialisation and window sampling.")] = 0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue interrupted runs from their last epoch (same dataset and settings; --epochs may grow).")] = False,
@@ -72,7 +73,7 @@ def train(
         overrides=given(max_epochs=epochs, steps_per_epoch=steps, batch_size=batch_size, window=window, lr=lr,
                         stft_weight=stft_weight, stft_warmup_steps=stft_warmup, lr_schedule=lr_schedule,
                         esr_weight=esr_weight, dc_weight=dc_weight, esr_emphasis=esr_emphasis,
-                        esr_per_setting=esr_per_setting, loss_skip=loss_skip, tbptt_windows=tbptt_windows, valid_window=valid_window,
+                        esr_per_setting=esr_per_setting, loss_skip=loss_skip, tbptt_windows=tbptt_windows, valid_window=valid_window, even_penalty=even_penalty,
                         time_budget_s=None if time_budget is None else time_budget * 60.0) | {"pre_emphasis": pre_emphasis},
         model_overrides=given(pre_filter_poles=pre_filter, post_filter_poles=post_filter, knob_gains=knob_gains, even_gain=even_gain, hidden_size=hidden_size),
     )
