@@ -192,6 +192,8 @@ def train(
     config = config or TrainConfig()
     run_dir = Path(run_dir)
     info = load_dataset_info(dataset_dir)
+    if config.even_penalty and not model_config.even_gain:  # before the run folder is touched
+        raise ModelError("even_penalty needs a model with an even gain: train with --even-gain (or set even_penalty to 0)")
     if model_config.num_knobs != len(info.knob_names):
         raise ModelError(
             f"the model expects {model_config.num_knobs} knobs but the dataset has {len(info.knob_names)} "
@@ -238,8 +240,6 @@ def _train(data: TrainingData, model_config: ModelConfig, run_dir: Path, config:
     state_path = run_dir / "state.pt"
     loss_fn = data.loss_fn
     model = build_model(model_config if model_config.seed is not None else replace(model_config, seed=config.seed))
-    if config.even_penalty and getattr(model, "even_gain", None) is None:
-        raise ModelError("even_penalty needs a model with an even gain: train with --even-gain (or set even_penalty to 0)")
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     lr_scale = [1.0]  # lowered by each recovery from a divergence (the cosine schedule reads it)
     recoveries: list[str] = []

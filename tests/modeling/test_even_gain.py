@@ -126,6 +126,7 @@ def test_the_even_penalty_turns_the_even_part_down_and_needs_an_even_gain(tiny_d
     config = TrainConfig(window=512, batch_size=4, steps_per_epoch=10, max_epochs=2, valid_windows=8, lr=2e-2, threads=1)
     with pytest.raises(ModelError, match="--even-gain"):
         train(tiny_dataset, ModelConfig(cond="concat", num_knobs=1), tmp_path / "plain", TrainConfig(**{**config.to_dict(), "even_penalty": 0.1}))
+    assert not (tmp_path / "plain").exists()  # refused before the run folder was made
     with pytest.raises(ModelError, match="even_penalty must be zero or positive"):
         TrainConfig(even_penalty=-1.0)
     shares = {}
