@@ -136,6 +136,6 @@ def test_the_even_penalty_turns_the_even_part_down_and_needs_an_even_gain(tiny_d
         train(tiny_dataset, ModelConfig(cond="concat", num_knobs=1, even_gain=True), run, TrainConfig(**{**config.to_dict(), "even_penalty": penalty}))
         model, _ = load_run(run, "last")
         model(x, torch.zeros(1, 1))
-        shares[penalty] = float(model.even_log_share(target))
+        shares[penalty] = float(model.even_log_share(target).detach())
     # 20 steps from the same seed and windows: without the penalty in the loss the two runs would be identical
     assert shares[0.5] < shares[0.0] - 0.2  # nats: the penalty took the even part's share down
