@@ -235,7 +235,7 @@ class FilteredRNN(nn.Module):
         the even-order part's energy share of each window, in nats, floored at ``floor`` (an energy
         ratio). Its gradient is the same on every decibel of the share, so it keeps pushing a small
         even part down where the error does not hold it up."""
-        if getattr(self, "last_even", None) is None:
+        if self.last_even is None:
             raise ModelError("even_log_share needs a forward pass with gradients of a model with an even gain first")
         even = self.last_even.reshape(target.shape[0], -1)
         share = even.square().mean(-1) / (target.reshape(target.shape[0], -1).square().mean(-1) + 1e-12)
