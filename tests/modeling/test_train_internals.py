@@ -1,0 +1,128 @@
+"""The training loop's inner pieces, checked in-process: which weights a resume takes, the validation
+loss, the divergence message, the plateau rule and ``load_run``'s refusals. (The fault matrix checks
+the same paths end to end with a real process killed between writes: ``tests/faults/test_runs.py``.)"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+import torch
+
+from fxcap.errors import ModelError
+from fxcap.modeling.checkpoint import save_weights
+from fxcap.modeling.losses import CombinedLoss
+from fxcap.modeling.registry import ModelConfig, build_model
+from fxcap.modeling.setting_power import SettingPower
+from fxcap.modeling.train import TrainConfig, _diverged, _evaluate_loss, _resume_weights, load_run, train
+
+TINY = TrainConfig(window=512, batch_size=4, steps_per_epoch=3, max_epochs=2, valid_windows=8, threads=1)
+
+
+def _model(seed: int) -> torch.nn.Module:
+    return build_model(ModelConfig(cond="concat", num_knobs=1, hidden_size=4, seed=seed))
+
+
+def _state_weights(seed: int) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in _model(seed).state_dict().items()}
+
+
+def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_takes_the_states_own_weights_and_says_so_when_last_is_from_another_epoch(tmp_path, caplog):
+    save_weights(tmp_path / "last.safetensors", _model(1), {"epoch": 3})
+    own = _state_weights(2)
+    with caplog.at_level(logging.WARNING):
+        got = _resume_weights(tmp_path, {"epoch": 2, "model": own})
+    assert _same(got, own)
+    assert (f"note: {tmp_path}/last.safetensors is from epoch 3 but state.pt from epoch 2 (the run stopped between the two "
+            "writes); resuming from epoch 2 with the weights saved in state.pt") in caplog.text
+    caplog.clear()
+    save_weights(tmp_path / "last.safetensors", _model(1), {"epoch": 2})  # the epochs agree: nothing to say
+    with caplog.at_level(logging.WARNING):
+        assert _same(_resume_weights(tmp_path, {"epoch": 2, "model": own}), own)
+    assert caplog.text == ""
+    (tmp_path / "last.safetensors").write_bytes(b"not safetensors")  # unreadable: the state's copy still serves
+    with caplog.at_level(logging.WARNING):
+        assert _same(_resume_weights(tmp_path, {"epoch": 2, "model": own}), own)
+    assert "last.safetensors is from epoch None but state.pt from epoch 2" in caplog.text
+
+
+def test_a_state_of_an_earlier_version_takes_last_only_when_the_epochs_agree(tmp_path):
+    save_weights(tmp_path / "last.safetensors", _model(1), {"epoch": 4})
+    assert _same(_resume_weights(tmp_path, {"epoch": 4}), _state_weights(1))  # no weights in state.pt: last's
+    with pytest.raises(ModelError) as error:
+        _resume_weights(tmp_path, {"epoch": 3})
+    assert str(error.value) == (
+        f"{tmp_path}/last.safetensors is from epoch 4 but state.pt from epoch 3 (the run stopped between the two writes), "
+        "so they cannot be resumed together; start it afresh with --force (fxcap train; a sweep: delete the folder), which "
+        "replaces its checkpoints, or train into another run folder")
+
+
+def test_the_divergence_message_suggests_a_third_of_the_rate():
+    message = str(_diverged(20, 7, 0.003))
+    assert message == ("training diverged: 20 steps in a row had a non-finite loss or gradient (epoch 7); train again with "
+                       "a lower learning rate (now 0.003, e.g. --lr 0.001); the best weights so far stay in best.safetensors")
+
+
+class _Batches:
+    """A validation loader of fixed batches ``(x, y, knobs)``."""
+
+    def __init__(self, batches):
+        self.batches = batches
+
+    def __iter__(self):
+        return iter(self.batches)
+
+
+def test_the_validation_loss_weighs_each_window_by_its_settings_power_and_stops_at_the_limit():
+    torch.manual_seed(0)
+    model = _model(3)
+    batches = [(torch.randn(2, 300), torch.randn(2, 300) * s, torch.tensor([[-1.0], [1.0]])) for s in (1.0, 3.0, 5.0)]
+    power = SettingPower(torch.tensor([[-1.0], [1.0]]).numpy(), torch.tensor([0.5, 4.0]).numpy())
+    loss_fn = CombinedLoss(l1_weight=0.0, stft_weight=0.0, esr_weight=1.0)
+    with torch.no_grad():
+        per_batch = [float(loss_fn(model(x, k)[0], y, power=power.lookup(k))) for x, y, k in batches]
+    got = _evaluate_loss(model, _Batches(batches), loss_fn, None, power)
+    assert got == pytest.approx(sum(per_batch) / 3, rel=1e-6)
+    assert _evaluate_loss(model, _Batches(batches), loss_fn, 4, power) == pytest.approx(sum(per_batch[:2]) / 2, rel=1e-6)
+    pooled = _evaluate_loss(model, _Batches(batches), loss_fn, None)  # without the table: each batch's own power
+    assert pooled != pytest.approx(got, rel=1e-3)
+    assert model.training  # left in training mode
+    with pytest.raises(ModelError) as error:
+        _evaluate_loss(model, _Batches([]), loss_fn, None)
+    assert str(error.value) == "the validation split is empty; rebuild the dataset with a non-zero valid fraction"
+
+
+def test_the_plateau_rule_uses_the_configured_factor_and_patience(tiny_dataset, tmp_path):
+    # a rate so small that the validation loss cannot improve: the rule lowers it after every epoch (patience 0)
+    config = TrainConfig(**{**TINY.to_dict(), "lr": 1e-12, "lr_schedule": "plateau", "lr_factor": 0.25, "lr_patience": 0,
+                            "max_epochs": 3, "early_stop_patience": 5})
+    result = train(tiny_dataset, ModelConfig(cond="concat", num_knobs=1), tmp_path / "run", config)
+    assert [row["lr"] for row in result.history] == pytest.approx([1e-12, 0.25e-12, 0.0625e-12], rel=1e-9)
+    config = TrainConfig(**{**config.to_dict(), "lr_patience": 1})
+    result = train(tiny_dataset, ModelConfig(cond="concat", num_knobs=1), tmp_path / "patient", config)
+    assert [row["lr"] for row in result.history] == pytest.approx([1e-12, 1e-12, 0.25e-12], rel=1e-9)
+
+
+def test_load_run_refusals_name_the_file_and_the_fix(tiny_run, tmp_path):
+    with pytest.raises(ModelError) as error:
+        load_run(tmp_path)
+    assert str(error.value) == f"{tmp_path} is not a training run (no config.json); train one with `fxcap train`"
+    (tmp_path / "config.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(ModelError, match=r"config.json is corrupt \(JSONDecodeError\("):
+        load_run(tmp_path)
+    config = json.loads((tiny_run / "config.json").read_text(encoding="utf-8"))
+    config["model"]["hidden_size"] = 5
+    (tmp_path / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    (tmp_path / "best.safetensors").write_bytes((tiny_run / "best.safetensors").read_bytes())
+    with pytest.raises(ModelError) as error:
+        load_run(tmp_path)
+    assert str(error.value).startswith(f"{tmp_path}/best.safetensors does not fit the model in config.json: Error(s) in loading")
+    assert "\n" not in str(error.value)
+    (tmp_path / "config.json").write_text((tiny_run / "config.json").read_text(encoding="utf-8"), encoding="utf-8")
+    model, _ = load_run(tmp_path)
+    assert not model.training
