@@ -126,3 +126,23 @@ def test_load_run_refusals_name_the_file_and_the_fix(tiny_run, tmp_path):
     (tmp_path / "config.json").write_text((tiny_run / "config.json").read_text(encoding="utf-8"), encoding="utf-8")
     model, _ = load_run(tmp_path)
     assert not model.training
+
+
+def test_early_stopping_counts_epochs_without_improvement_from_zero(tiny_dataset, tmp_path):
+    # the validation loss cannot improve at this rate: epoch 1 sets the best, epoch 2 does not improve on it
+    config = TrainConfig(**{**TINY.to_dict(), "lr": 1e-12, "lr_schedule": "cosine", "max_epochs": 5, "early_stop_patience": 1})
+    result = train(tiny_dataset, ModelConfig(cond="concat", num_knobs=1), tmp_path / "run", config)
+    assert result.epochs == 2 and result.stopped_early
+    assert [row["best_valid_loss"] for row in result.history] == [result.history[0]["valid_loss"]] * 2
+
+
+def test_a_resumed_run_keeps_the_rate_a_recovery_lowered(tiny_dataset, tmp_path):
+    config = TrainConfig(**{**TINY.to_dict(), "lr_schedule": "cosine", "warmup_steps": 0, "max_epochs": 2})
+    full = train(tiny_dataset, ModelConfig(cond="concat", num_knobs=1), tmp_path / "full", config)
+    one = TrainConfig(**{**config.to_dict(), "max_epochs": 1})
+    train(tiny_dataset, ModelConfig(cond="concat", num_knobs=1), tmp_path / "cut", one)
+    state = torch.load(tmp_path / "cut" / "state.pt", weights_only=True)
+    state["lr_scale"] = 0.25  # as a recovery from a divergence in epoch 1 would have left it
+    torch.save(state, tmp_path / "cut" / "state.pt")
+    resumed = train(tiny_dataset, ModelConfig(cond="concat", num_knobs=1), tmp_path / "cut", config, resume=True)
+    assert resumed.history[-1]["lr"] == pytest.approx(0.25 * full.history[-1]["lr"], rel=1e-9)
