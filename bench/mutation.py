@@ -12,6 +12,7 @@ of the tests.
     nice -n 10 taskset -c 1 python bench/mutation.py metrics io           # some modules
     python bench/mutation.py --rev 5d631fe --label before metrics         # the tests of a past commit
     python bench/mutation.py --label after --recheck tree train           # only tree's survivors, new tests
+    python bench/mutation.py --sample 300 export                          # 300 random mutants (hours -> an hour)
     python bench/mutation.py --list                                       # the modules and their tests
 
 For each module it writes ``bench/results/mutation/<label>/<module>.json`` (counts by status and the
@@ -23,7 +24,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -94,7 +97,7 @@ def configure(tree: Path, files: list[str], tests: list[str]) -> list[str]:
         'source_paths = ["fxcap/"]',
         f"only_mutate = {json.dumps(files)}",
         f"pytest_add_cli_args_test_selection = {json.dumps(kept)}",
-        'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "-x"]',
+        'pytest_add_cli_args = ["-p", "no:cacheprovider", "-p", "no:xdist", "-q", "-x"]',  # mutmut traces tests in its own process
         "use_git_change_detection = false",
     ]) + "\n"
     with open(tree / "pyproject.toml", "a", encoding="utf-8") as handle:
@@ -123,11 +126,33 @@ def survivor_names(label: str, module: str) -> list[str]:
     return [line[2:].split(":")[0] for line in path.read_text().splitlines() if line.startswith("# ") and "__mutmut_" in line]
 
 
+def wilson_interval(survived: int, checked: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson score interval of a survival rate measured on a random sample of mutants."""
+    if not checked:
+        return (0.0, 1.0)
+    rate, n = survived / checked, checked
+    centre = (rate + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4))
+
+
+def sample_mutants(work: Path, env: dict[str, str], size: int, seed: int) -> tuple[list[str], int]:
+    """Generate every mutant of the copy (a run whose pattern matches none), then draw ``size`` of them
+    at random (``seed``); returns the names drawn and how many there are in all."""
+    subprocess.run([sys.executable, "-m", "mutmut", "run", "no-mutant-has-this-name"], cwd=work, env=env, capture_output=True, text=True)
+    names = sorted(statuses(work))
+    if not names:
+        raise SystemExit(f"mutmut made no mutants in {work} (see its log: run without --sample)")
+    return sorted(random.Random(seed).sample(names, min(size, len(names)))), len(names)
+
+
 def run_module(name: str, rev: str | None, label: str, max_children: int, only: list[str] | None = None,
-               recheck: str | None = None) -> dict:
+               recheck: str | None = None, sample: int | None = None, seed: int = 0) -> dict:
     """Mutate one module and run its tests on every mutant (``only``: the mutants matching these patterns;
     ``recheck``: only the survivors of the run labelled so, every other mutant counted as killed there:
-    tests added since cannot revive a killed mutant, so the sum is the whole module's result)."""
+    tests added since cannot revive a killed mutant, so the sum is the whole module's result;
+    ``sample``: a random sample of this many mutants, for modules whose whole run takes hours: the
+    summary then gives the rate's 95 % interval)."""
     earlier = None
     if recheck:
         earlier = json.loads((RESULTS / recheck / f"{name}.json").read_text())
@@ -141,6 +166,9 @@ def run_module(name: str, rev: str | None, label: str, max_children: int, only: 
     kept = configure(work, files, tests)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
     started = time.monotonic()
+    total = None
+    if sample and not recheck:
+        only, total = sample_mutants(work, env, sample, seed)
     done = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children), *(only or [])], cwd=work,
                           env=env, capture_output=True, text=True)
     seconds = time.monotonic() - started
@@ -166,9 +194,12 @@ def run_module(name: str, rev: str | None, label: str, max_children: int, only: 
     (RESULTS / label / f"{name}-survivors.txt").write_text("\n".join(lines))
     summary = {
         "module": name, "files": files, "tests": kept, "rev": rev or "working tree", "recheck_of": recheck,
-        "only": None if recheck else only, "mutants": earlier["mutants"] if earlier else len(found),
+        "only": None if recheck or sample else only, "sample": earlier.get("sample") if earlier else sample,
+        "sample_seed": earlier.get("sample_seed") if earlier else (seed if sample else None),
+        "mutants": earlier["mutants"] if earlier else (total or len(found)),
         "checked": checked, "counts": counts, "survivors": len(survivors),
         "survival_rate": round(len(survivors) / checked, 4) if checked else None,
+        "survival_rate_95": wilson_interval(len(survivors), checked) if (earlier or {}).get("sample") or sample else None,
         "seconds": round(seconds, 1), "mutmut_exit": done.returncode,
     }
     (RESULTS / label / f"{name}.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -187,6 +218,9 @@ def main() -> None:
     parser.add_argument("--recheck", metavar="LABEL",
                         help="check only the survivors of the run labelled LABEL (after adding tests); the summary "
                              "counts LABEL's other mutants as killed")
+    parser.add_argument("--sample", type=int, metavar="N",
+                        help="check a random sample of N mutants per module (the rate then comes with its 95 %% interval)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of --sample's draw (default 0)")
     parser.add_argument("--list", action="store_true", help="print the modules and their tests, then exit")
     args = parser.parse_args()
     if args.list:
@@ -199,8 +233,11 @@ def main() -> None:
     label = args.label or args.rev or "tree"
     (RESULTS / label).mkdir(parents=True, exist_ok=True)
     for name in args.modules or list(MODULES):
-        s = run_module(name, args.rev, label, args.max_children, args.only, args.recheck)
+        s = run_module(name, args.rev, label, args.max_children, args.only, args.recheck, args.sample, args.seed)
         rate = "n/a" if s["survival_rate"] is None else f"{100 * s['survival_rate']:.1f} %"
+        if s["survival_rate_95"]:
+            low, high = s["survival_rate_95"]
+            rate += f", 95 % interval {100 * low:.1f}-{100 * high:.1f} % (a sample of {s['mutants']} mutants)"
         print(f"{name}: {s['checked']} mutants checked, {s['survivors']} survive ({rate}) in {s['seconds']:.0f} s; "
               f"{RESULTS / label / (name + '-survivors.txt')}", flush=True)
 
