@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from fxcap.errors import ModelError
-from fxcap.modeling.checkpoint import save_weights
+from fxcap.modeling.checkpoint import load_weights, save_weights
 from fxcap.modeling.losses import CombinedLoss
 from fxcap.modeling.registry import ModelConfig, build_model
 from fxcap.modeling.setting_power import SettingPower
@@ -146,3 +146,56 @@ def test_a_resumed_run_keeps_the_rate_a_recovery_lowered(tiny_dataset, tmp_path)
     torch.save(state, tmp_path / "cut" / "state.pt")
     resumed = train(tiny_dataset, ModelConfig(cond="concat", num_knobs=1), tmp_path / "cut", config, resume=True)
     assert resumed.history[-1]["lr"] == pytest.approx(0.25 * full.history[-1]["lr"], rel=1e-9)
+
+
+def _overflowing(monkeypatch, bad):
+    """Training losses number ``bad`` (counted from 1 over the run's training steps) are NaN."""
+    import fxcap.modeling.train as training
+    from tests.modeling.test_train import _LossWithOverflows
+
+    monkeypatch.setattr(training, "CombinedLoss", lambda **kw: _LossWithOverflows(set(bad), **kw))
+
+
+def test_a_recovery_goes_back_to_the_weights_before_the_epoch_not_to_those_its_good_steps_made(tiny_dataset, tmp_path, monkeypatch):
+    config = TrainConfig(**{**TINY.to_dict(), "max_epochs": 2, "max_skipped_steps": 2, "lr": 1e-3})
+    # epoch 2's steps are training calls 4..6: diverging at its first two steps, or after one good step
+    # (call 4 updates the weights, 5 and 6 overflow), must both restart epoch 2 from epoch 1's weights
+    _overflowing(monkeypatch, {4, 5})
+    at_once = train(tiny_dataset, ModelConfig(cond="concat", num_knobs=1), tmp_path / "at-once", config)
+    _overflowing(monkeypatch, {5, 6})
+    after_a_step = train(tiny_dataset, ModelConfig(cond="concat", num_knobs=1), tmp_path / "after-a-step", config)
+    assert len(at_once.recoveries) == len(after_a_step.recoveries) == 1
+    assert "epoch 2 diverged (2 steps in a row had a non-finite loss or gradient)" in after_a_step.recoveries[0]
+    first, _ = load_weights(tmp_path / "at-once" / "last.safetensors")
+    second, _ = load_weights(tmp_path / "after-a-step" / "last.safetensors")
+    assert _same(first, second)
+
+
+def test_a_good_step_resets_the_count_of_bad_steps_in_a_row(tiny_dataset, tmp_path, monkeypatch):
+    _overflowing(monkeypatch, {4, 6})  # epoch 2: bad, good, bad
+    config = TrainConfig(**{**TINY.to_dict(), "max_epochs": 2, "max_skipped_steps": 2})
+    result = train(tiny_dataset, ModelConfig(cond="concat", num_knobs=1), tmp_path / "run", config)
+    assert result.recoveries == [] and [row["skipped_steps"] for row in result.history] == [0, 2]
+
+
+def test_a_divergence_that_ends_the_run_names_its_epoch(tiny_dataset, tmp_path, monkeypatch):
+    _overflowing(monkeypatch, {4, 5})
+    config = TrainConfig(**{**TINY.to_dict(), "max_epochs": 2, "max_skipped_steps": 2, "max_recoveries": 0})
+    with pytest.raises(ModelError, match=r"^training diverged: 2 steps in a row had a non-finite loss or gradient \(epoch 2\)"):
+        train(tiny_dataset, ModelConfig(cond="concat", num_knobs=1), tmp_path / "run", config)
+
+
+def test_the_models_own_seed_wins_over_the_runs(tiny_dataset, tmp_path):
+    one = TrainConfig(**{**TINY.to_dict(), "max_epochs": 1})
+    runs = {seed: train(tiny_dataset, ModelConfig(cond="concat", num_knobs=1, seed=seed), tmp_path / f"m{seed}", one)
+            for seed in (5, 6)}
+    assert runs[5].history[0]["train_loss"] != runs[6].history[0]["train_loss"]  # same windows, other initial weights
+
+
+def test_per_setting_esr_changes_what_training_minimises(tiny_dataset, tmp_path):
+    esr = {**TINY.to_dict(), "l1_weight": 0.0, "stft_weight": 0.0, "esr_weight": 1.0, "max_epochs": 1}
+    pooled = train(tiny_dataset, ModelConfig(cond="concat", num_knobs=1), tmp_path / "pooled", TrainConfig(**esr))
+    per_setting = train(tiny_dataset, ModelConfig(cond="concat", num_knobs=1), tmp_path / "per-setting",
+                        TrainConfig(**{**esr, "esr_per_setting": True}))
+    # same seed, same windows: only the training loss's reference power differs (drive 0 and 10 differ in power)
+    assert per_setting.history[0]["train_loss"] != pytest.approx(pooled.history[0]["train_loss"], rel=1e-3)
