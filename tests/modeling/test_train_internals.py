@@ -199,3 +199,69 @@ def test_per_setting_esr_changes_what_training_minimises(tiny_dataset, tmp_path)
                         TrainConfig(**{**esr, "esr_per_setting": True}))
     # same seed, same windows: only the training loss's reference power differs (drive 0 and 10 differ in power)
     assert per_setting.history[0]["train_loss"] != pytest.approx(pooled.history[0]["train_loss"], rel=1e-3)
+
+
+def test_make_loss_builds_the_configured_terms():
+    from fxcap.modeling.train import loss_skip_for, make_loss
+
+    config = TrainConfig(l1_weight=0.3, stft_weight=0.2, pre_emphasis=False, esr_weight=0.7, dc_weight=0.4,
+                         esr_emphasis=0.6, loss_skip=40)
+    expected = CombinedLoss(l1_weight=0.3, stft_weight=0.2, pre_emphasis=False, esr_weight=0.7, dc_weight=0.4,
+                            esr_emphasis=0.6, skip=40)
+    pred, target = torch.randn(3, 700, generator=torch.Generator().manual_seed(1)), torch.randn(3, 700, generator=torch.Generator().manual_seed(2))
+    assert float(make_loss(config, 700)(pred, target)) == pytest.approx(float(expected(pred, target)), rel=1e-6)
+    assert loss_skip_for(TrainConfig(loss_skip=None), 2049) == 256 and isinstance(loss_skip_for(TrainConfig(loss_skip=None), 2049), int)
+    with pytest.raises(ModelError) as error:
+        make_loss(TrainConfig(loss_skip=700), 700)
+    assert str(error.value) == ("the loss skip (700 samples) must be shorter than the window (700); "
+                                "lower --loss-skip or use a longer --window")
+
+
+def test_recoveries_compound_and_stop_at_the_limit(tiny_dataset, tmp_path, monkeypatch):
+    # epoch 2 (calls 4..6) diverges at its first two steps, twice in a row (calls 6 and 7 on the first retry)
+    _overflowing(monkeypatch, {4, 5, 6, 7})
+    config = TrainConfig(**{**TINY.to_dict(), "max_epochs": 2, "max_skipped_steps": 2, "max_recoveries": 2, "lr": 1e-3,
+                            "lr_schedule": "cosine", "warmup_steps": 0})
+    result = train(tiny_dataset, ModelConfig(cond="concat", num_knobs=1), tmp_path / "twice", config)
+    assert len(result.recoveries) == 2 and result.history[1]["recoveries"] == 2
+    assert all(text.startswith("epoch 2 diverged (2 steps in a row") for text in result.recoveries)
+    state = torch.load(tmp_path / "twice" / "state.pt", weights_only=True)
+    assert state["lr_scale"] == pytest.approx(0.09)
+    monkeypatch.undo()
+    full = train(tiny_dataset, ModelConfig(cond="concat", num_knobs=1), tmp_path / "full", config)
+    assert result.history[1]["lr"] == pytest.approx(0.09 * full.history[1]["lr"], rel=1e-9)  # the cosine rate, lowered twice
+    _overflowing(monkeypatch, {4, 5, 6, 7})
+    with pytest.raises(ModelError, match="diverged"):
+        train(tiny_dataset, ModelConfig(cond="concat", num_knobs=1), tmp_path / "once",
+              TrainConfig(**{**config.to_dict(), "max_recoveries": 1}))
+
+
+def test_checkpoints_and_state_record_what_resume_and_evaluation_read(tiny_dataset, tmp_path):
+    result = train(tiny_dataset, ModelConfig(cond="concat", num_knobs=1), tmp_path / "run", TINY)
+    best_epoch = min(result.history, key=lambda row: row["valid_loss"])
+    best, best_meta = load_weights(tmp_path / "run" / "best.safetensors")
+    last, last_meta = load_weights(tmp_path / "run" / "last.safetensors")
+    assert best_meta == {"epoch": best_epoch["epoch"], "valid_loss": best_epoch["valid_loss"]}
+    assert last_meta == {"epoch": 2, "valid_loss": result.history[-1]["valid_loss"]}
+    state = torch.load(tmp_path / "run" / "state.pt", weights_only=True)
+    assert _same(state["model"], last)  # the state carries its own copy of the weights
+    assert state["train_seconds"] == pytest.approx(sum(row["seconds"] for row in result.history), abs=0.01)
+    assert result.run_dir == tmp_path / "run" and result.resumed is False
+
+
+def test_the_stop_reason_says_why_the_run_ended(tiny_dataset, tmp_path, monkeypatch):
+    import fxcap.modeling.train as train_module
+    from tests.modeling.test_train import _FakeTime
+
+    stopped = train(tiny_dataset, ModelConfig(cond="concat", num_knobs=1), tmp_path / "early",
+                    TrainConfig(**{**TINY.to_dict(), "lr": 1e-12, "max_epochs": 5, "early_stop_patience": 1}))
+    assert stopped.stop_reason == "early_stop"
+    monkeypatch.setattr(train_module, "time", _FakeTime(tick=7.0))
+    budget = TrainConfig(**{**TINY.to_dict(), "max_epochs": 6, "lr_schedule": "cosine", "time_budget_s": 50.0})
+    cut = train(tiny_dataset, ModelConfig(cond="concat", num_knobs=1), tmp_path / "cut", budget)
+    assert cut.stop_reason == "time_budget" and cut.epochs < 6
+    monkeypatch.setattr(train_module, "time", _FakeTime(tick=7.0))
+    # the budget runs out in the epoch that is the last anyway: the run ended at its epoch limit
+    last = train(tiny_dataset, ModelConfig(cond="concat", num_knobs=1), tmp_path / "last",
+                 TrainConfig(**{**budget.to_dict(), "max_epochs": cut.epochs}))
+    assert last.epochs == cut.epochs and last.stop_reason == "max_epochs"
