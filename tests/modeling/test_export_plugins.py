@@ -336,3 +336,31 @@ def test_cell_at_refuses_dynamichyper_and_wrong_knob_counts():
         build_model(ModelConfig(cond="dynamichyper", cell="lstm", num_knobs=2)).cell_at(torch.zeros(2))
     with pytest.raises(ModelError, match="a 2-knob model needs 2 knob value"):
         build_model(ModelConfig(cond="film", cell="lstm", num_knobs=2)).cell_at(torch.zeros(3))
+
+
+def _meta(knobs):
+    from fxcap.modeling.export.common import ExportMeta
+
+    return ExportMeta(scheme="concat", cell="gru", hidden_size=32, sample_rate=RATE, knobs=knobs, state_layout=[], model_config={})
+
+
+def test_aidax_param_map_and_its_description_for_every_kind_of_knob():
+    from fxcap.modeling.export.aidax import describe_params, param_map
+
+    meta = _meta([{"name": "mode", "values": ["soft", "hard", "fuzz"]}, {"name": "drive", "minimum": 0.0, "maximum": 10.0}])
+    assert describe_params(meta) == "PARAM1 = mode (soft at 0, hard at 0.5, fuzz at 1), PARAM2 = drive (0 -> 0, 1 -> 10)"
+    unknown = _meta([{"name": "gain"}, {"name": "bias", "minimum": -1.0}])  # no range recorded, or half of one
+    expected = {"at_0": "lowest trained setting", "at_1": "highest trained setting"}
+    assert param_map(unknown) == [{"param": "PARAM1", "knob": "gain", **expected}, {"param": "PARAM2", "knob": "bias", **expected}]
+    assert describe_params(_meta([])) == "no knobs"
+
+
+def test_aidax_document_states_the_knob_scale_and_the_rate_and_self_tests_as_asked(runs, tmp_path):
+    from fxcap.modeling.export.aidax import UNIT_NORMALIZATION
+
+    report = export_run(runs("concat", "gru"), tmp_path / "a.json", "aidax", seconds=0.05)
+    assert report["seconds"] == pytest.approx(0.05, abs=1.0 / RATE)  # the self-test ran the length asked for
+    metadata = json.loads((tmp_path / "a.json").read_text())["metadata"]
+    assert metadata["knob_normalization"] == UNIT_NORMALIZATION
+    assert metadata["input_note"] == "feed [x, PARAM1, PARAM2] every sample, knob inputs 0..1"
+    assert metadata["aidax"]["sample_rate_note"] == f"AIDA-X does not resample the model: run the host at {RATE} Hz"
