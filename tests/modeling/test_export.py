@@ -408,3 +408,62 @@ def test_cli_export_prints_the_knob_inputs_in_order_with_their_normalization(tmp
     assert "1. drive 0..10 -> 2 * (drive - 0) / 10 - 1" in text and "2. mode (switch): compress = -1, limit = 1" in text
     assert text.index("1. drive") < text.index("2. mode")
     assert knob_input_lines([{"name": "gain"}]) == ["1. gain (range not recorded in the run: already normalized to [-1, 1])"]
+
+
+def _dense_document(**changes):
+    """A valid RTNeural document: one linear dense layer, inputs [x, knob] -> 0.5 x + 0.25 knob + 0.1."""
+    layer = {"type": "dense", "activation": "", "shape": [None, None, 1], "weights": [[[0.5], [0.25]], [0.1]]}
+    document = {"in_shape": [None, None, 2], "layers": [layer], "metadata": {"device": "OD-3"}}
+    for key, value in changes.items():
+        if key.startswith("layer_"):
+            layer[key[len("layer_"):]] = value
+        else:
+            document[key] = value
+    return document
+
+
+def test_rtneural_reader_runs_a_document_by_value_with_and_without_its_input_skip():
+    inputs = np.array([[1.0, 0.0], [0.0, 1.0], [-2.0, 0.5]])
+    plain = rt.RTNeuralModel.from_dict(_dense_document())
+    np.testing.assert_allclose(plain.process(inputs), [0.6, 0.35, -0.775], rtol=1e-6)
+    assert plain.metadata == {"device": "OD-3"} and rt.RTNeuralModel.from_dict(_dense_document(metadata=None)).metadata == {}
+    skipped = rt.RTNeuralModel.from_dict(_dense_document(in_skip=1))  # the input added to the output
+    np.testing.assert_allclose(skipped.process(inputs), [1.6, 0.35, -2.775], rtol=1e-6)
+    lstm = {"type": "lstm", "activation": "tanh", "shape": [None, None, 2],
+            "weights": [np.zeros((2, 8)).tolist(), np.zeros((2, 8)).tolist(), np.zeros(8).tolist()]}
+    head = {"type": "dense", "activation": "", "shape": [None, None, 1], "weights": [[[1.0], [1.0]], [0.0]]}
+    assert rt.RTNeuralModel.from_dict({"in_shape": [None, None, 2], "layers": [lstm, head]}).layers[0].units == 2
+
+
+@pytest.mark.parametrize("document, message", [
+    ([], "an RTNeural model needs a non-empty 'layers' list"),
+    ({"in_shape": [None, None, 2]}, "an RTNeural model needs a non-empty 'layers' list"),
+    (_dense_document(layers=[]), "an RTNeural model needs a non-empty 'layers' list"),
+    (_dense_document(in_shape=[None, None, 0]), r"'in_shape' must be a list ending in the input size, e.g. \[null, null, 3\]"),
+    (_dense_document(in_shape=[]), r"'in_shape' must be a list ending in the input size"),
+    (_dense_document(in_shape=[None, None, "2"]), r"'in_shape' must be a list ending in the input size"),
+    (_dense_document(in_skip=2), "in_skip must be 0 or 1, not 2"),
+    (_dense_document(layers=["dense"]), "layer 0 must be an object with type, shape and weights"),
+    (_dense_document(layer_shape=[]), "layer 0: 'shape' must end in the layer's output size"),
+    (_dense_document(layer_shape=[None, None, "1"]), "layer 0: 'shape' must end in the layer's output size"),
+    (_dense_document(layer_shape=[None, None, 2], layer_weights=[[[0.5, 0.5], [0.25, 0.25]], [0.1, 0.1]]),
+     "the last layer must have one output \\(a mono sample\\), not 2"),
+    (_dense_document(layer_weights=[[[0.5, 0.5]], [0.1]]),
+     r"layer 0: weights\[0\] has shape \(1, 2\), expected \(2, 1\) \(input 2, 1 gate\(s\) of 1\)"),
+    (_dense_document(layer_type="gru", layer_activation="tanh", layer_weights=[np.zeros((2, 4)).tolist(), np.zeros((1, 3)).tolist(), np.zeros((2, 3)).tolist()]),
+     r"layer 0: weights\[0\] has shape \(2, 4\), expected \(2, 3\) \(input 2, 3 gate\(s\) of 1\)"),
+    (_dense_document(layer_type="lstm", layer_activation="tanh", layer_weights=[np.zeros((2, 4)).tolist(), np.zeros((1, 4)).tolist(), np.zeros(5).tolist()]),
+     r"layer 0: weights\[2\] has shape \(5,\), expected \(4,\) \(input 2, 4 gate\(s\) of 1\)"),
+    (_dense_document(layer_activation="softmax"), "layer 0: unsupported dense activation 'softmax'"),
+    (_dense_document(layer_weights=[[[0.5], ["x"]], [0.1]]), r"layer 0: weights\[0\] is not a numeric array"),
+])
+def test_rtneural_reader_refuses_a_malformed_document_naming_what_is_wrong(document, message):
+    with pytest.raises(ModelError, match=f"^where.json: {message}"):
+        rt.RTNeuralModel.from_dict(document, "where.json")
+
+
+def test_rtneural_reader_names_the_file_it_read(tmp_path):
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(_dense_document(in_skip=3)))
+    with pytest.raises(ModelError, match=f"^{path}: in_skip must be 0 or 1, not 3$"):
+        rt.RTNeuralModel.from_file(path)
