@@ -205,6 +205,25 @@ def test_snapshot_settings():
     assert with_test_esr([snap], knobs, "/nonexistent", "best") == [snap]
 
 
+def test_a_snapshot_takes_the_esr_of_exactly_its_setting_test_split_first(tmp_path):
+    knobs = [Knob("gain", -12.0, 12.0, 0.0), Knob("mode", values=("soft", "hard"), default="soft")]
+    rows = [  # split, gain, mode, esr: settings that share one knob's value with the snapshot's, and both splits
+        ("test", -6.0, "hard", 0.11), ("test", 6.0, "soft", 0.12), ("holdout", -6.0, "soft", 0.13),
+        ("test", -6.0 + 1e-3, "soft", 0.14), ("test", -6.0 + 1e-6, "soft", 0.15), ("holdout", 0.0, "hard", float("nan")),
+    ]
+    with open(tmp_path / "evaluation_per_knob.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["split", "knob_gain", "knob_mode", "esr"])
+        writer.writerows(rows)
+    (tmp_path / "evaluation.json").write_text(json.dumps({"checkpoint": "best"}))
+    plan = plan_snapshots(knobs, at=["gain=-6,mode=soft", "gain=-6,mode=hard", "gain=0,mode=hard", "gain=12,mode=soft"])
+    found = [(s.test_esr, s.esr_split) for s in with_test_esr(plan, knobs, tmp_path, "best")]
+    # gain -6 + 1e-6 is -6 within 1e-6 of the knob's 24-unit range (1e-3 is not); a test-split row wins over a
+    # holdout row of the same setting; a NaN ESR or a setting never scored leaves the snapshot without one
+    assert found == [(0.15, "test"), (0.11, "test"), (None, None), (None, None)]
+    assert [s.test_esr for s in with_test_esr(plan, knobs, tmp_path, "last")] == [None] * 4  # scored with another checkpoint
+
+
 # -- AIDA-X --------------------------------------------------------------------------------------------
 
 
