@@ -408,6 +408,13 @@ def test_cli_export_prints_the_knob_inputs_in_order_with_their_normalization(tmp
     assert "1. drive 0..10 -> 2 * (drive - 0) / 10 - 1" in text and "2. mode (switch): compress = -1, limit = 1" in text
     assert text.index("1. drive") < text.index("2. mode")
     assert knob_input_lines([{"name": "gain"}]) == ["1. gain (range not recorded in the run: already normalized to [-1, 1])"]
+    # a range off zero with its unit, a three-way switch, half a range (not a usable one)
+    assert knob_input_lines([{"name": "gain", "minimum": -12, "maximum": 12, "unit": "dB"},
+                             {"name": "mode", "values": ["a", "b", "c"]}, {"name": "bias", "minimum": 0}]) == [
+        "1. gain -12..12 dB -> 2 * (gain - -12) / 24 - 1",
+        "2. mode (switch): a = -1, b = 0, c = 1",
+        "3. bias (range not recorded in the run: already normalized to [-1, 1])",
+    ]
 
 
 def _dense_document(**changes):
