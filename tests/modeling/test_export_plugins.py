@@ -127,6 +127,21 @@ def test_nam_file_follows_the_spec_and_carries_the_setting_and_test_esr(runs, tm
         assert facts["knob_setting"] == {"drive": 7.0, "tone": 4.0} and facts["scheme"] == "film"
         assert facts["test_esr"] == pytest.approx(0.0123) and facts["test_esr_split"] == "test"
         assert report["test_esr"] == pytest.approx(0.0123)
+        assert {k: v for k, v in facts.items() if k not in ("knob_setting", "scheme", "test_esr", "test_esr_split", "knobs")} == {
+            "version": fxcap.__version__, "run": run.name, "device": "dummy", "cell": "lstm", "hidden_size": 32,
+            "checkpoint": "best", "initial_state": "zeros (as fxcap render starts)"}
+        assert [k["name"] for k in facts["knobs"]] == ["drive", "tone"] and facts["knobs"][0]["maximum"] == 10.0
+
+        # the pack's index: one row per file, the test ESR where the evaluation scored that setting
+        report = export_run(run, tmp_path / "pack", "nam", seconds=0.05, at=["drive=7,tone=4", "drive=2"],
+                            meta_fields=["name=My OD"])
+        assert report["files"][0]["path"].endswith("_drive=7_tone=4.nam")
+        assert json.loads(Path(report["files"][0]["path"]).read_text())["metadata"]["name"] == "My OD drive=7 tone=4"
+        lines = Path(report["index"]).read_text().split("\n")
+        assert lines[0] == "file,drive,tone,test_esr,test_esr_split,self_test_max_abs_error"
+        first = lines[1].split(",")
+        assert first[1:5] == ["7", "4", "0.0123", "test"] and float(first[5]) < 1e-4
+        assert lines[2].split(",")[1:5] == ["2", "5", "", ""] and lines[3] == ""
 
         # Another checkpoint than the evaluated one: no ESR claimed.
         report = export_run(run, tmp_path / "last.nam", "nam", checkpoint="last", seconds=0.1, settings=["drive=7", "tone=4"])
