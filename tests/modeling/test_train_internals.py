@@ -20,6 +20,13 @@ from fxcap.modeling.train import TrainConfig, _diverged, _evaluate_loss, _resume
 TINY = TrainConfig(window=512, batch_size=4, steps_per_epoch=3, max_epochs=2, valid_windows=8, threads=1)
 
 
+def _flat_validation(monkeypatch) -> None:
+    """Every validation loss is 1.0: the run never improves after its first epoch."""
+    import fxcap.modeling.train as training
+
+    monkeypatch.setattr(training, "_evaluate_loss", lambda *args, **kwargs: 1.0)
+
+
 def _model(seed: int) -> torch.nn.Module:
     return build_model(ModelConfig(cond="concat", num_knobs=1, hidden_size=4, seed=seed))
 
@@ -97,15 +104,15 @@ def test_the_validation_loss_weighs_each_window_by_its_settings_power_and_stops_
     assert str(error.value) == "the validation split is empty; rebuild the dataset with a non-zero valid fraction"
 
 
-def test_the_plateau_rule_uses_the_configured_factor_and_patience(tiny_dataset, tmp_path):
-    # a rate so small that the validation loss cannot improve: the rule lowers it after every epoch (patience 0)
-    config = TrainConfig(**{**TINY.to_dict(), "lr": 1e-12, "lr_schedule": "plateau", "lr_factor": 0.25, "lr_patience": 0,
+def test_the_plateau_rule_uses_the_configured_factor_and_patience(tiny_dataset, tmp_path, monkeypatch):
+    _flat_validation(monkeypatch)  # never improves after the first epoch: the rule lowers the rate after each
+    config = TrainConfig(**{**TINY.to_dict(), "lr": 1e-3, "lr_schedule": "plateau", "lr_factor": 0.25, "lr_patience": 0,
                             "max_epochs": 3, "early_stop_patience": 5})
     result = train(tiny_dataset, ModelConfig(cond="concat", num_knobs=1), tmp_path / "run", config)
-    assert [row["lr"] for row in result.history] == pytest.approx([1e-12, 0.25e-12, 0.0625e-12], rel=1e-9)
+    assert [row["lr"] for row in result.history] == pytest.approx([1e-3, 0.25e-3, 0.0625e-3], rel=1e-9, abs=0)
     config = TrainConfig(**{**config.to_dict(), "lr_patience": 1})
     result = train(tiny_dataset, ModelConfig(cond="concat", num_knobs=1), tmp_path / "patient", config)
-    assert [row["lr"] for row in result.history] == pytest.approx([1e-12, 1e-12, 0.25e-12], rel=1e-9)
+    assert [row["lr"] for row in result.history] == pytest.approx([1e-3, 1e-3, 0.25e-3], rel=1e-9, abs=0)
 
 
 def test_load_run_refusals_name_the_file_and_the_fix(tiny_run, tmp_path):
@@ -128,9 +135,9 @@ def test_load_run_refusals_name_the_file_and_the_fix(tiny_run, tmp_path):
     assert not model.training
 
 
-def test_early_stopping_counts_epochs_without_improvement_from_zero(tiny_dataset, tmp_path):
-    # the validation loss cannot improve at this rate: epoch 1 sets the best, epoch 2 does not improve on it
-    config = TrainConfig(**{**TINY.to_dict(), "lr": 1e-12, "lr_schedule": "cosine", "max_epochs": 5, "early_stop_patience": 1})
+def test_early_stopping_counts_epochs_without_improvement_from_zero(tiny_dataset, tmp_path, monkeypatch):
+    _flat_validation(monkeypatch)  # epoch 1 sets the best, epoch 2 does not improve on it
+    config = TrainConfig(**{**TINY.to_dict(), "lr_schedule": "cosine", "max_epochs": 5, "early_stop_patience": 1})
     result = train(tiny_dataset, ModelConfig(cond="concat", num_knobs=1), tmp_path / "run", config)
     assert result.epochs == 2 and result.stopped_early
     assert [row["best_valid_loss"] for row in result.history] == [result.history[0]["valid_loss"]] * 2
@@ -253,8 +260,10 @@ def test_the_stop_reason_says_why_the_run_ended(tiny_dataset, tmp_path, monkeypa
     import fxcap.modeling.train as train_module
     from tests.modeling.test_train import _FakeTime
 
-    stopped = train(tiny_dataset, ModelConfig(cond="concat", num_knobs=1), tmp_path / "early",
-                    TrainConfig(**{**TINY.to_dict(), "lr": 1e-12, "max_epochs": 5, "early_stop_patience": 1}))
+    with monkeypatch.context() as flat:
+        _flat_validation(flat)
+        stopped = train(tiny_dataset, ModelConfig(cond="concat", num_knobs=1), tmp_path / "early",
+                        TrainConfig(**{**TINY.to_dict(), "max_epochs": 5, "early_stop_patience": 1}))
     assert stopped.stop_reason == "early_stop"
     monkeypatch.setattr(train_module, "time", _FakeTime(tick=7.0))
     budget = TrainConfig(**{**TINY.to_dict(), "max_epochs": 6, "lr_schedule": "cosine", "time_budget_s": 50.0})
