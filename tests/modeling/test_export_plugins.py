@@ -217,6 +217,12 @@ def test_snapshot_settings():
         plan_snapshots(knobs, at=["gain=1"], grid=2)
     with pytest.raises(ModelError, match="at most 1000"):
         plan_snapshots([Knob(f"k{i}") for i in range(4)], grid=10)
+    assert len(plan_snapshots([Knob(f"k{i}") for i in range(3)], grid=10)) == 1000  # exactly the limit
+    assert len(plan_snapshots([Knob("k")], at=[f"k={i / 100}" for i in range(1000)])) == 1000
+    with pytest.raises(ModelError, match=r"^1001 --at settings \(at most 1000\)"):
+        plan_snapshots([Knob("k")], at=[f"k={i / 100}" for i in range(1001)])
+    with pytest.raises(ModelError, match=r"^--at expects NAME=VALUE\[,NAME=VALUE...\] \(e.g. drive=7,tone=4\), not ' , '"):
+        plan_snapshots(knobs, at=[" , "])
     assert with_test_esr([snap], knobs, "/nonexistent", "best") == [snap]
 
 
