@@ -404,3 +404,38 @@ def test_aidax_document_states_the_knob_scale_and_the_rate_and_self_tests_as_ask
     assert metadata["knob_normalization"] == UNIT_NORMALIZATION
     assert metadata["input_note"] == "feed [x, PARAM1, PARAM2] every sample, knob inputs 0..1"
     assert metadata["aidax"]["sample_rate_note"] == f"AIDA-X does not resample the model: run the host at {RATE} Hz"
+
+
+def test_nam_reader_runs_a_two_layer_lstm_with_its_initial_state_like_torch():
+    """A hand-packed NAM LSTM (2 layers, random weights, non-zero h0/c0 per layer) run by the reader equals
+    ``torch.nn.LSTM`` plus a linear head started from the same state; rate and metadata are read back."""
+    hidden, layers = 3, 2
+    g = torch.Generator().manual_seed(8)
+    lstm = torch.nn.LSTM(1, hidden, num_layers=layers, batch_first=True, dtype=torch.float64)
+    head = torch.nn.Linear(hidden, 1, dtype=torch.float64)
+    with torch.no_grad():
+        for p in [*lstm.parameters(), *head.parameters()]:
+            p.copy_(0.5 * torch.randn(p.shape, generator=g, dtype=torch.float64))
+    h0, c0 = (0.5 * torch.randn(layers, 1, hidden, generator=g, dtype=torch.float64) for _ in range(2))
+    flat = []
+    for k in range(layers):
+        w_ih, w_hh, b_ih, b_hh = (getattr(lstm, f"{name}_l{k}").detach().numpy() for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+        flat += [np.concatenate([w_ih, w_hh], axis=1).ravel(), b_ih + b_hh, h0[k, 0].numpy(), c0[k, 0].numpy()]
+    flat += [head.weight.detach().numpy().ravel(), head.bias.detach().numpy()]
+    weights = np.concatenate(flat).astype(np.float32).astype(np.float64)  # what the file holds
+    document = {"version": nam_export.NAM_FILE_VERSION, "architecture": "LSTM", "sample_rate": 44100,
+                "config": {"input_size": 1, "hidden_size": hidden, "num_layers": layers}, "weights": weights.tolist(),
+                "metadata": {"name": "two layers"}}
+    reader = nam_export.NamLSTM.from_dict(json.loads(json.dumps(document)))
+    assert reader.sample_rate == 44100.0 and reader.metadata == {"name": "two layers"}
+    audio = plucked_guitar(RATE, 0.01, seed=4).astype(np.float64)
+    with torch.no_grad():  # the same float32-rounded numbers in torch
+        for t in (*lstm.parameters(), *head.parameters(), h0, c0):
+            t.copy_(t.float().double())
+        expected = head(lstm(torch.from_numpy(audio)[None, :, None], (h0, c0))[0])[0, :, 0].numpy()
+    np.testing.assert_allclose(reader.process(audio), expected, rtol=0, atol=1e-6)
+    assert nam_export.NamLSTM.from_dict({**document, "sample_rate": "fast", "metadata": None}).sample_rate is None
+    with pytest.raises(ModelError, match=r"^m.nam: expected a mono LSTM \(input_size 1\), got input_size 1, hidden_size 0, num_layers 2$"):
+        nam_export.NamLSTM.from_dict({**document, "config": {"input_size": 1, "hidden_size": 0, "num_layers": 2}}, "m.nam")
+    with pytest.raises(ModelError, match=r"^m.nam: not a NAM LSTM model \(architecture 'WaveNet'\)$"):
+        nam_export.NamLSTM.from_dict({**document, "architecture": "WaveNet"}, "m.nam")
