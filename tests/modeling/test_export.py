@@ -92,6 +92,12 @@ def test_onnx_round_trip(runs, tmp_path, cond, cell, graph):
     y_onnx, state_onnx = session.run(None, {"audio": x.numpy(), "knobs": knobs.numpy(), "state": state.numpy()})
     np.testing.assert_allclose(y_onnx, y.numpy(), atol=1e-5)
     np.testing.assert_allclose(state_onnx, new_state.numpy(), atol=1e-5)
+    # the documented interface: batch and time are free (named) axes, the rest fixed
+    s = model.state_size
+    assert [i.shape for i in session.get_inputs()] == [["batch", "time"], ["batch", "time", 2], ["batch", s]]
+    assert [o.shape for o in session.get_outputs()] == [["batch", "time"], ["batch", s]]
+    y_one, _ = session.run(None, {"audio": x[:1, :7].numpy(), "knobs": knobs[:1, :7].numpy(), "state": state[:1].numpy()})
+    np.testing.assert_allclose(y_one, y.numpy()[:1, :7], atol=1e-5)  # another batch size and length: same streams
 
 
 @needs_onnx
