@@ -480,3 +480,17 @@ def test_rtneural_reader_names_the_file_it_read(tmp_path):
     path.write_text(json.dumps(_dense_document(in_skip=3)))
     with pytest.raises(ModelError, match=f"^{path}: in_skip must be 0 or 1, not 3$"):
         rt.RTNeuralModel.from_file(path)
+
+
+def test_exported_json_is_compact_without_nan_and_holds_exact_float32_values(tmp_path):
+    from fxcap.modeling.export.common import float32_lists, read_json_file, to_json_bytes
+
+    assert to_json_bytes({"a": [1, 2.5], "b": "é"}) == '{"a":[1,2.5],"b":"\\u00e9"}\n'.encode()
+    with pytest.raises(ValueError):
+        to_json_bytes({"w": [float("nan")]})  # NaN is not JSON: no plugin reads it
+    values = float32_lists(np.array([[0.1, 1 / 3], [1e-8, -2.0]]))
+    assert values == [[0.1, 0.33333334], [1e-08, -2.0]]  # the shortest decimals that read back as those float32s
+    assert all(type(v) is float for row in values for v in row)
+    assert json.loads(json.dumps(values)) == values and np.array_equal(np.float32(values), np.float32([[0.1, 1 / 3], [1e-8, -2.0]]))
+    with pytest.raises(ModelError, match=f"^{tmp_path / 'none.json'} does not exist$"):
+        read_json_file(tmp_path / "none.json")
