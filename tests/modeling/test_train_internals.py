@@ -152,6 +152,7 @@ def test_a_resumed_run_keeps_the_rate_a_recovery_lowered(tiny_dataset, tmp_path)
     state["lr_scale"] = 0.25  # as a recovery from a divergence in epoch 1 would have left it
     torch.save(state, tmp_path / "cut" / "state.pt")
     resumed = train(tiny_dataset, ModelConfig(cond="concat", num_knobs=1), tmp_path / "cut", config, resume=True)
+    assert resumed.resumed
     assert resumed.history[-1]["lr"] == pytest.approx(0.25 * full.history[-1]["lr"], rel=1e-9)
 
 
@@ -217,6 +218,11 @@ def test_make_loss_builds_the_configured_terms():
                             esr_emphasis=0.6, skip=40)
     pred, target = torch.randn(3, 700, generator=torch.Generator().manual_seed(1)), torch.randn(3, 700, generator=torch.Generator().manual_seed(2))
     assert float(make_loss(config, 700)(pred, target)) == pytest.approx(float(expected(pred, target)), rel=1e-6)
+    emphasised = TrainConfig(l1_weight=1.0, stft_weight=0.0, pre_emphasis=True, loss_skip=0)
+    assert float(make_loss(emphasised, 700)(pred, target)) == pytest.approx(
+        float(CombinedLoss(l1_weight=1.0, stft_weight=0.0, pre_emphasis=True)(pred, target)), rel=1e-6)
+    assert float(make_loss(emphasised, 700)(pred, target)) != pytest.approx(
+        float(CombinedLoss(l1_weight=1.0, stft_weight=0.0, pre_emphasis=False)(pred, target)), rel=1e-3)
     assert loss_skip_for(TrainConfig(loss_skip=None), 2049) == 256 and isinstance(loss_skip_for(TrainConfig(loss_skip=None), 2049), int)
     with pytest.raises(ModelError) as error:
         make_loss(TrainConfig(loss_skip=700), 700)
@@ -274,3 +280,78 @@ def test_the_stop_reason_says_why_the_run_ended(tiny_dataset, tmp_path, monkeypa
     last = train(tiny_dataset, ModelConfig(cond="concat", num_knobs=1), tmp_path / "last",
                  TrainConfig(**{**budget.to_dict(), "max_epochs": cut.epochs}))
     assert last.epochs == cut.epochs and last.stop_reason == "max_epochs"
+
+
+def test_an_epoch_without_one_finite_step_diverges_and_says_so(tiny_dataset, tmp_path, monkeypatch):
+    _overflowing(monkeypatch, {4, 5, 6})  # every step of epoch 2, fewer in a row than max_skipped_steps
+    config = TrainConfig(**{**TINY.to_dict(), "max_epochs": 2, "max_skipped_steps": 5, "max_recoveries": 1})
+    result = train(tiny_dataset, ModelConfig(cond="concat", num_knobs=1), tmp_path / "recovered", config)
+    assert len(result.recoveries) == 1 and result.recoveries[0].startswith("epoch 2 diverged (no step had a finite loss)")
+    _overflowing(monkeypatch, {4, 5, 6})
+    with pytest.raises(ModelError) as error:
+        train(tiny_dataset, ModelConfig(cond="concat", num_knobs=1), tmp_path / "stopped",
+              TrainConfig(**{**config.to_dict(), "max_recoveries": 0}))
+    assert str(error.value) == ("training diverged: 3 steps in a row had a non-finite loss or gradient (epoch 2); train again "
+                                "with a lower learning rate (now 0.001, e.g. --lr 0.00033); the best weights so far stay in "
+                                "best.safetensors")
+
+
+def test_a_validation_loss_that_is_not_finite_diverges_and_says_so(tiny_dataset, tmp_path, monkeypatch):
+    import fxcap.modeling.train as training
+
+    real, calls = training._evaluate_loss, []
+
+    def nan_in_epoch_2(*args, **kwargs):
+        calls.append(args[4] if len(args) > 4 else kwargs.get("power"))
+        return float("nan") if len(calls) == 2 else real(*args, **kwargs)
+
+    monkeypatch.setattr(training, "_evaluate_loss", nan_in_epoch_2)
+    config = TrainConfig(**{**TINY.to_dict(), "max_epochs": 2, "max_recoveries": 1})
+    result = train(tiny_dataset, ModelConfig(cond="concat", num_knobs=1), tmp_path / "recovered", config)
+    assert len(result.recoveries) == 1 and result.recoveries[0].startswith("epoch 2 diverged (the validation loss was not finite)")
+    calls.clear()
+    run = tmp_path / "stopped"
+    with pytest.raises(ModelError) as error:
+        train(tiny_dataset, ModelConfig(cond="concat", num_knobs=1), run, TrainConfig(**{**config.to_dict(), "max_recoveries": 0}))
+    assert str(error.value) == (f"the validation loss is not finite after epoch 2: the model diverged; lower the learning rate "
+                                f"(now 0.001) and start again (the last finite epoch is kept in {run})")
+    assert calls[0] is None  # pooled ESR: no per-setting table ...
+    calls.clear()
+    monkeypatch.setattr(training, "_evaluate_loss", lambda *args, **kwargs: calls.append(args[4]) or real(*args, **kwargs))
+    per_setting = {**TINY.to_dict(), "l1_weight": 0.0, "stft_weight": 0.0, "esr_weight": 1.0, "esr_per_setting": True, "max_epochs": 1}
+    train(tiny_dataset, ModelConfig(cond="concat", num_knobs=1), tmp_path / "per-setting", TrainConfig(**per_setting))
+    assert isinstance(calls[0], SettingPower)  # ... with it, validation divides by the valid split's setting powers
+
+
+def test_a_resume_takes_the_time_spent_and_the_recoveries_from_the_state(tiny_dataset, tmp_path, monkeypatch):
+    import fxcap.modeling.train as train_module
+    from tests.modeling.test_train import _FakeTime
+
+    monkeypatch.setattr(train_module, "time", _FakeTime(tick=1.0))  # the clock moves 1 s per reading
+    config = TrainConfig(**{**TINY.to_dict(), "max_epochs": 3, "lr_schedule": "cosine", "time_budget_s": 3600.0})
+    train(tiny_dataset, ModelConfig(cond="concat", num_knobs=1), tmp_path / "run", TrainConfig(**{**config.to_dict(), "max_epochs": 1}))
+    state = torch.load(tmp_path / "run" / "state.pt", weights_only=True)
+    state["train_seconds"] = 3599.0  # as if a recovery had spent most of the budget (its time is in no row)
+    state["recoveries"] = ["epoch 1 diverged (as written by the first sitting)"]
+    torch.save(state, tmp_path / "run" / "state.pt")
+    resumed = train(tiny_dataset, ModelConfig(cond="concat", num_knobs=1), tmp_path / "run", config, resume=True)
+    assert resumed.resumed and resumed.epochs == 2 and resumed.stop_reason == "time_budget"
+    assert resumed.recoveries == ["epoch 1 diverged (as written by the first sitting)"]
+
+
+def test_carried_windows_are_scored_from_their_first_sample(tiny_dataset, tmp_path, monkeypatch):
+    import fxcap.modeling.train as training
+    from fxcap.modeling.losses import CombinedLoss as RealLoss
+
+    skips: list[int] = []
+
+    class Recording(RealLoss):
+        def forward(self, pred, target, stft_scale=1.0, power=None):
+            if torch.is_grad_enabled():  # a training step (validation runs without gradients)
+                skips.append(self.skip)
+            return super().forward(pred, target, stft_scale, power)
+
+    monkeypatch.setattr(training, "CombinedLoss", Recording)
+    config = TrainConfig(**{**TINY.to_dict(), "window": 128, "tbptt_windows": 3, "loss_skip": None, "max_epochs": 1})
+    train(tiny_dataset, ModelConfig(cond="concat", num_knobs=1), tmp_path / "run", config)
+    assert len(skips) >= 3 and skips == [16, 0, 0] * (len(skips) // 3)  # the zero-state window leaves out its warm-up
