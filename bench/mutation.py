@@ -54,6 +54,7 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
                                           "--deselect=tests/faults/test_runs.py::test_resume_after_a_kill_between_the_weights_and_the_state_uses_the_consistent_pair",
                                           "--deselect=tests/faults/test_runs.py::test_sigkill_after_two_epochs_then_resume_finishes_and_keeps_what_was_written"]),
     "export": (["fxcap/modeling/export/*"], ["tests/modeling/test_export.py", "tests/modeling/test_export_plugins.py", "tests/modeling/test_export_cells_numpy.py",
+                                            "tests/modeling/test_even_gain.py",
                                             "--deselect=tests/modeling/test_export_plugins.py::test_console_script_refusal_is_one_line"]),
     "rtneural": (["fxcap/modeling/export/rtneural.py"], ["tests/modeling/test_export.py"]),  # a part of "export"
     "film": (["fxcap/modeling/film.py"], ["tests/modeling/test_film.py", "tests/modeling/test_compute.py"]),

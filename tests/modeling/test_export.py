@@ -78,6 +78,16 @@ def test_onnx_round_trip(runs, tmp_path, cond, cell, graph):
     assert meta["knobs"][0]["minimum"] == 0.0 and meta["knobs"][0]["maximum"] == 10.0
     assert meta["state_layout"] == [[name, width] for name, width in model.state_layout]
     assert meta["scheme"] == cond and meta["cell"] == cell and meta["graph"] == graph
+    from fxcap.modeling.export.onnx import INPUTS, OPSET, OUTPUTS
+
+    assert (meta["inputs"], meta["outputs"], meta["opset"]) == (INPUTS, OUTPUTS, OPSET)  # the interface, described in the file
+    assert list(meta["inputs"]) == ["audio", "knobs", "state"] and list(meta["outputs"]) == ["audio_out", "state_out"]
+    import onnx
+
+    proto = onnx.load(str(out))
+    assert proto.producer_name == "fxcap" and proto.doc_string == (
+        f"fxcap {cond}-{cell} (H=32) at {RATE} Hz; knobs drive, tone. Stream blocks: feed state_out back as state; start from zeros.")
+    assert ("Scan" in {node.op_type for node in proto.graph.node}) == (graph == "scan")  # the graph kind it says it is
 
     # The graph takes a batch of two streams with their own knob sequences and a non-zero state.
     session = open_session(out)
@@ -109,6 +119,7 @@ def test_onnx_scan_graph_also_serves_concat_and_block_is_refused_for_loops(runs,
     report = export_onnx(model, meta, tmp_path / "scan.onnx", SelfTestConfig(seconds=0.1), graph="scan")
     assert report["graph"] == "scan" and report["max_abs_error"] < 1e-4
 
+    assert choose_graph(model, "block") == "block" and choose_graph(model, "auto") == "block"
     film, _ = load_run(runs("film"))
     with pytest.raises(ModelError, match="film scheme exports as graph 'scan'"):
         choose_graph(film, "block")
