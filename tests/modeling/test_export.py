@@ -505,3 +505,23 @@ def test_exported_json_is_compact_without_nan_and_holds_exact_float32_values(tmp
     assert json.loads(json.dumps(values)) == values and np.array_equal(np.float32(values), np.float32([[0.1, 1 / 3], [1e-8, -2.0]]))
     with pytest.raises(ModelError, match=f"^{tmp_path / 'none.json'} does not exist$"):
         read_json_file(tmp_path / "none.json")
+
+
+def test_export_metadata_describes_the_model_and_its_knobs_by_value(runs):
+    from fxcap import __version__
+    from fxcap.modeling.export.common import KNOB_NORMALIZATION
+
+    model, run_config = load_run(runs("concat", "gru"))
+    dataset = {**run_config["dataset"], "device": "OD-3",
+               "knobs": [{"name": "drive", "min": 0, "max": 10, "unit": "", "default": 5},  # an older run's aliases
+                         {"name": "tone", "minimum": -1, "maximum": 1, "unit": "dB"}]}
+    meta = ExportMeta.from_run(model, {**run_config, "dataset": dataset}, checkpoint="last", run="od3/concat-gru-s0")
+    assert meta.to_dict() == {
+        "fxcap_version": __version__, "scheme": "concat", "cell": "gru", "hidden_size": 32, "sample_rate": RATE,
+        "knob_names": ["drive", "tone"],
+        "knobs": [{"name": "drive", "minimum": 0, "maximum": 10, "unit": "", "default": 5},
+                  {"name": "tone", "minimum": -1, "maximum": 1, "unit": "dB"}],
+        "knob_normalization": KNOB_NORMALIZATION,
+        "state_layout": [[name, width] for name, width in model.state_layout], "state_size": model.state_size,
+        "model_config": model.config.to_dict(), "checkpoint": "last", "run": "od3/concat-gru-s0", "device": "OD-3",
+    }
