@@ -355,3 +355,15 @@ def test_carried_windows_are_scored_from_their_first_sample(tiny_dataset, tmp_pa
     config = TrainConfig(**{**TINY.to_dict(), "window": 128, "tbptt_windows": 3, "loss_skip": None, "max_epochs": 1})
     train(tiny_dataset, ModelConfig(cond="concat", num_knobs=1), tmp_path / "run", config)
     assert len(skips) >= 3 and skips == [16, 0, 0] * (len(skips) // 3)  # the zero-state window leaves out its warm-up
+
+
+def test_a_second_recovery_restores_the_optimizer_state_that_the_first_one_did(tiny_dataset, tmp_path, monkeypatch):
+    # epoch 2 (calls 4..): diverges, then a good step (call 6) moves Adam's moments, then diverges again;
+    # going back must give the epoch's starting optimizer state both times, as when no step came between
+    config = TrainConfig(**{**TINY.to_dict(), "max_epochs": 2, "max_skipped_steps": 2, "max_recoveries": 2, "lr": 1e-3})
+    _overflowing(monkeypatch, {4, 5, 7, 8})
+    train(tiny_dataset, ModelConfig(cond="concat", num_knobs=1), tmp_path / "step-between", config)
+    _overflowing(monkeypatch, {4, 5, 6, 7})
+    train(tiny_dataset, ModelConfig(cond="concat", num_knobs=1), tmp_path / "back-to-back", config)
+    assert _same(load_weights(tmp_path / "step-between" / "last.safetensors")[0],
+                 load_weights(tmp_path / "back-to-back" / "last.safetensors")[0])
