@@ -160,6 +160,8 @@ def run_module(name: str, rev: str | None, label: str, max_children: int, only: 
         only = survivor_names(recheck, name)
         if not only:
             raise SystemExit(f"{name}: no survivors in {recheck} to check again")
+        if sample and sample < len(only):  # a random sample of the survivors: the rate becomes an estimate
+            only = sorted(random.Random(seed).sample(only, sample))
     files, tests = MODULES[name]
     work = RESULTS / label / f"{name}-tree"
     shutil.rmtree(work, ignore_errors=True)
@@ -168,6 +170,7 @@ def run_module(name: str, rev: str | None, label: str, max_children: int, only: 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
     started = time.monotonic()
     total = None
+    sampled_survivors = earlier["survivors"] if earlier and sample and sample < earlier["survivors"] else None
     if sample and not recheck:
         only, total = sample_mutants(work, env, sample, seed)
     done = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children), *(only or [])], cwd=work,
@@ -188,6 +191,17 @@ def run_module(name: str, rev: str | None, label: str, max_children: int, only: 
         counts["killed"] = counts.get("killed", 0) + earlier["checked"] - len(found)
     checked = sum(n for s, n in counts.items() if s in KILLED | SURVIVED)
     survivors = sorted(k for k, s in found.items() if s in SURVIVED)
+    estimate = None
+    if sampled_survivors:  # scale what still survives in the sample up to all the earlier survivors
+        rechecked = sum(1 for v in found.values() if v in KILLED | SURVIVED)
+        low, high = wilson_interval(len(survivors), rechecked)
+        estimate = {"earlier_survivors": sampled_survivors, "rechecked": rechecked, "still_surviving": len(survivors),
+                    "survivors": round(sampled_survivors * len(survivors) / rechecked) if rechecked else None,
+                    "survival_rate": round(sampled_survivors * len(survivors) / rechecked / earlier["checked"], 4) if rechecked else None,
+                    "survival_rate_95": [round(sampled_survivors * low / earlier["checked"], 4),
+                                         round(sampled_survivors * high / earlier["checked"], 4)]}
+        counts = {"killed": earlier["checked"] - (estimate["survivors"] or 0), "survived (estimated)": estimate["survivors"] or 0}
+        checked = earlier["checked"]
     lines = []
     for mutant in survivors:
         shown = subprocess.run([sys.executable, "-m", "mutmut", "show", mutant], cwd=work, env=env, capture_output=True, text=True)
@@ -195,12 +209,14 @@ def run_module(name: str, rev: str | None, label: str, max_children: int, only: 
     (RESULTS / label / f"{name}-survivors.txt").write_text("\n".join(lines))
     summary = {
         "module": name, "files": files, "tests": kept, "rev": rev or "working tree", "recheck_of": recheck,
-        "only": None if recheck or sample else only, "sample": earlier.get("sample") if earlier else sample,
-        "sample_seed": earlier.get("sample_seed") if earlier else (seed if sample else None),
+        "only": None if recheck or sample else only, "sample": sample or (earlier.get("sample") if earlier else None),
+        "sample_seed": seed if sample else (earlier.get("sample_seed") if earlier else None),
         "mutants": earlier["mutants"] if earlier else (total or len(found)),
-        "checked": checked, "counts": counts, "survivors": len(survivors),
-        "survival_rate": round(len(survivors) / checked, 4) if checked else None,
-        "survival_rate_95": wilson_interval(len(survivors), checked) if (earlier or {}).get("sample") or sample else None,
+        "checked": checked, "counts": counts, "survivors": estimate["survivors"] if estimate else len(survivors),
+        "survival_rate": (estimate["survival_rate"] if estimate else round(len(survivors) / checked, 4)) if checked else None,
+        "survival_rate_95": (estimate["survival_rate_95"] if estimate else
+                             wilson_interval(len(survivors), checked) if (earlier or {}).get("sample") or sample else None),
+        "estimate_from_a_sample_of_survivors": estimate,
         "seconds": round(seconds, 1), "mutmut_exit": done.returncode,
     }
     (RESULTS / label / f"{name}.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -220,7 +236,8 @@ def main() -> None:
                         help="check only the survivors of the run labelled LABEL (after adding tests); the summary "
                              "counts LABEL's other mutants as killed")
     parser.add_argument("--sample", type=int, metavar="N",
-                        help="check a random sample of N mutants per module (the rate then comes with its 95 %% interval)")
+                        help="check a random sample of N mutants per module (with --recheck: of the earlier survivors); "
+                             "the rate then comes with its 95 %% interval")
     parser.add_argument("--seed", type=int, default=0, help="seed of --sample's draw (default 0)")
     parser.add_argument("--list", action="store_true", help="print the modules and their tests, then exit")
     args = parser.parse_args()
@@ -238,7 +255,10 @@ def main() -> None:
         rate = "n/a" if s["survival_rate"] is None else f"{100 * s['survival_rate']:.1f} %"
         if s["survival_rate_95"]:
             low, high = s["survival_rate_95"]
-            rate += f", 95 % interval {100 * low:.1f}-{100 * high:.1f} % (a sample of {s['mutants']} mutants)"
+            estimate = s["estimate_from_a_sample_of_survivors"]
+            source = (f"{estimate['rechecked']} of {estimate['earlier_survivors']} earlier survivors checked again" if estimate
+                      else f"a sample of {s['mutants']} mutants")
+            rate += f", 95 % interval {100 * low:.1f}-{100 * high:.1f} % ({source})"
         print(f"{name}: {s['checked']} mutants checked, {s['survivors']} survive ({rate}) in {s['seconds']:.0f} s; "
               f"{RESULTS / label / (name + '-survivors.txt')}", flush=True)
 
