@@ -525,3 +525,28 @@ def test_export_metadata_describes_the_model_and_its_knobs_by_value(runs):
         "state_layout": [[name, width] for name, width in model.state_layout], "state_size": model.state_size,
         "model_config": model.config.to_dict(), "checkpoint": "last", "run": "od3/concat-gru-s0", "device": "OD-3",
     }
+
+
+@needs_onnx
+def test_export_takes_the_checkpoint_and_the_self_test_settings_asked_for(runs, tmp_path):
+    from fxcap.modeling.checkpoint import load_weights, save_weights
+    from fxcap.modeling.export.onnx import open_session, read_metadata
+
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("config.json", "best.safetensors"):
+        (run / name).write_bytes((runs("concat", "gru") / name).read_bytes())
+    model, _ = load_run(run)
+    with torch.no_grad():  # a last checkpoint that differs from the best one
+        model.output.bias.add_(0.25)
+    save_weights(run / "last.safetensors", model, load_weights(run / "best.safetensors")[1])
+    report = export_run(run, tmp_path / "last.onnx", "onnx", checkpoint="last", seconds=0.05, tolerance=3e-4, seed=7)
+    assert (report["tolerance"], report["seconds"]) == (3e-4, pytest.approx(0.05, abs=1.0 / RATE))
+    assert read_metadata(tmp_path / "last.onnx")["checkpoint"] == "last"
+    x, knobs = np.zeros((1, 64), np.float32), np.zeros((1, 64, 2), np.float32)
+    y, _ = open_session(tmp_path / "last.onnx").run(None, {"audio": x, "knobs": knobs, "state": np.zeros((1, model.state_size), np.float32)})
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x), torch.from_numpy(knobs))[0].numpy()
+    np.testing.assert_allclose(y, expected, atol=1e-5)  # the last weights, not the best
+    best = export_run(run, tmp_path / "best.onnx", "onnx", seconds=0.05)
+    assert read_metadata(tmp_path / "best.onnx")["checkpoint"] == "best" and best["tolerance"] != 3e-4
