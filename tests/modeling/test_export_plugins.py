@@ -169,6 +169,11 @@ def test_nam_pack_from_a_grid_and_from_a_list(runs, tmp_path):
     assert [f["setting"] for f in report["files"]] == ["drive=0 tone=4", "drive=5 tone=4", "drive=10 tone=4"]
     report = export_run(run, tmp_path / "list", "nam", seconds=0.05, at=["drive=7,tone=4", "drive=2.5"])
     assert [f["setting"] for f in report["files"]] == ["drive=7 tone=4", "drive=2.5 tone=5"]
+    assert report["seconds"] == pytest.approx(0.05, abs=1.0 / RATE) and report["samples"] == report["files"][0]["samples"]
+    assert all(f["seconds"] == report["seconds"] for f in report["files"])  # every file self-tested as asked
+    with pytest.raises(ModelError, match="^two settings of the pack are the same; list each setting once$"):
+        export_run(run, tmp_path / "twice", "nam", seconds=0.05, at=["drive=7,tone=4", "tone=4,drive=7"])
+    assert not (tmp_path / "twice").exists()
     assert (tmp_path / "list" / f"{stem}_drive=2.5_tone=5.nam").is_file()
 
 
