@@ -479,6 +479,7 @@ def test_rtneural_reader_runs_a_document_by_value_with_and_without_its_input_ski
     (_dense_document(layer_type="lstm", layer_activation="tanh", layer_weights=[np.zeros((2, 4)).tolist(), np.zeros((1, 4)).tolist(), np.zeros(5).tolist()]),
      r"layer 0: weights\[2\] has shape \(5,\), expected \(4,\) \(input 2, 4 gate\(s\) of 1\)"),
     (_dense_document(layer_activation="softmax"), "layer 0: unsupported dense activation 'softmax'"),
+    (_dense_document(layer_type="gru", layer_activation="relu"), "layer 0: a gru layer's activation must be '' or 'tanh', not 'relu'"),
     (_dense_document(layer_weights=[[[0.5], ["x"]], [0.1]]), r"layer 0: weights\[0\] is not a numeric array"),
 ])
 def test_rtneural_reader_refuses_a_malformed_document_naming_what_is_wrong(document, message):

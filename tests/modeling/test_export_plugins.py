@@ -248,6 +248,9 @@ def test_a_snapshot_takes_the_esr_of_exactly_its_setting_test_split_first(tmp_pa
     # holdout row of the same setting; a NaN ESR or a setting never scored leaves the snapshot without one
     assert found == [(0.15, "test"), (0.11, "test"), (None, None), (None, None)]
     assert [s.test_esr for s in with_test_esr(plan, knobs, tmp_path, "last")] == [None] * 4  # scored with another checkpoint
+    (tmp_path / "evaluation.json").write_text(json.dumps({"checkpoint": "last"}))  # an evaluation of the last weights
+    assert [s.test_esr for s in with_test_esr(plan, knobs, tmp_path, "best")] == [None] * 4
+    assert [s.test_esr for s in with_test_esr(plan, knobs, tmp_path, "last")][:2] == [0.15, 0.11]
 
 
 # -- AIDA-X --------------------------------------------------------------------------------------------
