@@ -137,6 +137,18 @@ def wilson_interval(survived: int, checked: int, z: float = 1.96) -> tuple[float
     return (round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4))
 
 
+def scaled_estimate(still_surviving: int, rechecked: int, earlier_survivors: int, checked: int) -> dict:
+    """What still survives in a random sample of ``rechecked`` of an earlier run's ``earlier_survivors``,
+    scaled up to all of them: estimated survivors and survival rate over ``checked`` mutants, with the
+    rate's 95 % interval."""
+    low, high = wilson_interval(still_surviving, rechecked)
+    share = still_surviving / rechecked if rechecked else None
+    return {"earlier_survivors": earlier_survivors, "rechecked": rechecked, "still_surviving": still_surviving,
+            "survivors": None if share is None else round(earlier_survivors * share),
+            "survival_rate": None if share is None else round(earlier_survivors * share / checked, 4),
+            "survival_rate_95": [round(earlier_survivors * low / checked, 4), round(earlier_survivors * high / checked, 4)]}
+
+
 def sample_mutants(work: Path, env: dict[str, str], size: int, seed: int) -> tuple[list[str], int]:
     """Generate every mutant of the copy (a run whose pattern matches none), then draw ``size`` of them
     at random (``seed``); returns the names drawn and how many there are in all."""
@@ -192,14 +204,9 @@ def run_module(name: str, rev: str | None, label: str, max_children: int, only: 
     checked = sum(n for s, n in counts.items() if s in KILLED | SURVIVED)
     survivors = sorted(k for k, s in found.items() if s in SURVIVED)
     estimate = None
-    if sampled_survivors:  # scale what still survives in the sample up to all the earlier survivors
+    if sampled_survivors:
         rechecked = sum(1 for v in found.values() if v in KILLED | SURVIVED)
-        low, high = wilson_interval(len(survivors), rechecked)
-        estimate = {"earlier_survivors": sampled_survivors, "rechecked": rechecked, "still_surviving": len(survivors),
-                    "survivors": round(sampled_survivors * len(survivors) / rechecked) if rechecked else None,
-                    "survival_rate": round(sampled_survivors * len(survivors) / rechecked / earlier["checked"], 4) if rechecked else None,
-                    "survival_rate_95": [round(sampled_survivors * low / earlier["checked"], 4),
-                                         round(sampled_survivors * high / earlier["checked"], 4)]}
+        estimate = scaled_estimate(len(survivors), rechecked, sampled_survivors, earlier["checked"])
         counts = {"killed": earlier["checked"] - (estimate["survivors"] or 0), "survived (estimated)": estimate["survivors"] or 0}
         checked = earlier["checked"]
     lines = []
