@@ -1,0 +1,147 @@
+"""Issue 16's three-plan curve over several seeds: combines runs of ``bench/adaptive_plan.py``.
+
+One run of ``adaptive_plan.py`` trains one model per point from one seed, and the spread between two
+seeds of one point is as large as the differences between plans. This script takes runs that differ
+only in ``--seed`` (each seed re-captures the plans: the Latin hypercube, the adaptive committee and the
+virtual rig all take it) and reports, for every plan and number of takes, each seed's mean held-out ESR
+and their geometric mean (the mean of log ESR, so one bad seed does not swamp the others), then the
+takes each plan needs to reach the grid's geometric-mean ESR at its largest budget, on the
+geometric-mean curves (log ESR interpolated linearly between budgets, as in ``adaptive_plan.py``)::
+
+    python bench/adaptive_plan.py --budgets 5 9 13 --steps 2500 --seed 0 --out s0.json   # one per seed
+    python bench/adaptive_plan_seeds.py s0.json s1.json s2.json --out bench/results/adaptive-plan-od3-seeds.json
+
+Each seed scores its models at the dense settings that none of *its* plans captured, so the held-out
+settings differ a little between seeds (always 72 of the 81 of a 9 x 9 grid with budgets 5, 9, 13).
+
+Prints the table and writes JSON (every seed's numbers and the combined curve) and the markdown beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from adaptive_plan import GRID, takes_to_reach  # noqa: E402
+
+VARYING = ("seed", "work")
+"""Configuration fields allowed to differ between the runs combined (everything else must agree)."""
+
+
+class CombineError(ValueError):
+    """The runs cannot be combined (different configurations, a seed twice, no runs)."""
+
+
+def check_runs(runs: list[dict[str, Any]]) -> list[int]:
+    """The seeds of ``runs``, in order; raises :class:`CombineError` unless they share one configuration."""
+    if not runs:
+        raise CombineError("no runs to combine: give the JSON files written by bench/adaptive_plan.py")
+    shared = [{k: v for k, v in r["config"].items() if k not in VARYING} for r in runs]
+    for i, other in enumerate(shared[1:], start=1):
+        if other != shared[0]:
+            differ = sorted(k for k in set(other) | set(shared[0]) if other.get(k) != shared[0].get(k))
+            raise CombineError(f"run {i + 1} differs from the first in {', '.join(differ)}: combine runs that differ only in --seed")
+    seeds = [int(r["config"]["seed"]) for r in runs]
+    if len(set(seeds)) != len(seeds):
+        raise CombineError(f"seed given twice ({seeds}): combine runs of different seeds")
+    return seeds
+
+
+def geometric_mean(values: list[float]) -> float:
+    """``exp(mean(log(values)))`` of positive values."""
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def combine(runs: list[dict[str, Any]], metric: str = "esr_mean") -> dict[str, Any]:
+    """Per plan and takes, each seed's ``metric`` and their geometric mean; the takes each plan needs
+    to reach the grid's geometric mean at the grid's largest budget, on the geometric-mean curves."""
+    seeds = check_runs(runs)
+    curves: dict[str, dict[int, list[float]]] = {}
+    for run in runs:
+        for point in run["points"]:
+            curves.setdefault(point["plan"], {}).setdefault(int(point["takes"]), []).append(float(point[metric]))
+    rows = []
+    for plan, by_takes in curves.items():
+        for takes in sorted(by_takes):
+            values = by_takes[takes]
+            if len(values) != len(runs):
+                raise CombineError(f"{plan} at {takes} takes is in {len(values)} of {len(runs)} runs: combine runs of the same budgets")
+            rows.append({"plan": plan, "takes": takes, "per_seed": values, "geometric_mean": geometric_mean(values),
+                         "min": min(values), "max": max(values)})
+    out: dict[str, Any] = {"metric": metric, "seeds": seeds, "rows": rows, "reach": {}}
+    grid = [r for r in rows if r["plan"] == GRID]
+    if grid:
+        last = max(grid, key=lambda r: r["takes"])
+        out["reach"] = {"target_esr": last["geometric_mean"], "grid_takes": last["takes"], "plans": {}}
+        for plan in curves:
+            curve = [(r["takes"], r["geometric_mean"]) for r in rows if r["plan"] == plan]
+            takes, how = takes_to_reach(curve, last["geometric_mean"])
+            out["reach"]["plans"][plan] = {"takes": takes, "how": how,
+                                           "half_or_fewer": takes is not None and takes <= last["takes"] / 2.0,
+                                           "saved_takes": None if takes is None else last["takes"] - takes}
+    return out
+
+
+def markdown(combined: dict[str, Any], runs: list[dict[str, Any]]) -> str:
+    """The table (a column per seed, then the geometric mean and the spread) and the takes to reach the grid."""
+    seeds = combined["seeds"]
+    c = runs[0]["config"]
+    wall = sum(r["wall_s"] for r in runs) / 60
+    lines = [
+        f"Virtual {runs[0]['device']} ({' x '.join(runs[0]['knobs'])}), `short` signal, seeds {', '.join(map(str, seeds))}; "
+        f"one {c['scheme']} GRU per point and seed ({c['epochs'] * c['steps_per_epoch']} steps of the `quick` preset, "
+        f"one thread); mean held-out ESR at the settings of a {c['dense']} x {c['dense']} grid no plan of that seed "
+        f"captured. Adaptive: batches of {c['batch']}, acquisition {c['acquisition']}, committee of "
+        f"{c['committee_scheme']} members ({c['committee_steps']} steps). {wall:.0f} min wall in all.",
+        "",
+        "| plan | takes | " + " | ".join(f"seed {s}" for s in seeds) + " | geometric mean | range |",
+        "|---|---:|" + "---:|" * len(seeds) + "---:|---|",
+    ]
+    for r in combined["rows"]:
+        lines.append(f"| {r['plan']} | {r['takes']} | " + " | ".join(f"{v:.3f}" for v in r["per_seed"])
+                     + f" | **{r['geometric_mean']:.3f}** | {r['min']:.3f}-{r['max']:.3f} |")
+    reach = combined["reach"]
+    if reach:
+        lines += ["", f"Takes needed to reach the grid's geometric-mean held-out ESR at {reach['grid_takes']} takes "
+                      f"({reach['target_esr']:.3f}), on the geometric-mean curves:"]
+        for plan, r in reach["plans"].items():
+            if r["takes"] is None:
+                lines.append(f"- {plan}: not reached within its largest budget")
+            else:
+                half = "half or fewer of the grid's takes" if r["half_or_fewer"] else "more than half of the grid's takes"
+                lines.append(f"- {plan}: {r['takes']:.1f} takes ({r['how']}), {half}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="JSON files of bench/adaptive_plan.py, one per seed")
+    parser.add_argument("--metric", choices=("esr_mean", "esr_worst"), default="esr_mean")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "adaptive-plan-od3-seeds.json",
+                        help="JSON file (the .md beside it)")
+    args = parser.parse_args(argv)
+    try:
+        runs = [json.loads(p.read_text(encoding="utf-8")) for p in args.runs]
+        combined = combine(runs, args.metric)
+    except (OSError, json.JSONDecodeError, KeyError) as exc:
+        raise SystemExit(f"cannot read the runs ({exc}): give the JSON files written by bench/adaptive_plan.py") from None
+    except CombineError as exc:
+        raise SystemExit(str(exc)) from None
+    text = markdown(combined, runs)
+    print(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"benchmark": "adaptive-plan-seeds", "runs": [str(p) for p in args.runs],
+                                    "combined": combined, "per_run": runs}, indent=1, default=str))
+    args.out.with_suffix(".md").write_text(text)
+    print(f"wrote {args.out} and {args.out.with_suffix('.md').name}")
+
+
+if __name__ == "__main__":
+    main()
