@@ -41,6 +41,7 @@ from fxcap.io import atomic_write_text
 from fxcap.locking import folder_lock, remove_stale
 from fxcap.modeling.checkpoint import load_state, load_weights, save_json, save_state, save_weights
 from fxcap.modeling.compute_context import ComputeContext, in_compute_context
+from fxcap.modeling.linearity import linear_penalty
 from fxcap.modeling.losses import CombinedLoss
 from fxcap.modeling.registry import ModelConfig, build_model
 from fxcap.modeling.run_folder import FRESH_HINT, normalized, plan_run_start, read_run_config
@@ -277,6 +278,7 @@ def _train(data: TrainingData, model_config: ModelConfig, run_dir: Path, config:
             pending_config = None  # unchanged (a longer run rewrites its max_epochs)
 
     train_power, valid_power = data.train_power, data.valid_power
+    skip = loss_skip_for(config, data.window)
     stopped_early = since_best >= config.early_stop_patience
     epoch = start_epoch
 
@@ -296,6 +298,8 @@ def _train(data: TrainingData, model_config: ModelConfig, run_dir: Path, config:
                 loss = window_loss(pred, y, stft_scale=ramp(epoch * n_steps + steps, config.stft_warmup_steps), power=power)
                 if config.even_penalty:
                     loss = loss + config.even_penalty * model.even_log_share(y)
+                if config.linear_penalty and first:  # after even_log_share: the linearisation runs replace its even part
+                    loss = loss + config.linear_penalty * linear_penalty(model, data.train_linearity, x, knobs, pred, y, skip)
                 optimizer.zero_grad(set_to_none=True)
                 value = loss.item()
                 finite = math.isfinite(value)

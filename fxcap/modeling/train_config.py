@@ -79,6 +79,13 @@ class TrainConfig:
             :meth:`fxcap.modeling.filters.FilteredRNN.even_log_share`), added to the training loss: a
             pressure, equal on every decibel, to turn the cell's even-order output down wherever the
             error does not need it (a clean setting), which an ESR loss alone does not give. 0: off.
+        linear_penalty: weight of the nonlinear part's log energy share at the training split's
+            linear settings (:mod:`fxcap.modeling.linearity`: the model's output less its own
+            linearisation, every order above the first), added to the training loss of windows that
+            start from a zero state: a pressure to be clean exactly where the device is (a drive
+            pedal at drive 0), any model, no even gain needed. 0: off.
+        linear_threshold_db: a setting is linear when the share of its training target that no
+            linear filter of its input explains is below this (dB; ``linear_residual_db``).
         seed: seeds initialisation and window sampling.
         threads: torch intra-op threads while :func:`train` runs (0: leave torch's setting; the
             previous setting comes back when it returns, see :mod:`fxcap.modeling.compute_context`).
@@ -115,6 +122,8 @@ class TrainConfig:
     recovery_lr_factor: float = 0.3
     time_budget_s: float | None = None
     even_penalty: float = 0.0
+    linear_penalty: float = 0.0
+    linear_threshold_db: float = -25.0
     seed: int = 0
     threads: int = 1
 
@@ -126,6 +135,7 @@ class TrainConfig:
             if not value > 0:
                 raise ModelError(f"{name} must be positive, got {value}")
         non_negative = {"l1_weight": self.l1_weight, "stft_weight": self.stft_weight, "esr_weight": self.esr_weight, "even_penalty": self.even_penalty,
+                        "linear_penalty": self.linear_penalty,
                         "dc_weight": self.dc_weight, "loss_skip": 0 if self.loss_skip is None else self.loss_skip,
                         "stft_warmup_steps": self.stft_warmup_steps,
                         "warmup_steps": self.warmup_steps}

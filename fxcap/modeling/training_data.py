@@ -3,6 +3,7 @@ the per-setting target power of the ESR terms, and the dataset identity written 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import torch
 from fxcap.dataset import DatasetInfo, make_dataloader
 from fxcap.dataset.remote import location_text
 from fxcap.errors import ModelError
+from fxcap.modeling.linearity import SettingLinearity
 from fxcap.modeling.registry import ModelConfig
 from fxcap.modeling.setting_power import SettingPower
 from fxcap.modeling.train_config import TrainConfig
@@ -18,6 +20,8 @@ from fxcap.modeling.train_config import TrainConfig
 VALID_SEED = 20_231
 """Seed of the validation windows' sample (fixed, so every epoch is scored on the same windows)."""
 
+
+log = logging.getLogger("fxcap.modeling.train")
 
 def validation_loader(dataset_dir: str | Path, window: int, config: TrainConfig, **cache: Any):
     """The validation windows: the split's grid, or with ``config.valid_windows`` a fixed random sample of it.
@@ -60,6 +64,14 @@ class TrainingData:
             # the plain target's power: one reference for the (emphasised) ESR and the DC term alike
             self.train_power = SettingPower.from_split(dataset_dir, "train", **cache)
             self.valid_power = SettingPower.from_split(dataset_dir, "valid", **cache)
+        self.train_linearity = None
+        if config.linear_penalty:
+            self.train_linearity = SettingLinearity.from_split(dataset_dir, config.linear_threshold_db, "train", **cache)
+            log.info("linear penalty: %s", self.train_linearity.describe(list(info.knob_names)))
+            if not bool(self.train_linearity.values.any()):
+                log.warning("note: no setting of the training split is linear (residual below %g dB), so the linear penalty "
+                            "does nothing; raise --linear-threshold-db or train without --linear-penalty",
+                            config.linear_threshold_db)
 
     def train_loader(self, epoch: int):
         """The training chunks of ``epoch`` (random offsets, seeded by the run's seed and the epoch): each

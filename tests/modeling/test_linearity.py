@@ -1,0 +1,138 @@
+"""The linear penalty: which settings are linear, the model's nonlinear part, the training term."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.signal import lfilter
+from torch import nn
+
+from fxcap.errors import ModelError
+from fxcap.modeling.linearity import (
+    LINEARISATION_SCALE,
+    SettingLinearity,
+    linear_penalty,
+    linear_residual_db,
+    nonlinear_log_share,
+    nonlinear_part,
+)
+
+
+class Polynomial(nn.Module):
+    """``F(x) = dc + a1 x + a2 x^2 + a3 x^3`` with the knob (``(B, 1)``) adding to ``a2``; stateless."""
+
+    def __init__(self, dc: float = 0.05, a1: float = 2.0, a2: float = 0.3, a3: float = 0.1) -> None:
+        super().__init__()
+        self.coefficients = nn.Parameter(torch.tensor([dc, a1, a2, a3]))
+
+    def forward(self, x, knobs, state=None):
+        dc, a1, a2, a3 = self.coefficients
+        return dc + a1 * x + (a2 + knobs[:, :1]) * x**2 + a3 * x**3, torch.zeros(x.shape[0], 1)
+
+
+def _noise(n: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(n)
+
+
+def test_linear_residual_is_the_share_no_linear_filter_explains():
+    x = _noise(200_000, 1)
+    filtered = lfilter([0.3, 0.2], [1.0, -0.6], x)  # any linear filter leaves (almost) nothing
+    assert linear_residual_db(x, filtered) < -60
+    # x + 0.1 (x^2 - 1): the square of unit Gaussian noise has variance 2, so 0.02 of 1.02 is not linear
+    assert linear_residual_db(x, x + 0.1 * (x**2 - 1)) == pytest.approx(10 * math.log10(0.02 / 1.02), abs=0.3)
+    noisy = filtered + 0.01 * np.std(filtered) * _noise(x.size, 2)  # noise 40 dB down counts as well
+    assert linear_residual_db(x, noisy) == pytest.approx(-40.0, abs=0.5)
+
+
+def test_linear_residual_refuses_what_it_cannot_measure():
+    with pytest.raises(ModelError, match="too few"):
+        linear_residual_db(np.ones(1000), np.ones(1000))
+    with pytest.raises(ModelError, match="differ in length"):
+        linear_residual_db(np.ones(20_000), np.ones(30_000))
+    with pytest.raises(ModelError, match="silent"):
+        linear_residual_db(_noise(20_000, 3), np.zeros(20_000))
+
+
+def test_nonlinear_part_is_the_output_less_its_central_difference_linearisation():
+    model = Polynomial()
+    x = torch.tensor(_noise(300, 4), dtype=torch.float32).reshape(3, 100) * 0.5
+    knobs = torch.tensor([[0.0], [0.2], [-0.3]])
+    output, _ = model(x, knobs)
+    part = nonlinear_part(model, x, knobs, output)
+    # the even orders (DC, x^2) stay whole, the cubic one all but e^2 of it: the linear term is gone
+    expected = 0.05 + (0.3 + knobs) * x**2 + 0.1 * (1 - LINEARISATION_SCALE**2) * x**3
+    torch.testing.assert_close(part, expected, rtol=1e-4, atol=2e-6)
+    linear = Polynomial(dc=0.0, a2=0.0, a3=0.0)
+    zero_knobs = torch.zeros(3, 1)
+    output, _ = linear(x, zero_knobs)
+    assert float(nonlinear_part(linear, x, zero_knobs, output).detach().abs().max()) < 1e-5
+    part.sum().backward()  # with gradients: the penalty trains the model
+    assert model.coefficients.grad is not None and float(model.coefficients.grad[2]) > 0
+
+
+def test_nonlinear_log_share_leaves_out_the_warm_up_and_floors_the_share():
+    nonlinear = torch.tensor([[9.0, 9.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0]])
+    target = torch.tensor([[0.0, 0.0, 2.0, 2.0], [1.0, 1.0, 1.0, 1.0]])
+    share = nonlinear_log_share(nonlinear, target, skip=2)
+    torch.testing.assert_close(share, torch.log(torch.tensor([0.25 + 1e-7, 1e-7])))
+
+
+def _table() -> SettingLinearity:
+    return SettingLinearity(np.array([[-1.0], [0.0], [1.0]]), np.array([-40.0, -20.0, -5.0]), threshold_db=-25.0)
+
+
+def test_setting_linearity_marks_the_settings_below_the_threshold():
+    table = _table()
+    assert table.lookup(torch.tensor([[1.0], [-1.0], [0.0]])).tolist() == [False, True, False]
+    assert table.describe(["drive"]) == "1 of 3 settings are linear (residual below -25 dB): drive=-1.00: -40.0 dB"
+    with pytest.raises(ModelError, match="linear_penalty 0"):
+        table.lookup(torch.tensor([[0.5]]))
+
+
+def test_setting_linearity_from_a_split_finds_the_clean_setting(tiny_dataset):
+    # the dummy pedal is tanh(gain x): 1x at drive 0 (nearly linear), 31.6x at drive 10 (clipped)
+    table = SettingLinearity.from_split(tiny_dataset, threshold_db=-25.0)
+    residual = dict(zip([round(v) for v in table.knobs[:, 0].tolist()], table.residual_db.tolist()))
+    assert set(residual) == {-1, 1}  # drive 5 is the held-out setting
+    assert residual[-1] < -25.0 < residual[1]
+    assert table.lookup(torch.tensor([[-1.0], [1.0]])).tolist() == [True, False]
+
+
+def test_linear_penalty_counts_only_the_windows_at_linear_settings():
+    model = Polynomial()
+    table = _table()
+    x = torch.tensor(_noise(800, 5), dtype=torch.float32).reshape(4, 200) * 0.3
+    target = torch.tensor(_noise(800, 6), dtype=torch.float32).reshape(4, 200)
+    knobs = torch.tensor([[-1.0], [1.0], [-1.0], [0.0]])  # windows 0 and 2 are at the linear setting
+    output, _ = model(x, knobs)
+    term = linear_penalty(model, table, x, knobs, output, target, skip=50)
+    rows = [0, 2]
+    expected = nonlinear_log_share(nonlinear_part(model, x[rows], knobs[rows], output[rows]), target[rows], 50).sum() / 4
+    torch.testing.assert_close(term, expected)
+    no_linear = torch.tensor([[1.0], [0.0], [1.0], [0.0]])
+    output, _ = model(x, no_linear)
+    assert float(linear_penalty(model, table, x, no_linear, output, target)) == 0.0
+
+
+def test_the_linear_penalty_makes_the_clean_setting_cleaner(tiny_dataset, tmp_path):
+    from fxcap.modeling.registry import ModelConfig
+    from fxcap.modeling.train import TrainConfig, load_run, train
+
+    with pytest.raises(ModelError, match="linear_penalty must be zero or positive"):
+        TrainConfig(linear_penalty=-1.0)
+    config = TrainConfig(window=512, batch_size=4, steps_per_epoch=20, max_epochs=2, valid_windows=8, lr=1e-2, threads=1)
+    x = torch.tensor(_noise(2048, 7), dtype=torch.float32).reshape(1, -1) * 0.3
+    clean = torch.tensor([[-1.0]])
+    shares = {}
+    for penalty in (0.0, 0.5):
+        run = tmp_path / f"p{penalty}"
+        train(tiny_dataset, ModelConfig(cond="concat", num_knobs=1), run, TrainConfig(**{**config.to_dict(), "linear_penalty": penalty}))
+        model, _ = load_run(run, "last")
+        with torch.no_grad():
+            output, _ = model(x, clean)
+            shares[penalty] = float(nonlinear_log_share(nonlinear_part(model, x, clean, output), output, skip=256))
+    # 40 steps from the same seed and windows: without the penalty in the loss the two runs would be identical
+    assert shares[0.5] < shares[0.0] - 1.0  # nats: the model's nonlinear share at drive 0 went down
