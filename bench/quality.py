@@ -114,8 +114,11 @@ def train_one(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def knob_response(session_dir: Path, runs: list[Path]) -> dict[str, Any]:
-    """THD and gain of the calibration tone at every captured setting: device and each run."""
+    """THD and gain of the calibration tone at every captured setting: device and each run. A model's
+    THD error is :func:`fxcap.report.measure.thd_error_db`: where the device's THD is its recording's
+    noise (within 3 dB of its floor), only a model THD above the device's counts."""
     from fxcap.capture.session import Session
+    from fxcap.report.measure import thd_error_db
     from fxcap.report.response import analyse
     from fxcap.report.runs import load_report_runs
     from fxcap.report.selection import setting_points
@@ -126,7 +129,7 @@ def knob_response(session_dir: Path, runs: list[Path]) -> dict[str, Any]:
     settings = [p.knobs for p in points]
     out = {"settings": settings, "device": response.device, "models": {}, "notes": notes}
     for label, rows in response.models.items():
-        thd_err = [abs(m["thd_db"] - d["thd_db"]) for m, d in zip(rows, response.device)
+        thd_err = [thd_error_db(m["thd_db"], d["thd_db"], d.get("thd_floor_db")) for m, d in zip(rows, response.device)
                    if m["thd_db"] is not None and d["thd_db"] is not None]
         gain_err = [abs(m["gain_db"] - d["gain_db"]) for m, d in zip(rows, response.device)
                     if m["gain_db"] is not None and d["gain_db"] is not None]

@@ -7,6 +7,8 @@ All functions take mono float arrays in full-scale units (1.0 = 0 dBFS) and comp
 :func:`tone_frequency` frequency (Hz) of the strongest spectral peak of a steady tone
 :func:`thd_db`         total harmonic distortion of a steady tone: ``10·log10(Σ_{h≥2} P_h / P_1)`` dB
                        (Blackman-Harris window, power summed over ±4 bins around each harmonic)
+:func:`thd_noise_floor_db`  what :func:`thd_db` reads from noise alone (the same bands between the
+                       harmonics); :func:`thd_error_db` compares a model's THD with the device's by it
 :func:`compression_db` gain reduction of loud against quiet material: median per-frame gain of the
                        quietest quarter of frames minus that of the loudest tenth (dB; 0 for a
                        linear device, positive when loud passages are turned down)
@@ -86,14 +88,8 @@ def _band_power(power: np.ndarray, bin_position: float) -> float:
     return float(np.sum(power[lo:hi])) if hi > lo else 0.0
 
 
-def thd_db(x: np.ndarray, sample_rate: int, fundamental_hz: float, max_harmonic: int = MAX_HARMONIC) -> float:
-    """Total harmonic distortion of a steady tone at ``fundamental_hz``, in dB relative to the fundamental.
-
-    ``10·log10(Σ P_h / P_1)`` over harmonics ``h = 2..max_harmonic`` whose band (±4 bins) lies below
-    the Nyquist frequency; ``P_h`` is the windowed power summed over ±4 bins around ``h·f0``.
-    A pure sine reads :data:`THD_FLOOR_DB` (-200 dB); a sine with a 3rd harmonic at 10 % amplitude, -20 dB.
-    Raises ``ValueError`` when ``x`` is too short to resolve the fundamental from DC and its 2nd harmonic.
-    """
+def _harmonic_ratio_db(x: np.ndarray, sample_rate: int, fundamental_hz: float, max_harmonic: int, offset: float) -> float:
+    """``10·log10(Σ_h P(h + offset) / P_1)`` over ``h = 2..max_harmonic`` whose band lies below Nyquist."""
     x = _mono(x)
     bin_hz = sample_rate / max(x.size, 1)
     if fundamental_hz <= 0 or fundamental_hz / bin_hz < 2 * HARMONIC_HALF_WIDTH + 1:
@@ -105,13 +101,48 @@ def thd_db(x: np.ndarray, sample_rate: int, fundamental_hz: float, max_harmonic:
     fundamental = _band_power(power, fundamental_hz / bin_hz)
     harmonics = 0.0
     for h in range(2, max_harmonic + 1):
-        position = h * fundamental_hz / bin_hz
-        if position + HARMONIC_HALF_WIDTH >= power.size - 1:
+        if h * fundamental_hz / bin_hz + HARMONIC_HALF_WIDTH >= power.size - 1:
             break
-        harmonics += _band_power(power, position)
+        harmonics += _band_power(power, (h + offset) * fundamental_hz / bin_hz)
     if fundamental <= 0:
         return float("nan")
     return max(10.0 * math.log10(max(harmonics, 1e-300) / fundamental), THD_FLOOR_DB)
+
+
+def thd_db(x: np.ndarray, sample_rate: int, fundamental_hz: float, max_harmonic: int = MAX_HARMONIC) -> float:
+    """Total harmonic distortion of a steady tone at ``fundamental_hz``, in dB relative to the fundamental.
+
+    ``10·log10(Σ P_h / P_1)`` over harmonics ``h = 2..max_harmonic`` whose band (±4 bins) lies below
+    the Nyquist frequency; ``P_h`` is the windowed power summed over ±4 bins around ``h·f0``.
+    A pure sine reads :data:`THD_FLOOR_DB` (-200 dB); a sine with a 3rd harmonic at 10 % amplitude, -20 dB.
+    Raises ``ValueError`` when ``x`` is too short to resolve the fundamental from DC and its 2nd harmonic.
+    """
+    return _harmonic_ratio_db(x, sample_rate, fundamental_hz, max_harmonic, 0.0)
+
+
+def thd_noise_floor_db(x: np.ndarray, sample_rate: int, fundamental_hz: float, max_harmonic: int = MAX_HARMONIC) -> float:
+    """What :func:`thd_db` would read from ``x``'s noise alone: the same bands, each moved half a
+    fundamental up (centred on ``(h + 1/2)·f0``, between the harmonics), relative to the fundamental (dB).
+
+    A recording's THD near this floor is its noise, not its distortion: the device's harmonics
+    there are unresolved, and all the measurement says is that they are no louder.
+    """
+    return _harmonic_ratio_db(x, sample_rate, fundamental_hz, max_harmonic, 0.5)
+
+
+THD_RESOLVED_DB = 3.0
+"""A THD reading counts as resolved from the noise when it is at least this far (dB) above its
+:func:`thd_noise_floor_db`: the harmonics then carry at least as much power as the noise in their bands."""
+
+
+def thd_error_db(model_db: float, device_db: float, device_floor_db: float | None = None,
+                 resolved_db: float = THD_RESOLVED_DB) -> float:
+    """How far a model's THD is from the device's (dB, never negative): ``|model - device|`` where the
+    device's THD is resolved from its noise floor, else only the excess ``max(model - device, 0)``
+    (the device's harmonics lie at or below its noise, so a cleaner model is no error)."""
+    if device_floor_db is not None and device_db < device_floor_db + resolved_db:
+        return max(model_db - device_db, 0.0)
+    return abs(model_db - device_db)
 
 
 def frame_levels_db(x: np.ndarray, sample_rate: int, frame_seconds: float = FRAME_SECONDS) -> np.ndarray:

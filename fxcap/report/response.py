@@ -7,6 +7,8 @@ the takes at that setting) and for each model (the same input rendered at that s
 * ``gain_db``: RMS gain of the steady calibration tone, out/in (dB);
 * ``thd_db``: harmonic distortion of that tone (dB, :func:`fxcap.report.measure.thd_db`), with the
   fundamental measured on the dry tone;
+* ``thd_floor_db``: what that THD reads from noise alone (:func:`fxcap.report.measure.thd_noise_floor_db`):
+  a device THD near it is the recording's noise, not the device's distortion;
 * ``compression_db``: gain reduction of loud against quiet program material
   (:func:`fxcap.report.measure.compression_db`), from 20 ms frames of every program excerpt.
 
@@ -29,6 +31,7 @@ from fxcap.report.selection import ResponseSlice, SettingPoint
 MEASURES: dict[str, str] = {
     "gain_db": "tone gain (dB)",
     "thd_db": "tone THD (dB)",
+    "thd_floor_db": "tone THD noise floor (dB)",
     "compression_db": "gain reduction, loud vs quiet (dB)",
 }
 """Measure key -> axis label."""
@@ -108,6 +111,7 @@ class _Analysis:
             result["gain_db"] = finite_or_none(measure.gain_db(self.tone_in, tone_out))
             if self.tone_hz is not None:
                 result["thd_db"] = finite_or_none(measure.thd_db(tone_out, self.sample_rate, self.tone_hz))
+                result["thd_floor_db"] = finite_or_none(measure.thd_noise_floor_db(tone_out, self.sample_rate, self.tone_hz))
         if levels_out is not None and levels_out.size and np.all(np.isfinite(levels_out)):
             result["compression_db"] = finite_or_none(measure.compression_db(self.levels_in, levels_out))
         return result

@@ -281,6 +281,26 @@ def test_measures_on_known_signals():
     assert measure.compression_db(levels[:4], levels[:4]) is None  # too few frames
 
 
+def test_the_thd_noise_floor_tells_distortion_from_noise():
+    rate, n = RATE, 2 * RATE
+    t = np.arange(n) / rate
+    sine = 0.5 * np.sin(2 * np.pi * 1000.0 * t)
+    noise = 1e-3 * np.random.default_rng(0).standard_normal(n)  # white: the same power in every band
+    # noise only: THD and its floor read the same within the estimates' scatter (the bands are as wide), far above a pure sine
+    assert measure.thd_db(sine + noise, rate, 1000.0) == pytest.approx(measure.thd_noise_floor_db(sine + noise, rate, 1000.0), abs=2.5)
+    assert measure.thd_noise_floor_db(sine + noise, rate, 1000.0) > measure.thd_noise_floor_db(sine, rate, 1000.0) + 60
+    # a third harmonic 30 dB down: THD reads it, the floor (between the harmonics) does not
+    distorted = sine + 0.5 * 10 ** (-30 / 20) * np.sin(2 * np.pi * 3000.0 * t) + noise
+    assert measure.thd_db(distorted, rate, 1000.0) == pytest.approx(-30.0, abs=0.1)
+    assert measure.thd_noise_floor_db(distorted, rate, 1000.0) < -60
+    # the error a model's THD is charged: two-sided where the device's THD is resolved, else only above it
+    assert measure.thd_error_db(-40.0, -30.0, -60.0) == 10.0 and measure.thd_error_db(-20.0, -30.0, -60.0) == 10.0
+    assert measure.thd_error_db(-75.0, -61.0, -62.0) == 0.0  # the device reads its noise: a cleaner model is right
+    assert measure.thd_error_db(-50.0, -61.0, -62.0) == 11.0  # ... a dirtier one is not
+    assert measure.thd_error_db(-75.0, -61.0, -64.0) == 14.0  # resolved (3 dB above the floor): two-sided again
+    assert measure.thd_error_db(-75.0, -61.0) == 14.0  # no floor known: two-sided
+
+
 def test_response_slices_and_default_choice_on_a_grid():
     points = [SettingPoint(OD3.complete({"drive": d, "tone": t}), [f"t{i}"])
               for i, (d, t) in enumerate((d, t) for d in (0.0, 5.0, 10.0) for t in (2.0, 8.0))]
