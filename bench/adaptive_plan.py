@@ -104,6 +104,7 @@ class BenchConfig:
         misfit_weights: adaptive plan: one curve per weight of the misfit term
             (:attr:`fxcap.adaptive.AdaptiveConfig.misfit_weight`).
         misfit_radius: adaptive plan: reach of a recorded setting's misfit (normalised units; a knob's range is 2).
+        distance_power: adaptive plan: scores times (distance to the nearest recorded setting)^power.
         acquisition: adaptive plan: a name of :data:`fxcap.adaptive.ACQUISITIONS`.
         pool: adaptive plan: a batch is spread over the ``pool x batch`` best-scored candidates.
         committee_steps: adaptive plan: optimizer steps of each committee member.
@@ -123,6 +124,7 @@ class BenchConfig:
     batch: int = 4
     misfit_weights: tuple[float, ...] = (AdaptiveConfig.misfit_weight,)
     misfit_radius: float = AdaptiveConfig.misfit_radius
+    distance_power: float = AdaptiveConfig.distance_power
     acquisition: str = AdaptiveConfig.acquisition
     pool: int = AdaptiveConfig.pool
     committee_steps: int = QuickModelConfig.steps
@@ -260,7 +262,7 @@ def adaptive_config(config: BenchConfig, weight: float):
     """The adaptive plan's :class:`~fxcap.adaptive.AdaptiveConfig` for misfit weight ``weight``."""
     quick = QuickModelConfig(scheme=config.committee_scheme, steps=config.committee_steps, seed=config.seed)
     return AdaptiveConfig(quick=quick, acquisition=config.acquisition, pool=config.pool, misfit_weight=weight,
-                          misfit_radius=config.misfit_radius)
+                          misfit_radius=config.misfit_radius, distance_power=config.distance_power)
 
 
 def adaptive_points(config: BenchConfig, weight: float) -> list[Point]:
@@ -507,6 +509,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[BenchConfig, bool, Path |
                         help="adaptive: weight of the misfit term; several values give one curve each")
     parser.add_argument("--misfit-radius", type=float, default=BenchConfig.misfit_radius,
                         help="adaptive: reach of the misfit (normalised units)")
+    parser.add_argument("--distance-power", type=float, default=BenchConfig.distance_power,
+                        help="adaptive: scores times (distance to the nearest recorded setting / the largest)^power")
     parser.add_argument("--acquisition", default=BenchConfig.acquisition,
                         help="adaptive: disagreement or frame_disagreement")
     parser.add_argument("--pool", type=int, default=BenchConfig.pool,
@@ -529,6 +533,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[BenchConfig, bool, Path |
         fields_["budgets"] = tuple(sorted(set(fields_["budgets"])))
     config = BenchConfig(device=args.device, plans=tuple(args.plans), scheme=args.scheme, seed=args.seed, batch=args.batch,
                          misfit_weights=tuple(args.misfit_weight), misfit_radius=args.misfit_radius,
+                         distance_power=args.distance_power,
                          acquisition=args.acquisition, pool=args.pool, committee_steps=args.committee_steps,
                          committee_scheme=args.committee_scheme, candidate_steps=args.candidate_steps,
                          **({"work": args.work} if args.work else {}), **fields_)

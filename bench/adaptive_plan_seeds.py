@@ -23,13 +23,14 @@ import argparse
 import json
 import math
 import sys
+from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from adaptive_plan import GRID, takes_to_reach  # noqa: E402
+from adaptive_plan import GRID, BenchConfig, takes_to_reach  # noqa: E402
 
 VARYING = ("seed", "work")
 """Configuration fields allowed to differ between the runs combined (everything else must agree)."""
@@ -43,7 +44,10 @@ def check_runs(runs: list[dict[str, Any]]) -> list[int]:
     """The seeds of ``runs``, in order; raises :class:`CombineError` unless they share one configuration."""
     if not runs:
         raise CombineError("no runs to combine: give the JSON files written by bench/adaptive_plan.py")
-    shared = [{k: v for k, v in r["config"].items() if k not in VARYING} for r in runs]
+    # a field a run lacks (written before the field existed) had its default then
+    defaults = {f.name: f.default for f in fields(BenchConfig) if f.default is not MISSING}
+    names = set().union(*(r["config"] for r in runs)) - set(VARYING)
+    shared = [{k: r["config"].get(k, defaults.get(k)) for k in names} for r in runs]
     for i, other in enumerate(shared[1:], start=1):
         if other != shared[0]:
             differ = sorted(k for k in set(other) | set(shared[0]) if other.get(k) != shared[0].get(k))

@@ -65,16 +65,20 @@ def get_acquisition(name: str) -> Acquisition:
         raise CaptureError(f"unknown acquisition {name!r}; choose one of {', '.join(ACQUISITIONS)}") from None
 
 
-def spread_picks(scores: np.ndarray, positions: np.ndarray, k: int, pool: int = 2) -> list[int]:
+def spread_picks(scores: np.ndarray, positions: np.ndarray, k: int, pool: int = 2,
+                 recorded: np.ndarray | None = None) -> list[int]:
     """``k`` candidates to record, best first: the best-scored one, then, among the ``pool * k``
     best-scored, each time the one farthest (Euclidean, in ``positions``' units) from the picks so far
-    (greedy max-min; a tie goes to the better score), so one batch does not pile up in one spot.
+    and from the ``recorded`` settings when given (greedy max-min; a tie goes to the better score), so
+    one batch does not pile up in one spot, nor next to a setting already recorded.
 
     Args:
         scores: ``(C,)`` acquisition scores (non-finite ones are never picked).
         positions: ``(C, K)`` the candidates' normalised knob positions.
         k: settings to pick (fewer when there are fewer usable candidates).
         pool: the pool holds the ``pool * k`` best candidates.
+        recorded: ``(S, K)`` normalised positions of the settings recorded so far (None: the batch's
+            picks alone count).
     Returns:
         indexes into ``scores``.
     """
@@ -86,10 +90,31 @@ def spread_picks(scores: np.ndarray, positions: np.ndarray, k: int, pool: int = 
     if not candidates or k < 1:
         return []
     picks = [candidates.pop(0)]
+    fixed = np.zeros((0, positions.shape[1])) if recorded is None else np.asarray(recorded, dtype=np.float64).reshape(-1, positions.shape[1])
     while candidates and len(picks) < k:
-        distance = np.linalg.norm(positions[candidates][:, None, :] - positions[picks][None, :, :], axis=-1).min(axis=1)
+        distance = distance_to_nearest(positions[candidates], np.concatenate([fixed, positions[picks]]))
         picks.append(candidates.pop(int(np.argmax(distance))))  # argmax takes the first (best-scored) of equals
     return [int(i) for i in picks]
+
+
+def distance_to_nearest(positions: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """``(C,)`` each position's Euclidean distance to the nearest of ``others`` (``(S, K)``; inf when empty)."""
+    positions = np.asarray(positions, dtype=np.float64).reshape(len(positions), -1)
+    others = np.asarray(others, dtype=np.float64).reshape(-1, positions.shape[1])
+    if not len(others):
+        return np.full(len(positions), np.inf)
+    return np.linalg.norm(positions[:, None, :] - others[None, :, :], axis=-1).min(axis=1)
+
+
+def distance_factor(positions: np.ndarray, recorded: np.ndarray, power: float) -> np.ndarray:
+    """``(d / max d)^power`` per candidate, ``d`` its distance to the nearest recorded setting: what
+    :func:`fxcap.adaptive.planner.propose` multiplies the scores by, so the committee's doubt counts
+    less next to a recorded setting (which a new take there would mostly repeat) and most in the
+    widest gap. 1 everywhere for ``power`` 0 or nothing recorded."""
+    distance = distance_to_nearest(positions, recorded)
+    if power == 0 or not np.isfinite(distance).all() or distance.max() <= 0:
+        return np.ones(len(distance))
+    return (distance / distance.max()) ** power
 
 
 def misfit_nearby(positions: np.ndarray, recorded: np.ndarray, misfit: np.ndarray, radius: float) -> np.ndarray:

@@ -90,6 +90,10 @@ class AdaptiveConfig:
             (:func:`fxcap.adaptive.acquisition.misfit_nearby`; 0: the acquisition alone).
         misfit_radius: how far a recorded setting's misfit reaches (normalised knob units; a knob's
             range is 2).
+        distance_power: the scores are multiplied by ``(d / max d)^distance_power``, ``d`` a
+            candidate's distance to the nearest recorded setting
+            (:func:`fxcap.adaptive.acquisition.distance_factor`), and a batch is spread away from the
+            recorded settings too; 0: neither (the scores alone, the batch spread from its own picks).
     """
 
     quick: QuickModelConfig = field(default_factory=QuickModelConfig)
@@ -98,6 +102,7 @@ class AdaptiveConfig:
     pool: int = 2
     misfit_weight: float = 1.0
     misfit_radius: float = 0.5
+    distance_power: float = 0.0
 
     def __post_init__(self) -> None:
         from fxcap.adaptive.acquisition import get_acquisition
@@ -106,9 +111,12 @@ class AdaptiveConfig:
         _positive("adaptive plan", "max_candidates", self.max_candidates)
         _positive("adaptive plan", "pool", self.pool)
         _positive("adaptive plan", "misfit_radius", self.misfit_radius, float)
-        if isinstance(self.misfit_weight, bool) or not isinstance(self.misfit_weight, (int, float)) or not self.misfit_weight >= 0:
-            raise CaptureError(f"adaptive plan: misfit_weight must be 0 or more, not {self.misfit_weight!r}")
+        for name in ("misfit_weight", "distance_power"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                raise CaptureError(f"adaptive plan: {name} must be 0 or more, not {value!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return {"quick_model": self.quick.to_dict(), "acquisition": self.acquisition, "max_candidates": self.max_candidates,
-                "pool": self.pool, "misfit_weight": self.misfit_weight, "misfit_radius": self.misfit_radius}
+                "pool": self.pool, "misfit_weight": self.misfit_weight, "misfit_radius": self.misfit_radius,
+                "distance_power": self.distance_power}

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from fxcap.adaptive.acquisition import Acquisition, get_acquisition, misfit_nearby, spread_picks
+from fxcap.adaptive.acquisition import Acquisition, distance_factor, get_acquisition, misfit_nearby, spread_picks
 from fxcap.adaptive.candidates import DEFAULT_STEPS, Candidates, candidate_grid
 from fxcap.adaptive.committee import committee_misfit, committee_predictions, train_committee
 from fxcap.adaptive.config import AdaptiveConfig
@@ -43,7 +43,8 @@ class Proposal:
 
     Attributes:
         picks: indexes of the chosen candidates, in the order to record them.
-        scores: ``(C,)`` every candidate's score: the acquisition's plus the weighted misfit term.
+        scores: ``(C,)`` every candidate's score: the acquisition's plus the weighted misfit term
+            (times the distance factor with ``AdaptiveConfig.distance_power``).
         seconds: wall-clock time of training and scoring.
         disagreement: ``(C,)`` the acquisition's part of the scores.
         misfit: ``(S,)`` the committee's ESR at each recorded setting of the training set.
@@ -78,7 +79,10 @@ def propose(data: TrainingSet, candidates: np.ndarray, k: int, config: AdaptiveC
     if not np.isfinite(scores).all():
         raise CaptureError("the committee's scores are not finite (a quick model diverged); lower the quick model's "
                            "learning rate")
-    picks = spread_picks(scores, candidates, k, config.pool)
+    spaced = config.distance_power > 0
+    if spaced:
+        scores = scores * distance_factor(candidates, data.knobs, config.distance_power)
+    picks = spread_picks(scores, candidates, k, config.pool, recorded=data.knobs if spaced else None)
     return Proposal(picks, scores, time.perf_counter() - started, acquired, misfit)
 
 

@@ -1,11 +1,13 @@
 """The adaptive plan's pieces without training: the acquisition, the batch spreading, the misfit term,
 the candidates and the excerpts."""
 
+import math
+
 import numpy as np
 import pytest
 
 from fxcap.adaptive import ACQUISITIONS, candidate_grid, disagreement, excerpt_pieces, frame_disagreement, spread_picks
-from fxcap.adaptive.acquisition import misfit_nearby
+from fxcap.adaptive.acquisition import distance_factor, distance_to_nearest, misfit_nearby
 from fxcap.adaptive.config import AdaptiveConfig, QuickModelConfig
 from fxcap.capture.profiles import LA2A, OD3
 from fxcap.errors import CaptureError
@@ -63,6 +65,26 @@ def test_a_batch_starts_at_the_best_and_is_spread_apart():
     assert len(spread_picks(scores, positions, 10)) == 5
 
 
+def test_a_batch_spread_from_the_recorded_settings_does_not_sit_next_to_them():
+    positions = np.array([[0.0, 0.0], [0.95, 0.95], [-1.0, 0.0], [0.5, -0.5]])
+    scores = np.array([1.0, 0.9, 0.8, 0.7])
+    assert spread_picks(scores, positions, 2, pool=2) == [0, 1]  # the farthest from pick 0 alone
+    recorded = np.array([[1.0, 1.0]])  # pick 1 would repeat it: the farthest from picks and recorded is 2
+    assert spread_picks(scores, positions, 2, pool=2, recorded=recorded) == [0, 2]
+    assert spread_picks(scores, positions, 2, pool=2, recorded=np.zeros((0, 2))) == [0, 1]
+
+
+def test_the_distance_factor_favours_the_widest_gap():
+    recorded = np.array([[-1.0, -1.0], [1.0, 1.0]])
+    positions = np.array([[-0.9, -1.0], [1.0, -1.0], [0.0, 0.0]])
+    # distances 0.1, 2 and sqrt(2): relative to the largest, to the power
+    np.testing.assert_allclose(distance_factor(positions, recorded, 2.0), [0.0025, 1.0, 0.5])
+    np.testing.assert_allclose(distance_factor(positions, recorded, 1.0), [0.05, 1.0, math.sqrt(0.5)])
+    np.testing.assert_array_equal(distance_factor(positions, recorded, 0.0), np.ones(3))
+    np.testing.assert_array_equal(distance_factor(positions, np.zeros((0, 2)), 2.0), np.ones(3))
+    np.testing.assert_allclose(distance_to_nearest(positions, recorded), [0.1, 2.0, math.sqrt(2)])
+
+
 def test_misfit_reaches_the_neighbours_of_a_badly_fit_setting():
     candidates = np.array([[0.9, -0.9], [0.0, 0.0], [-0.9, 0.9]])
     recorded = np.array([[1.0, -1.0], [-1.0, 1.0]])
@@ -95,6 +117,7 @@ def test_excerpts_come_from_trainable_regions_only():
     (lambda: QuickModelConfig(steps=0), "steps must be a positive integer"),
     (lambda: AdaptiveConfig(acquisition="random"), "unknown acquisition 'random'"),
     (lambda: AdaptiveConfig(misfit_weight=-1), "misfit_weight"),
+    (lambda: AdaptiveConfig(distance_power=-0.5), "distance_power must be 0 or more"),
 ])
 def test_configs_refuse_meaningless_values(make, match):
     with pytest.raises(CaptureError, match=match):

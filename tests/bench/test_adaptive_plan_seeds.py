@@ -65,6 +65,12 @@ def test_combine_refuses_runs_of_other_configurations_a_repeated_seed_or_missing
         combine([run0, _run(1, {4: 0.4}, {5: 0.2, 9: 0.1})])
     with pytest.raises(CombineError, match="no runs"):
         combine([])
+    older = _run(1, {4: 0.4}, {5: 0.2})
+    run0["config"]["distance_power"] = 0.0  # a field added later, at its default: the runs still combine
+    assert combine([run0, older])["seeds"] == [0, 1]
+    run0["config"]["distance_power"] = 2.0
+    with pytest.raises(CombineError, match="distance_power"):
+        combine([run0, older])
 
 
 def test_main_writes_json_and_markdown_and_refuses_unreadable_files(tmp_path, capsys):
