@@ -10,6 +10,7 @@ geometric-mean curves (log ESR interpolated linearly between budgets, as in ``ad
 
     python bench/adaptive_plan.py --budgets 5 9 13 --steps 2500 --seed 0 --out s0.json   # one per seed
     python bench/adaptive_plan_seeds.py s0.json s1.json s2.json --out bench/results/adaptive-plan-od3-seeds.json
+    python bench/adaptive_plan_seeds.py s0.json s1.json --with d0.json d1.json   # + curves of other adaptive settings
 
 Each seed scores its models at the dense settings that none of *its* plans captured, so the held-out
 settings differ a little between seeds (always 72 of the 81 of a 9 x 9 grid with budgets 5, 9, 13).
@@ -56,6 +57,38 @@ def check_runs(runs: list[dict[str, Any]]) -> list[int]:
     if len(set(seeds)) != len(seeds):
         raise CombineError(f"seed given twice ({seeds}): combine runs of different seeds")
     return seeds
+
+
+CURVE_FIELDS = ("plans", "misfit_weights")
+"""Configuration fields that only choose which curves a run has (a run merged in may differ in them)."""
+
+
+def _setting_key(row: dict[str, Any]) -> tuple:
+    return tuple(sorted((k, v) for k, v in row.items() if k != "esr"))
+
+
+def merge_run(run: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``run`` with the curves of ``extra`` (a run of the same seed with other adaptive settings) added,
+    labelled by the settings they differ in (``adaptive m=1, distance_power=2``); every point's mean and
+    worst held-out ESR are then taken over the dense settings both runs scored (each run leaves out
+    what its own plans captured), so the curves compare on the same settings."""
+    if run["config"]["seed"] != extra["config"]["seed"]:
+        raise CombineError(f"a run of seed {extra['config']['seed']} cannot join the run of seed {run['config']['seed']}")
+    ignored = set(VARYING) | set(CURVE_FIELDS)
+    differ = sorted(k for k in set(run["config"]) | set(extra["config"]) if k not in ignored
+                    and run["config"].get(k) != extra["config"].get(k))
+    if not differ:
+        raise CombineError("the run merged in has the same adaptive settings: give it to the seeds' list instead")
+    suffix = ", ".join(f"{k}={extra['config'].get(k)}" for k in differ)
+    common = set.intersection(*({_setting_key(r) for r in p["per_setting"]} for p in run["points"] + extra["points"]))
+    if not common:
+        raise CombineError("the two runs scored no dense setting in common")
+    points = []
+    for point, label in [(p, p["plan"]) for p in run["points"]] + [(p, f"{p['plan']}, {suffix}") for p in extra["points"]]:
+        kept = [r for r in point["per_setting"] if _setting_key(r) in common]
+        points.append({**point, "plan": label, "esr_mean": sum(r["esr"] for r in kept) / len(kept),
+                       "esr_worst": max(r["esr"] for r in kept), "scored": len(kept)})
+    return {**run, "points": points}
 
 
 def geometric_mean(values: list[float]) -> float:
@@ -127,12 +160,21 @@ def markdown(combined: dict[str, Any], runs: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path, help="JSON files of bench/adaptive_plan.py, one per seed")
+    parser.add_argument("--with", dest="extra", nargs="+", type=Path, default=[],
+                        help="runs of other adaptive settings (one per seed, e.g. --distance-power 2 --plans adaptive): "
+                             "their curves join the same seed's run, every mean taken over the settings both scored")
     parser.add_argument("--metric", choices=("esr_mean", "esr_worst"), default="esr_mean")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "adaptive-plan-od3-seeds.json",
                         help="JSON file (the .md beside it)")
     args = parser.parse_args(argv)
     try:
         runs = [json.loads(p.read_text(encoding="utf-8")) for p in args.runs]
+        for path in args.extra:
+            extra = json.loads(path.read_text(encoding="utf-8"))
+            same_seed = [i for i, r in enumerate(runs) if r["config"]["seed"] == extra["config"]["seed"]]
+            if not same_seed:
+                raise CombineError(f"{path} is of seed {extra['config']['seed']}, which none of the runs has")
+            runs[same_seed[0]] = merge_run(runs[same_seed[0]], extra)
         combined = combine(runs, args.metric)
     except (OSError, json.JSONDecodeError, KeyError) as exc:
         raise SystemExit(f"cannot read the runs ({exc}): give the JSON files written by bench/adaptive_plan.py") from None

@@ -13,7 +13,7 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
 
 from adaptive_plan import takes_to_reach  # noqa: E402
-from adaptive_plan_seeds import CombineError, combine, main  # noqa: E402
+from adaptive_plan_seeds import CombineError, combine, main, merge_run  # noqa: E402
 
 CONFIG = {"device": "od3", "budgets": [5, 9], "steps": 100, "dense": 5, "scheme": "film", "batch": 4, "epochs": 2,
           "steps_per_epoch": 50, "acquisition": "disagreement", "committee_scheme": "film", "committee_steps": 300,
@@ -90,3 +90,28 @@ def test_main_writes_json_and_markdown_and_refuses_unreadable_files(tmp_path, ca
     bad.write_text("{not json")
     with pytest.raises(SystemExit, match="cannot read the runs"):
         main([str(bad), "--out", str(out)])
+
+
+def _scored(run: dict, esr_by_drive: dict[str, dict[float, float]]) -> dict:
+    """``run`` with per-setting rows: plan -> {drive: ESR} (one knob), means from them."""
+    for point in run["points"]:
+        rows = esr_by_drive[point["plan"]]
+        point["per_setting"] = [{"drive": d, "esr": e} for d, e in rows.items()]
+    return run
+
+
+def test_a_run_of_other_adaptive_settings_joins_its_seed_on_the_settings_both_scored():
+    main_run = _scored(_run(0, {4: 0.0}, {5: 0.0}), {"grid": {1.0: 0.1, 2.0: 0.3, 3.0: 0.5}, "adaptive m=1": {1.0: 0.2, 2.0: 0.2, 3.0: 0.2}})
+    extra = _scored(_run(0, {}, {5: 0.0}), {"adaptive m=1": {2.0: 0.05, 3.0: 0.15, 4.0: 9.0}})
+    extra["config"].update(distance_power=2.0, plans=["adaptive"])
+    merged = merge_run(main_run, extra)
+    by_plan = {p["plan"]: p for p in merged["points"]}
+    assert set(by_plan) == {"grid", "adaptive m=1", "adaptive m=1, distance_power=2.0"}
+    # drive 1 was captured by the other run's plan, drive 4 by this one's: both left out of every mean
+    assert by_plan["grid"]["esr_mean"] == pytest.approx(0.4) and by_plan["grid"]["esr_worst"] == 0.5
+    assert by_plan["adaptive m=1, distance_power=2.0"]["esr_mean"] == pytest.approx(0.1)
+    assert all(p["scored"] == 2 for p in merged["points"])
+    with pytest.raises(CombineError, match="same adaptive settings"):
+        merge_run(main_run, _scored(_run(0, {}, {5: 0.0}), {"adaptive m=1": {2.0: 0.1}}))
+    with pytest.raises(CombineError, match="seed 1"):
+        merge_run(main_run, {**extra, "config": {**extra["config"], "seed": 1}})
