@@ -151,6 +151,8 @@ def markdown(combined: dict[str, Any], runs: list[dict[str, Any]]) -> str:
         for plan, r in reach["plans"].items():
             if r["takes"] is None:
                 lines.append(f"- {plan}: not reached within its largest budget")
+            elif plan == GRID:
+                lines.append(f"- {plan}: {r['takes']:.1f} takes" + (" (the target is its own)" if r["takes"] == reach["grid_takes"] else ""))
             else:
                 half = "half or fewer of the grid's takes" if r["half_or_fewer"] else "more than half of the grid's takes"
                 lines.append(f"- {plan}: {r['takes']:.1f} takes ({r['how']}), {half}")
