@@ -122,3 +122,24 @@ def test_excerpts_come_from_trainable_regions_only():
 def test_configs_refuse_meaningless_values(make, match):
     with pytest.raises(CaptureError, match=match):
         make()
+
+
+def test_propose_with_a_distance_power_leaves_the_neighbours_of_recorded_settings(monkeypatch):
+    from types import SimpleNamespace
+
+    from fxcap.adaptive import planner
+
+    recorded = np.array([[-1.0, -1.0], [1.0, 1.0], [0.0, 0.0]])
+    candidates = np.array([[0.9, 1.0], [-1.0, 0.0], [1.0, -1.0], [-0.9, -1.0]])
+    # the committee doubts most right next to two recorded corners
+    doubt = np.array([1.0, 0.3, 0.2, 0.9])
+    monkeypatch.setattr(planner, "train_committee", lambda data, quick: None)
+    monkeypatch.setattr(planner, "committee_predictions", lambda models, data, cands, quick: None)
+    monkeypatch.setattr(planner, "committee_misfit", lambda models, data, quick: np.zeros(len(recorded)))
+    data = SimpleNamespace(knobs=recorded)
+    plain = planner.propose(data, candidates, 2, AdaptiveConfig(misfit_weight=0.0), acquisition=lambda p: doubt)
+    assert plain.picks == [0, 3]  # the two near-repeats of recorded corners
+    spaced = planner.propose(data, candidates, 2, AdaptiveConfig(misfit_weight=0.0, distance_power=2.0), acquisition=lambda p: doubt)
+    # distances 0.1, 1, 1.41, 0.1: the factor (d / 1.41)^2 makes the open corner (1, -1) first, then (-1, 0)
+    assert spaced.picks == [2, 1]
+    np.testing.assert_allclose(spaced.scores, doubt * distance_factor(candidates, recorded, 2.0))
