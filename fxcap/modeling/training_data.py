@@ -23,6 +23,7 @@ VALID_SEED = 20_231
 
 log = logging.getLogger("fxcap.modeling.train")
 
+
 def validation_loader(dataset_dir: str | Path, window: int, config: TrainConfig, **cache: Any):
     """The validation windows: the split's grid, or with ``config.valid_windows`` a fixed random sample of it.
 
