@@ -2,18 +2,18 @@
 
 All functions take mono float arrays in full-scale units (1.0 = 0 dBFS) and compute in float64.
 
-=====================  ======================================================================
-:func:`gain_db`        ``20·log10(RMS(out) / RMS(in))`` dB over the same stretch of samples
-:func:`tone_frequency` frequency (Hz) of the strongest spectral peak of a steady tone
-:func:`thd_db`         total harmonic distortion of a steady tone: ``10·log10(Σ_{h≥2} P_h / P_1)`` dB
-                       (Blackman-Harris window, power summed over ±4 bins around each harmonic)
-:func:`thd_noise_floor_db`  what :func:`thd_db` reads from noise alone (the same bands between the
-                       harmonics); :func:`thd_error_db` compares a model's THD with the device's by it
-:func:`compression_db` gain reduction of loud against quiet material: median per-frame gain of the
-                       quietest quarter of frames minus that of the loudest tenth (dB; 0 for a
-                       linear device, positive when loud passages are turned down)
-:func:`spectrogram_db` magnitude spectrogram in dBFS (Hann window)
-=====================  ======================================================================
+==========================  ==================================================================================
+:func:`gain_db`             ``20·log10(RMS(out) / RMS(in))`` dB over the same stretch of samples
+:func:`tone_frequency`      frequency (Hz) of the strongest spectral peak of a steady tone
+:func:`thd_db`              total harmonic distortion of a steady tone: ``10·log10(Σ_{h≥2} P_h / P_1)`` dB
+                            (Blackman-Harris window, power summed over ±4 bins around each harmonic)
+:func:`thd_noise_floor_db`  what :func:`thd_db` reads from noise alone (the same bands, between the harmonics)
+:func:`thd_error_db`        how far a model's THD is from the device's, by the device's noise floor
+:func:`compression_db`      gain reduction of loud against quiet material: median per-frame gain of the
+                            quietest quarter of frames minus that of the loudest tenth (dB; 0 for a
+                            linear device, positive when loud passages are turned down)
+:func:`spectrogram_db`      magnitude spectrogram in dBFS (Hann window)
+==========================  ==================================================================================
 """
 
 from __future__ import annotations
