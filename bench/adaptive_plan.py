@@ -369,18 +369,25 @@ def takes_to_reach(curve: list[tuple[int, float]], target: float) -> tuple[float
 def reach_summary(points: list[Point], metric: str = "esr_mean") -> dict[str, Any]:
     """The target (the grid's held-out ``metric``, ``esr_mean`` or ``esr_worst``, at its largest budget) and
     the takes each plan needs to reach it."""
-    grid = [p for p in points if p.plan == GRID]
-    if not grid:
+    curves: dict[str, list[tuple[int, float]]] = {}
+    for p in points:
+        curves.setdefault(p.plan, []).append((p.takes, getattr(p, metric)))
+    reach = reach_of_curves(curves)
+    return {"metric": metric, **reach} if reach else {}
+
+
+def reach_of_curves(curves: dict[str, list[tuple[int, float]]]) -> dict[str, Any]:
+    """``curves`` (plan -> ``(takes, ESR)`` points): the grid's ESR at its largest budget as the target,
+    and the takes each plan needs to reach it (:func:`takes_to_reach`); empty without a grid curve."""
+    if not curves.get(GRID):
         return {}
-    last = max(grid, key=lambda p: p.takes)
-    target = getattr(last, metric)
-    out: dict[str, Any] = {"metric": metric, "target_esr": target, "grid_takes": last.takes, "plans": {}}
-    for plan in dict.fromkeys(p.plan for p in points):
-        curve = [(p.takes, getattr(p, metric)) for p in points if p.plan == plan]
+    grid_takes, target = max(curves[GRID])
+    out: dict[str, Any] = {"target_esr": target, "grid_takes": grid_takes, "plans": {}}
+    for plan, curve in curves.items():
         takes, how = takes_to_reach(curve, target)
         out["plans"][plan] = {"takes": takes, "how": how,
-                              "half_or_fewer": takes is not None and takes <= last.takes / 2.0,
-                              "saved_takes": None if takes is None else last.takes - takes}
+                              "half_or_fewer": takes is not None and takes <= grid_takes / 2.0,
+                              "saved_takes": None if takes is None else grid_takes - takes}
     return out
 
 
@@ -395,11 +402,11 @@ def table(points: list[Point]) -> str:
     return "\n".join(lines)
 
 
-def reach_lines(reach: dict[str, Any]) -> list[str]:
-    """The takes-to-reach summary in words."""
+def reach_lines(reach: dict[str, Any], what: str = "mean held-out ESR") -> list[str]:
+    """The takes-to-reach summary in words (``what``: the measure the curves show)."""
     if not reach:
         return []
-    lines = [f"Takes needed to reach the grid's mean held-out ESR at {reach['grid_takes']} takes "
+    lines = [f"Takes needed to reach the grid's {what} at {reach['grid_takes']} takes "
              f"({reach['target_esr']:.4f}; log ESR interpolated between budgets):"]
     for plan, r in reach["plans"].items():
         if r["takes"] is None:

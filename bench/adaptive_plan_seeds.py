@@ -31,7 +31,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from adaptive_plan import GRID, BenchConfig, takes_to_reach  # noqa: E402
+from adaptive_plan import BenchConfig, reach_lines, reach_of_curves  # noqa: E402
 
 VARYING = ("seed", "work")
 """Configuration fields allowed to differ between the runs combined (everything else must agree)."""
@@ -112,18 +112,8 @@ def combine(runs: list[dict[str, Any]], metric: str = "esr_mean") -> dict[str, A
                 raise CombineError(f"{plan} at {takes} takes is in {len(values)} of {len(runs)} runs: combine runs of the same budgets")
             rows.append({"plan": plan, "takes": takes, "per_seed": values, "geometric_mean": geometric_mean(values),
                          "min": min(values), "max": max(values)})
-    out: dict[str, Any] = {"metric": metric, "seeds": seeds, "rows": rows, "reach": {}}
-    grid = [r for r in rows if r["plan"] == GRID]
-    if grid:
-        last = max(grid, key=lambda r: r["takes"])
-        out["reach"] = {"target_esr": last["geometric_mean"], "grid_takes": last["takes"], "plans": {}}
-        for plan in curves:
-            curve = [(r["takes"], r["geometric_mean"]) for r in rows if r["plan"] == plan]
-            takes, how = takes_to_reach(curve, last["geometric_mean"])
-            out["reach"]["plans"][plan] = {"takes": takes, "how": how,
-                                           "half_or_fewer": takes is not None and takes <= last["takes"] / 2.0,
-                                           "saved_takes": None if takes is None else last["takes"] - takes}
-    return out
+    curves = {plan: [(r["takes"], r["geometric_mean"]) for r in rows if r["plan"] == plan] for plan in curves}
+    return {"metric": metric, "seeds": seeds, "rows": rows, "reach": reach_of_curves(curves)}
 
 
 def markdown(combined: dict[str, Any], runs: list[dict[str, Any]]) -> str:
@@ -144,18 +134,8 @@ def markdown(combined: dict[str, Any], runs: list[dict[str, Any]]) -> str:
     for r in combined["rows"]:
         lines.append(f"| {r['plan']} | {r['takes']} | " + " | ".join(f"{v:.3f}" for v in r["per_seed"])
                      + f" | **{r['geometric_mean']:.3f}** | {r['min']:.3f}-{r['max']:.3f} |")
-    reach = combined["reach"]
-    if reach:
-        lines += ["", f"Takes needed to reach the grid's geometric-mean held-out ESR at {reach['grid_takes']} takes "
-                      f"({reach['target_esr']:.3f}), on the geometric-mean curves:"]
-        for plan, r in reach["plans"].items():
-            if r["takes"] is None:
-                lines.append(f"- {plan}: not reached within its largest budget")
-            elif plan == GRID:
-                lines.append(f"- {plan}: {r['takes']:.1f} takes" + (" (the target is its own)" if r["takes"] == reach["grid_takes"] else ""))
-            else:
-                half = "half or fewer of the grid's takes" if r["half_or_fewer"] else "more than half of the grid's takes"
-                lines.append(f"- {plan}: {r['takes']:.1f} takes ({r['how']}), {half}")
+    if combined["reach"]:
+        lines += ["", *reach_lines(combined["reach"], "geometric-mean held-out ESR")]
     return "\n".join(lines) + "\n"
 
 

@@ -9,6 +9,7 @@ All functions take mono float arrays in full-scale units (1.0 = 0 dBFS) and comp
                             (Blackman-Harris window, power summed over ±4 bins around each harmonic)
 :func:`thd_noise_floor_db`  what :func:`thd_db` reads from noise alone (the same bands, between the harmonics)
 :func:`thd_error_db`        how far a model's THD is from the device's, by the device's noise floor
+:func:`thd_and_floor_db`    both THD figures from one spectrum (what the knob response uses)
 :func:`compression_db`      gain reduction of loud against quiet material: median per-frame gain of the
                             quietest quarter of frames minus that of the loudest tenth (dB; 0 for a
                             linear device, positive when loud passages are turned down)
@@ -88,8 +89,10 @@ def _band_power(power: np.ndarray, bin_position: float) -> float:
     return float(np.sum(power[lo:hi])) if hi > lo else 0.0
 
 
-def _harmonic_ratio_db(x: np.ndarray, sample_rate: int, fundamental_hz: float, max_harmonic: int, offset: float) -> float:
-    """``10·log10(Σ_h P(h + offset) / P_1)`` over ``h = 2..max_harmonic`` whose band lies below Nyquist."""
+def _harmonic_ratios_db(x: np.ndarray, sample_rate: int, fundamental_hz: float, max_harmonic: int,
+                        offsets: tuple[float, ...]) -> tuple[float, ...]:
+    """``10·log10(Σ_h P(h + offset) / P_1)`` over ``h = 2..max_harmonic`` whose band lies below Nyquist,
+    for each offset, from one spectrum."""
     x = _mono(x)
     bin_hz = sample_rate / max(x.size, 1)
     if fundamental_hz <= 0 or fundamental_hz / bin_hz < 2 * HARMONIC_HALF_WIDTH + 1:
@@ -99,14 +102,14 @@ def _harmonic_ratio_db(x: np.ndarray, sample_rate: int, fundamental_hz: float, m
         )
     power = _power_spectrum(x - x.mean())
     fundamental = _band_power(power, fundamental_hz / bin_hz)
-    harmonics = 0.0
-    for h in range(2, max_harmonic + 1):
-        if h * fundamental_hz / bin_hz + HARMONIC_HALF_WIDTH >= power.size - 1:
-            break
-        harmonics += _band_power(power, (h + offset) * fundamental_hz / bin_hz)
+    orders = [h for h in range(2, max_harmonic + 1) if h * fundamental_hz / bin_hz + HARMONIC_HALF_WIDTH < power.size - 1]
     if fundamental <= 0:
-        return float("nan")
-    return max(10.0 * math.log10(max(harmonics, 1e-300) / fundamental), THD_FLOOR_DB)
+        return tuple(float("nan") for _ in offsets)
+    return tuple(
+        max(10.0 * math.log10(max(sum(_band_power(power, (h + offset) * fundamental_hz / bin_hz) for h in orders), 1e-300)
+                              / fundamental), THD_FLOOR_DB)
+        for offset in offsets
+    )
 
 
 def thd_db(x: np.ndarray, sample_rate: int, fundamental_hz: float, max_harmonic: int = MAX_HARMONIC) -> float:
@@ -117,7 +120,7 @@ def thd_db(x: np.ndarray, sample_rate: int, fundamental_hz: float, max_harmonic:
     A pure sine reads :data:`THD_FLOOR_DB` (-200 dB); a sine with a 3rd harmonic at 10 % amplitude, -20 dB.
     Raises ``ValueError`` when ``x`` is too short to resolve the fundamental from DC and its 2nd harmonic.
     """
-    return _harmonic_ratio_db(x, sample_rate, fundamental_hz, max_harmonic, 0.0)
+    return _harmonic_ratios_db(x, sample_rate, fundamental_hz, max_harmonic, (0.0,))[0]
 
 
 def thd_noise_floor_db(x: np.ndarray, sample_rate: int, fundamental_hz: float, max_harmonic: int = MAX_HARMONIC) -> float:
@@ -127,7 +130,13 @@ def thd_noise_floor_db(x: np.ndarray, sample_rate: int, fundamental_hz: float, m
     A recording's THD near this floor is its noise, not its distortion: the device's harmonics
     there are unresolved, and all the measurement says is that they are no louder.
     """
-    return _harmonic_ratio_db(x, sample_rate, fundamental_hz, max_harmonic, 0.5)
+    return _harmonic_ratios_db(x, sample_rate, fundamental_hz, max_harmonic, (0.5,))[0]
+
+
+def thd_and_floor_db(x: np.ndarray, sample_rate: int, fundamental_hz: float, max_harmonic: int = MAX_HARMONIC) -> tuple[float, float]:
+    """:func:`thd_db` and :func:`thd_noise_floor_db` of ``x`` from one spectrum."""
+    thd, floor = _harmonic_ratios_db(x, sample_rate, fundamental_hz, max_harmonic, (0.0, 0.5))
+    return thd, floor
 
 
 THD_RESOLVED_DB = 3.0

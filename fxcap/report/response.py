@@ -110,8 +110,8 @@ class _Analysis:
         if tone_out is not None and self.tone_in is not None and np.all(np.isfinite(tone_out)):
             result["gain_db"] = finite_or_none(measure.gain_db(self.tone_in, tone_out))
             if self.tone_hz is not None:
-                result["thd_db"] = finite_or_none(measure.thd_db(tone_out, self.sample_rate, self.tone_hz))
-                result["thd_floor_db"] = finite_or_none(measure.thd_noise_floor_db(tone_out, self.sample_rate, self.tone_hz))
+                thd, floor = measure.thd_and_floor_db(tone_out, self.sample_rate, self.tone_hz)
+                result["thd_db"], result["thd_floor_db"] = finite_or_none(thd), finite_or_none(floor)
         if levels_out is not None and levels_out.size and np.all(np.isfinite(levels_out)):
             result["compression_db"] = finite_or_none(measure.compression_db(self.levels_in, levels_out))
         return result
