@@ -54,6 +54,7 @@ sys.path.insert(0, str(ROOT))
 
 from fxcap.adaptive import AdaptiveConfig, QuickModelConfig  # noqa: E402
 from fxcap.adaptive.candidates import DEFAULT_STEPS  # noqa: E402
+from fxcap.adaptive.config import SCORE_BY  # noqa: E402
 
 WORK_MARK = ".adaptive-plan-bench"
 """File marking a ``--work`` folder as this benchmark's (only such a folder is emptied)."""
@@ -105,6 +106,8 @@ class BenchConfig:
             (:attr:`fxcap.adaptive.AdaptiveConfig.misfit_weight`).
         misfit_radius: adaptive plan: reach of a recorded setting's misfit (normalised units; a knob's range is 2).
         distance_power: adaptive plan: scores times (distance to the nearest recorded setting)^power.
+        score_by: adaptive plan: ``committee`` or ``output_change``
+            (:attr:`fxcap.adaptive.AdaptiveConfig.score_by`).
         acquisition: adaptive plan: a name of :data:`fxcap.adaptive.ACQUISITIONS`.
         pool: adaptive plan: a batch is spread over the ``pool x batch`` best-scored candidates.
         committee_steps: adaptive plan: optimizer steps of each committee member.
@@ -125,6 +128,7 @@ class BenchConfig:
     misfit_weights: tuple[float, ...] = (AdaptiveConfig.misfit_weight,)
     misfit_radius: float = AdaptiveConfig.misfit_radius
     distance_power: float = AdaptiveConfig.distance_power
+    score_by: str = "committee"
     acquisition: str = AdaptiveConfig.acquisition
     pool: int = AdaptiveConfig.pool
     committee_steps: int = QuickModelConfig.steps
@@ -261,7 +265,7 @@ def lhs_points(config: BenchConfig) -> list[Point]:
 def adaptive_config(config: BenchConfig, weight: float):
     """The adaptive plan's :class:`~fxcap.adaptive.AdaptiveConfig` for misfit weight ``weight``."""
     quick = QuickModelConfig(scheme=config.committee_scheme, steps=config.committee_steps, seed=config.seed)
-    return AdaptiveConfig(quick=quick, acquisition=config.acquisition, pool=config.pool, misfit_weight=weight,
+    return AdaptiveConfig(quick=quick, score_by=config.score_by, acquisition=config.acquisition, pool=config.pool, misfit_weight=weight,
                           misfit_radius=config.misfit_radius, distance_power=config.distance_power)
 
 
@@ -480,6 +484,14 @@ def run(config: BenchConfig) -> dict[str, Any]:
     }
 
 
+def adaptive_words(c: dict[str, Any]) -> str:
+    """How the run's adaptive plan chose its settings, in words."""
+    if c.get("score_by") == "output_change":
+        return "scored by the change of the recorded outputs across neighbouring settings (no committee)"
+    return (f"acquisition {c['acquisition']}, misfit weight {', '.join(f'{w:g}' for w in c['misfit_weights'])}, committee "
+            f"of {c['committee_scheme']} members ({c['committee_steps']} steps)")
+
+
 def markdown(result: dict[str, Any]) -> str:
     """The README-ready summary: configuration, table, takes to reach the grid."""
     c, m = result["config"], result["machine"]
@@ -487,9 +499,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"Virtual {result['device']} ({' x '.join(result['knobs'])}), `short` signal; one {c['scheme']} GRU per point "
         f"({c['epochs'] * c['steps_per_epoch']} steps of the `quick` preset, one thread, seed {c['seed']}); held-out ESR on "
         f"the test split of a {c['dense']} x {c['dense']} grid captured separately, at the {result['dense']['scored']} of its "
-        f"{result['dense']['settings']} settings no plan captured. Adaptive: batches of {c['batch']}, acquisition "
-        f"{c['acquisition']}, misfit weight {', '.join(f'{w:g}' for w in c['misfit_weights'])}, committee of "
-        f"{c['committee_scheme']} members ({c['committee_steps']} steps). {result['wall_s'] / 60:.1f} min wall, "
+        f"{result['dense']['settings']} settings no plan captured. Adaptive: batches of {c['batch']}, {adaptive_words(c)}. "
+        f"{result['wall_s'] / 60:.1f} min wall, "
         f"{result['cpu_s'] / 60:.1f} min CPU on "
         f"{m['cpu']} (load average {m['load_average'][0]:.2f} at the start, {result['load_average_end'][0]:.2f} at the end).",
         "",
@@ -518,6 +529,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[BenchConfig, bool, Path |
                         help="adaptive: reach of the misfit (normalised units)")
     parser.add_argument("--distance-power", type=float, default=BenchConfig.distance_power,
                         help="adaptive: scores times (distance to the nearest recorded setting / the largest)^power")
+    parser.add_argument("--score-by", choices=SCORE_BY, default=BenchConfig.score_by,
+                        help="adaptive plan: the committee's doubt or the change of the recorded outputs")
     parser.add_argument("--acquisition", default=BenchConfig.acquisition,
                         help="adaptive: disagreement or frame_disagreement")
     parser.add_argument("--pool", type=int, default=BenchConfig.pool,
@@ -540,7 +553,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[BenchConfig, bool, Path |
         fields_["budgets"] = tuple(sorted(set(fields_["budgets"])))
     config = BenchConfig(device=args.device, plans=tuple(args.plans), scheme=args.scheme, seed=args.seed, batch=args.batch,
                          misfit_weights=tuple(args.misfit_weight), misfit_radius=args.misfit_radius,
-                         distance_power=args.distance_power,
+                         distance_power=args.distance_power, score_by=args.score_by,
                          acquisition=args.acquisition, pool=args.pool, committee_steps=args.committee_steps,
                          committee_scheme=args.committee_scheme, candidate_steps=args.candidate_steps,
                          **({"work": args.work} if args.work else {}), **fields_)

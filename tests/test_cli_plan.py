@@ -97,3 +97,24 @@ def test_record_adaptive_refuses_too_small_a_budget_and_misplaced_flags(tmp_path
     outcome = run_fxcap(capsys, "record", "--knob", "drive", "--steps", "3", "--quick-steps", "5", "--out", tmp_path / "b")
     assert_one_line_error(outcome, "--quick-steps applies to --plan adaptive only")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_score_by_is_for_the_adaptive_plan_and_names_the_known_ways(tmp_path, capsys, grid_session):
+    outcome = run_fxcap(capsys, "record", "--knob", "drive", "--steps", "3", "--score-by", "output-change", "--out", tmp_path / "c")
+    assert_one_line_error(outcome, "--score-by applies to --plan adaptive only")
+    outcome = run_fxcap(capsys, "plan", "next", grid_session, "--score-by", "guess")
+    assert_one_line_error(outcome, "--score-by must be committee or output-change, not 'guess'")
+    assert not (tmp_path / "c").exists()
+
+
+def test_plan_next_by_output_change_picks_between_the_settings_that_differ_most(tmp_path, capsys, grid_session):
+    import shutil
+
+    root = shutil.copytree(grid_session, tmp_path / "s")
+    outcome = run_fxcap(capsys, "plan", "next", root, "--takes", "1", "--score-by", "output-change")
+    assert outcome.code == 0, outcome.text
+    batch = _manifest(root)["plan"]["adaptive"]["batches"][0]
+    new = _manifest(root)["plan"]["takes"][4]
+    assert batch["score_by"] == "output_change"
+    # of the 2 x 2 grid only (drive 10, tone 0) saturates: the middle of one of its two edges comes first
+    assert (new["knobs"]["drive"], new["knobs"]["tone"]) in {(10.0, 5.0), (5.0, 0.0)}

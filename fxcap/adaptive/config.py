@@ -10,6 +10,9 @@ from typing import Any
 
 from fxcap.errors import CaptureError
 
+SCORE_BY = ("committee", "output_change")
+"""How an adaptive plan scores a candidate setting (:attr:`AdaptiveConfig.score_by`)."""
+
 
 def _positive(owner: str, name: str, value: Any, kind: type = int) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int) or not value > 0:
@@ -78,6 +81,11 @@ class AdaptiveConfig:
     """How the next settings of an adaptive plan are chosen.
 
     Attributes:
+        score_by: ``committee``: the disagreement of a committee of quick models trained on the takes
+            so far (the fields below); ``output_change``: no model, the settings between the
+            neighbouring recorded ones whose outputs differ most
+            (:mod:`fxcap.adaptive.output_change`; ``quick``, ``acquisition``, ``misfit_*`` and
+            ``distance_power`` unused, the batch spread from the recorded settings too).
         quick: the committee (:class:`QuickModelConfig`).
         acquisition: the score of a candidate setting from the committee's outputs there, a name of
             :data:`fxcap.adaptive.acquisition.ACQUISITIONS`.
@@ -97,6 +105,7 @@ class AdaptiveConfig:
     """
 
     quick: QuickModelConfig = field(default_factory=QuickModelConfig)
+    score_by: str = "committee"
     acquisition: str = "disagreement"
     max_candidates: int = 256
     pool: int = 2
@@ -108,6 +117,8 @@ class AdaptiveConfig:
         from fxcap.adaptive.acquisition import get_acquisition
 
         get_acquisition(self.acquisition)  # a one-line error naming the known ones
+        if self.score_by not in SCORE_BY:
+            raise CaptureError(f"adaptive plan: score_by must be one of {', '.join(SCORE_BY)}, not {self.score_by!r}")
         _positive("adaptive plan", "max_candidates", self.max_candidates)
         _positive("adaptive plan", "pool", self.pool)
         _positive("adaptive plan", "misfit_radius", self.misfit_radius, float)
@@ -117,6 +128,6 @@ class AdaptiveConfig:
                 raise CaptureError(f"adaptive plan: {name} must be 0 or more, not {value!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"quick_model": self.quick.to_dict(), "acquisition": self.acquisition, "max_candidates": self.max_candidates,
+        return {"quick_model": self.quick.to_dict(), "score_by": self.score_by, "acquisition": self.acquisition, "max_candidates": self.max_candidates,
                 "pool": self.pool, "misfit_weight": self.misfit_weight, "misfit_radius": self.misfit_radius,
                 "distance_power": self.distance_power}

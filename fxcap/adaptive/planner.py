@@ -24,7 +24,8 @@ import numpy as np
 from fxcap.adaptive.acquisition import Acquisition, distance_factor, get_acquisition, misfit_nearby, spread_picks
 from fxcap.adaptive.candidates import DEFAULT_STEPS, Candidates, candidate_grid
 from fxcap.adaptive.committee import committee_misfit, committee_predictions, train_committee
-from fxcap.adaptive.config import AdaptiveConfig
+from fxcap.adaptive.config import SCORE_BY, AdaptiveConfig
+from fxcap.adaptive.output_change import change_scores
 from fxcap.adaptive.training_set import TrainingSet
 from fxcap.capture.plan import ADAPTIVE_KEY, PlanBatch, PlannedTake, append_batch
 from fxcap.capture.profiles import DeviceProfile
@@ -44,10 +45,12 @@ class Proposal:
     Attributes:
         picks: indexes of the chosen candidates, in the order to record them.
         scores: ``(C,)`` every candidate's score: the acquisition's plus the weighted misfit term
-            (times the distance factor with ``AdaptiveConfig.distance_power``).
+            (times the distance factor with ``AdaptiveConfig.distance_power``); with ``score_by``
+            ``output_change``, :func:`~fxcap.adaptive.output_change.change_scores`.
         seconds: wall-clock time of training and scoring.
-        disagreement: ``(C,)`` the acquisition's part of the scores.
-        misfit: ``(S,)`` the committee's ESR at each recorded setting of the training set.
+        disagreement: ``(C,)`` the acquisition's part of the scores (None without a committee).
+        misfit: ``(S,)`` the committee's ESR at each recorded setting of the training set (None
+            without a committee).
     """
 
     picks: list[int]
@@ -59,7 +62,9 @@ class Proposal:
 
 def propose(data: TrainingSet, candidates: np.ndarray, k: int, config: AdaptiveConfig | None = None,
             acquisition: Acquisition | None = None) -> Proposal:
-    """Train the committee on ``data``, score every candidate and pick ``k`` spread apart.
+    """Train the committee on ``data``, score every candidate and pick ``k`` spread apart (with
+    ``config.score_by`` ``output_change``: no committee, the candidates scored by the change of the
+    recorded outputs across the edges around them, the batch spread from the recorded settings too).
 
     Args:
         data: the recorded settings' excerpts.
@@ -71,6 +76,10 @@ def propose(data: TrainingSet, candidates: np.ndarray, k: int, config: AdaptiveC
     """
     config = config or AdaptiveConfig()
     started = time.perf_counter()
+    if config.score_by == "output_change":
+        scores = change_scores(candidates, data.knobs, data.score_targets)
+        picks = spread_picks(scores, candidates, k, config.pool, recorded=data.knobs)
+        return Proposal(picks, scores, time.perf_counter() - started)
     models = train_committee(data, config.quick)
     predictions = committee_predictions(models, data, candidates, config.quick)
     acquired = np.asarray((acquisition or get_acquisition(config.acquisition))(predictions), dtype=np.float64)
@@ -117,13 +126,17 @@ class AdaptivePlanner:
         config: the committee and the choice; the committee's seed is the plan's ``seed``.
         steps: the candidate grid's values per swept knob (default :func:`candidate_steps` of the plan).
         acquisition: overrides ``config.acquisition``.
+        score_by: overrides ``config.score_by``; None: what the session's last batch was chosen by
+            (a resumed capture goes on as it began), ``config.score_by`` for its first batch.
     """
 
     def __init__(self, config: AdaptiveConfig | None = None, steps: int | None = None,
-                 acquisition: Acquisition | None = None) -> None:
-        self.config = config or AdaptiveConfig()
+                 acquisition: Acquisition | None = None, score_by: str | None = None) -> None:
+        base = config or AdaptiveConfig()
+        self.config = base if score_by is None else replace(base, score_by=score_by)
         self.steps = steps
         self.acquisition = acquisition
+        self.follow_session = score_by is None
         if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 2):
             raise CaptureError(f"--steps must be 2 or more (candidate values per swept knob), not {steps!r}")
 
@@ -150,6 +163,9 @@ class AdaptivePlanner:
             raise CaptureError(f"every candidate setting of {', '.join(names)} is in the plan already; choose from a denser "
                                "grid (--steps)")
         config = replace(self.config, quick=replace(self.config.quick, seed=int(plan.get("seed", self.config.quick.seed))))
+        chosen_by = [b.get("score_by") for b in (plan.get(ADAPTIVE_KEY) or {}).get("batches") or []]
+        if self.follow_session and chosen_by and chosen_by[-1] in SCORE_BY:
+            config = replace(config, score_by=chosen_by[-1])
         data = TrainingSet.from_session(session, names, config.quick.excerpt_seconds, config.quick.score_seconds)
         if len({tuple(row) for row in data.knobs.tolist()}) < 2:
             raise CaptureError(f"{session.root} holds one recorded setting; the committee needs at least 2 to learn how "
@@ -161,7 +177,8 @@ class AdaptivePlanner:
             "trained_on": data.take_ids,
             "candidates": len(candidates),
             "score_median": float(np.median(proposal.scores)),
-            "misfit": {take: float(value) for take, value in zip(data.take_ids, proposal.misfit)},
+            **({} if proposal.misfit is None else
+               {"misfit": {take: float(value) for take, value in zip(data.take_ids, proposal.misfit)}}),
             "seconds": round(proposal.seconds, 2),
             **config.to_dict(),
         }
@@ -189,17 +206,19 @@ def check_extendable(session: Session) -> None:
                            f"with `{resume_command(session)}`")
 
 
-def plan_next(path: str | Path, takes: int, config: AdaptiveConfig | None = None, steps: int | None = None) -> tuple[Session, list[PlannedTake]]:
+def plan_next(path: str | Path, takes: int, config: AdaptiveConfig | None = None, steps: int | None = None,
+              planner: AdaptivePlanner | None = None) -> tuple[Session, list[PlannedTake]]:
     """``fxcap plan next``: choose ``takes`` settings from ``path``'s recorded takes and append them to its
     plan (the session's lock held), so that ``fxcap record --resume`` records them.
 
     The session is marked ``interrupted`` (its plan holds takes not recorded) and its checks across takes
-    are cleared (they are run again when the resumed capture finishes). Returns the session and the new
+    are cleared (they are run again when the resumed capture finishes). ``planner`` (default
+    ``AdaptivePlanner(config, steps)``) chooses them. Returns the session and the new
     planned takes.
     """
     if isinstance(takes, bool) or not isinstance(takes, int) or takes < 1:
         raise CaptureError(f"--takes must be 1 or more (settings to add), not {takes!r}")
-    planner = AdaptivePlanner(config, steps)
+    planner = planner or AdaptivePlanner(config, steps)
     path = Path(path)
     Session.open(path)  # a one-line error for a folder that is not a session, before the lock file is made
     with folder_lock(path, "plan next"):

@@ -17,6 +17,7 @@ from fxcap.cli import tables
 from fxcap.cli.options import (
     BlockSize,
     QuickSteps,
+    ScoreBy,
     Device,
     MidiPort,
     OutputChannel,
@@ -26,7 +27,7 @@ from fxcap.cli.options import (
     SoundcardChannel,
 )
 from fxcap.cli.progress import RecordProgress
-from fxcap.cli.plan import adaptive_config
+from fxcap.cli.plan import adaptive_planner
 from fxcap.errors import FxcapError
 
 
@@ -95,6 +96,7 @@ def record(
     takes: Annotated[int, typer.Option(help="Number of settings for --plan lhs and adaptive.")] = 16,
     batch: Annotated[int, typer.Option(help="--plan adaptive: settings chosen per round (one quick training per round).")] = 3,
     quick_steps: QuickSteps = None,
+    score_by: ScoreBy = None,
     shuffle: Annotated[bool, typer.Option("--shuffle/--in-order", help="Record the settings in random order.")] = False,
     reference_every: Annotated[int, typer.Option(help="Re-take the reference setting every N takes (0: never).")] = 0,
     backend: Annotated[str, typer.Option("--backend", "-b", help="sim, sim:OD-3, soundcard[:NAME] or plugin:NAME.")] = "sim",
@@ -116,13 +118,14 @@ def record(
     knob_change_seconds: Annotated[float, typer.Option(help="Seconds to turn one knob by hand, for the time estimate (knobs the backend sets cost none).")] = DEFAULT_KNOB_CHANGE_SECONDS,
 ) -> None:
     """Record a device at swept knob settings into a session folder (aligned, checked takes)."""
-    from fxcap.adaptive import AdaptivePlanner
     from fxcap.capture.capture import CaptureRequest, preview_capture, run_capture, soundcard_options
     from fxcap.capture.plan import PlanConfig
     from fxcap.capture.record import RecordConfig
 
     if quick_steps is not None and plan != "adaptive" and not resume:
         raise FxcapError("--quick-steps applies to --plan adaptive only (the committee that chooses its settings)")
+    if score_by is not None and plan != "adaptive" and not resume:
+        raise FxcapError("--score-by applies to --plan adaptive only (how it chooses its settings)")
     knobs = list(knob or [])
     step_list = list(steps or [11])
     if len(step_list) not in (1, len(knobs)) and knobs:
@@ -144,7 +147,7 @@ def record(
         backend_options=soundcard_options("soundcard" if resume else backend, output_channels=output_channel, input_channel=input_channel,
                                           loopback_channel=loopback_channel, blocksize=block_size, midi_port=midi_port),
         yes=yes, confirm=typer.confirm if sys.stdin.isatty() else None,
-        extend=AdaptivePlanner(adaptive_config(quick_steps)),  # used only by a plan that grows (adaptive)
+        extend=adaptive_planner(quick_steps, score_by),  # used only by a plan that grows (adaptive)
     )
     if dry_run:
         tables.print_capture_preview(preview_capture(request))

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from fxcap.cli import tables
-from fxcap.cli.options import QuickSteps
+from fxcap.cli.options import QuickSteps, ScoreBy
 
 plan_app = typer.Typer(help="Choose the next knob settings of a session (adaptive plan).", no_args_is_help=True)
 
@@ -21,6 +21,19 @@ def adaptive_config(quick_steps: Optional[int]):
 
     config = AdaptiveConfig()
     return config if quick_steps is None else replace(config, quick=replace(config.quick, steps=quick_steps))
+
+
+def adaptive_planner(quick_steps: Optional[int], score_by: Optional[str], steps: Optional[int] = None):
+    """The planner of ``fxcap record --plan adaptive`` and ``fxcap plan next``: ``--score-by`` in the
+    command's spelling (``output-change``), None to go on as the session began."""
+    from fxcap.adaptive import AdaptivePlanner
+    from fxcap.adaptive.config import SCORE_BY
+    from fxcap.errors import CaptureError
+
+    chosen = None if score_by is None else score_by.replace("-", "_")
+    if chosen is not None and chosen not in SCORE_BY:
+        raise CaptureError(f"--score-by must be {' or '.join(s.replace('_', '-') for s in SCORE_BY)}, not {score_by!r}")
+    return AdaptivePlanner(adaptive_config(quick_steps), steps, score_by=chosen)
 
 
 def setting_words(session, knobs: dict) -> str:
@@ -46,13 +59,14 @@ def next_command(
     takes: Annotated[int, typer.Option("--takes", "-n", help="Settings to add.")] = 3,
     steps: Annotated[Optional[int], typer.Option(help="Candidate values per swept knob (default: the plan's; a grid's doubled).")] = None,
     quick_steps: QuickSteps = None,
+    score_by: ScoreBy = None,
 ) -> None:
     """Train a quick committee on the session's takes, print the next settings and add them to its plan
     (`fxcap record --resume --out SESSION` records them)."""
     from fxcap.adaptive import plan_next
     from fxcap.capture.record import resume_command
 
-    opened, added = plan_next(session, takes, adaptive_config(quick_steps), steps)
+    opened, added = plan_next(session, takes, planner=adaptive_planner(quick_steps, score_by, steps))
     swept = list(opened.manifest.plan.get("knobs") or [])
     for take in added:
         shown = {name: take.knobs[name] for name in (swept or take.knobs)}
