@@ -73,7 +73,8 @@ def spread_picks(scores: np.ndarray, positions: np.ndarray, k: int, pool: int = 
     one batch does not pile up in one spot, nor next to a setting already recorded.
 
     Args:
-        scores: ``(C,)`` acquisition scores (non-finite ones are never picked).
+        scores: ``(C,)`` acquisition scores (non-finite ones are never picked, nor ones of 0 or less
+            while ``k`` positive ones are left).
         positions: ``(C, K)`` the candidates' normalised knob positions.
         k: settings to pick (fewer when there are fewer usable candidates).
         pool: the pool holds the ``pool * k`` best candidates.
@@ -85,6 +86,8 @@ def spread_picks(scores: np.ndarray, positions: np.ndarray, k: int, pool: int = 
     scores = np.asarray(scores, dtype=np.float64)
     positions = np.asarray(positions, dtype=np.float64).reshape(len(scores), -1)
     usable = np.flatnonzero(np.isfinite(scores))
+    if np.count_nonzero(scores[usable] > 0) >= k:  # a candidate nothing speaks for is not spread to
+        usable = usable[scores[usable] > 0]
     order = usable[np.argsort(-scores[usable], kind="stable")]
     candidates = list(order[: max(int(k), int(pool) * int(k))])
     if not candidates or k < 1:

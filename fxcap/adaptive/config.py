@@ -84,8 +84,9 @@ class AdaptiveConfig:
         score_by: ``committee``: the disagreement of a committee of quick models trained on the takes
             so far (the fields below); ``output_change``: no model, the settings between the
             neighbouring recorded ones whose outputs differ most
-            (:mod:`fxcap.adaptive.output_change`; ``quick``, ``acquisition``, ``misfit_*`` and
-            ``distance_power`` unused, the batch spread from the recorded settings too).
+            (:mod:`fxcap.adaptive.output_change`: a batch of ``k`` is the middles of the ``k`` edges
+            of most change; ``quick``, ``acquisition``, ``pool``, ``misfit_*`` and ``distance_power``
+            unused).
         quick: the committee (:class:`QuickModelConfig`).
         acquisition: the score of a candidate setting from the committee's outputs there, a name of
             :data:`fxcap.adaptive.acquisition.ACQUISITIONS`.

@@ -36,10 +36,10 @@ def output_dissimilarity(outputs: np.ndarray) -> np.ndarray:
     y = np.asarray(outputs, dtype=np.float64)
     y = y.reshape(len(y), -1)
     power = np.square(y).sum(axis=1)
-    cross = y @ y.T
-    squared = np.maximum(power[:, None] + power[None, :] - 2 * cross, 0.0)
-    out = 2 * squared / (power[:, None] + power[None, :] + POWER_FLOOR)
-    np.fill_diagonal(out, 0.0)
+    out = np.zeros((len(y), len(y)))
+    for i in range(len(y)):  # differences taken directly: equal outputs give exactly 0
+        squared = np.square(y[i + 1:] - y[i]).sum(axis=1)
+        out[i, i + 1:] = out[i + 1:, i] = 2 * squared / (power[i] + power[i + 1:] + POWER_FLOOR)
     return out
 
 
@@ -64,11 +64,12 @@ def neighbour_pairs(positions: np.ndarray) -> list[tuple[int, int]]:
 
 
 def change_scores(candidates: np.ndarray, recorded: np.ndarray, outputs: np.ndarray) -> np.ndarray:
-    """``(C,)`` each candidate's share of the output change across the neighbour edges around it:
-    ``max over edges (i, j) of D_ij (1 - |c - m_ij|^2 / r_ij^2)``, ``D`` from
-    :func:`output_dissimilarity`, ``m_ij`` and ``r_ij`` the edge's midpoint and half-length; 0 for a
-    candidate outside every edge's circle. Highest at the middle of the edge whose two ends sound
-    most different.
+    """``(C,)`` the output change across each neighbour edge, given to the candidate nearest its middle:
+    ``D_ij (1 - |c - m_ij|^2 / r_ij^2)``, ``D`` from :func:`output_dissimilarity`, ``m_ij`` and
+    ``r_ij`` the edge's midpoint and half-length (the larger where one candidate is nearest the
+    middle of several edges); 0 for every other candidate. One candidate per edge, so the best-scored
+    candidates are the middles of the edges whose two ends sound most different, not a cluster
+    around the middle of the one that differs most.
 
     Args:
         candidates: ``(C, K)`` normalised positions of the settings that could be recorded next.
@@ -83,5 +84,7 @@ def change_scores(candidates: np.ndarray, recorded: np.ndarray, outputs: np.ndar
     for i, j in neighbour_pairs(r):
         middle, radius = (r[i] + r[j]) / 2, np.linalg.norm(r[i] - r[j]) / 2
         reach = 1 - np.square(np.linalg.norm(c - middle, axis=1) / radius)
-        scores = np.maximum(scores, change[i, j] * np.clip(reach, 0.0, None))
+        nearest = int(np.argmax(reach))  # the first of equally near ones
+        if reach[nearest] > 0:
+            scores[nearest] = max(scores[nearest], change[i, j] * reach[nearest])
     return scores

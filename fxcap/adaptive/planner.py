@@ -63,8 +63,8 @@ class Proposal:
 def propose(data: TrainingSet, candidates: np.ndarray, k: int, config: AdaptiveConfig | None = None,
             acquisition: Acquisition | None = None) -> Proposal:
     """Train the committee on ``data``, score every candidate and pick ``k`` spread apart (with
-    ``config.score_by`` ``output_change``: no committee, the candidates scored by the change of the
-    recorded outputs across the edges around them, the batch spread from the recorded settings too).
+    ``config.score_by`` ``output_change``: no committee, the middles of the ``k`` neighbour edges
+    whose recorded outputs differ most).
 
     Args:
         data: the recorded settings' excerpts.
@@ -78,7 +78,7 @@ def propose(data: TrainingSet, candidates: np.ndarray, k: int, config: AdaptiveC
     started = time.perf_counter()
     if config.score_by == "output_change":
         scores = change_scores(candidates, data.knobs, data.score_targets)
-        picks = spread_picks(scores, candidates, k, config.pool, recorded=data.knobs)
+        picks = spread_picks(scores, candidates, k, pool=1, recorded=data.knobs)  # one candidate per edge: spread already
         return Proposal(picks, scores, time.perf_counter() - started)
     models = train_committee(data, config.quick)
     predictions = committee_predictions(models, data, candidates, config.quick)

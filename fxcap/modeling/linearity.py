@@ -16,7 +16,9 @@ at those settings only:
    leaves the cubic and higher ones ``e^2`` smaller, so what remains is every order above the first.
 3. **The penalty** (:func:`nonlinear_log_share`): ``mean log(E[n^2] / E[target^2] + floor)`` over the
    windows of linear settings, warm-up left out, a pressure equal on every decibel of the nonlinear
-   share (as ``even_penalty``), applied only where the device shows none.
+   share (as ``even_penalty``), applied only where the device shows none. With
+   ``TrainConfig.linear_bands`` the share is taken per log-spaced frequency band and the logs averaged
+   (:func:`nonlinear_band_log_share`), so a dark setting's treble is held to its own level.
 """
 
 from __future__ import annotations
@@ -121,14 +123,41 @@ def nonlinear_log_share(nonlinear: torch.Tensor, target: torch.Tensor, skip: int
     return torch.log(n.square().mean(-1) / (t.square().mean(-1) + 1e-12) + floor)
 
 
+def band_edges(samples: int, bands: int) -> list[int]:
+    """``[first, ..., stop)`` rfft bin edges of ``bands`` log-spaced bands over bins 1 to Nyquist of a
+    ``samples``-long window (fewer when low bands would hold less than one bin each)."""
+    top = samples // 2 + 1
+    return sorted({int(round(v)) for v in np.geomspace(1, top, bands + 1)})
+
+
+def nonlinear_band_log_share(nonlinear: torch.Tensor, target: torch.Tensor, bands: int, skip: int = 0,
+                             floor: float = NONLINEAR_SHARE_FLOOR) -> torch.Tensor:
+    """``mean_b log(N_b / T_b + floor)`` per window ``(B,)``: :func:`nonlinear_log_share` in each of
+    ``bands`` log-spaced frequency bands (:func:`band_edges`; Hann-windowed power spectra of the window,
+    the first ``skip`` samples left out), averaged. The distortion must be small against the target
+    in every band, not only overall: at a dark setting, harmonics above the target's little treble
+    count as much as its bass."""
+    n = nonlinear.reshape(nonlinear.shape[0], -1)[:, skip:]
+    t = target.reshape(target.shape[0], -1)[:, skip:]
+    hann = torch.hann_window(n.shape[-1], dtype=n.dtype, device=n.device)
+    pn = torch.fft.rfft(n * hann).abs().square()
+    pt = torch.fft.rfft(t * hann).abs().square()
+    edges = band_edges(n.shape[-1], bands)
+    shares = [torch.log(pn[:, a:b].sum(-1) / (pt[:, a:b].sum(-1) + 1e-12) + floor) for a, b in zip(edges[:-1], edges[1:])]
+    return torch.stack(shares, dim=-1).mean(-1)
+
+
 def linear_penalty(model: torch.nn.Module, linearity: SettingLinearity, x: torch.Tensor, knobs: torch.Tensor,
-                   output: torch.Tensor, target: torch.Tensor, skip: int = 0) -> torch.Tensor:
+                   output: torch.Tensor, target: torch.Tensor, skip: int = 0, bands: int = 0) -> torch.Tensor:
     """The training term of ``TrainConfig.linear_penalty`` for one batch (before its weight): the
     :func:`nonlinear_log_share` of the windows at linear settings, summed and divided by the batch size
     (so a window counts as much as in the loss's means; 0 when no window is at a linear setting).
-    ``output`` is the model's output for ``x`` from a zero state."""
+    ``output`` is the model's output for ``x`` from a zero state; ``bands`` > 0: the share per
+    frequency band (:func:`nonlinear_band_log_share`)."""
     linear = linearity.lookup(knobs).to(torch.bool)
     if not bool(linear.any()):
         return output.new_zeros(())
     nonlinear = nonlinear_part(model, x[linear], knobs[linear], output[linear])
+    if bands:
+        return nonlinear_band_log_share(nonlinear, target[linear], bands, skip).sum() / x.shape[0]
     return nonlinear_log_share(nonlinear, target[linear], skip).sum() / x.shape[0]

@@ -86,6 +86,8 @@ class TrainConfig:
             pedal at drive 0), any model, no even gain needed. 0: off.
         linear_threshold_db: a setting is linear when the share of its training target that no
             linear filter of its input explains is below this (dB; ``linear_residual_db``).
+        linear_bands: 0: the linear penalty's share is over the whole band; more: per log-spaced
+            frequency band of the window, the logs averaged (``nonlinear_band_log_share``).
         seed: seeds initialisation and window sampling.
         threads: torch intra-op threads while :func:`train` runs (0: leave torch's setting; the
             previous setting comes back when it returns, see :mod:`fxcap.modeling.compute_context`).
@@ -124,6 +126,7 @@ class TrainConfig:
     even_penalty: float = 0.0
     linear_penalty: float = 0.0
     linear_threshold_db: float = -25.0
+    linear_bands: int = 0
     seed: int = 0
     threads: int = 1
 
@@ -135,7 +138,7 @@ class TrainConfig:
             if not value > 0:
                 raise ModelError(f"{name} must be positive, got {value}")
         non_negative = {"l1_weight": self.l1_weight, "stft_weight": self.stft_weight, "esr_weight": self.esr_weight, "even_penalty": self.even_penalty,
-                        "linear_penalty": self.linear_penalty,
+                        "linear_penalty": self.linear_penalty, "linear_bands": self.linear_bands,
                         "dc_weight": self.dc_weight, "loss_skip": 0 if self.loss_skip is None else self.loss_skip,
                         "stft_warmup_steps": self.stft_warmup_steps,
                         "warmup_steps": self.warmup_steps}

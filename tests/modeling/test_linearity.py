@@ -14,8 +14,10 @@ from fxcap.errors import ModelError
 from fxcap.modeling.linearity import (
     LINEARISATION_SCALE,
     SettingLinearity,
+    band_edges,
     linear_penalty,
     linear_residual_db,
+    nonlinear_band_log_share,
     nonlinear_log_share,
     nonlinear_part,
 )
@@ -117,6 +119,34 @@ def test_linear_penalty_counts_only_the_windows_at_linear_settings():
     assert float(linear_penalty(model, table, x, no_linear, output, target)) == 0.0
 
 
+def test_band_edges_are_log_spaced_and_cover_every_bin_above_dc():
+    edges = band_edges(1024, 9)
+    assert edges[0] == 1 and edges[-1] == 513 and edges == sorted(set(edges))
+    widths = np.diff(edges)
+    assert widths[-1] > 4 * widths[2]  # each band wider than the one below
+    assert len(band_edges(64, 40)) < 41  # bands of less than a bin merge
+
+
+def test_band_share_holds_a_dark_target_treble_to_its_own_level():
+    n_samples, rate = 4096, 48000.0
+    t = torch.arange(n_samples, dtype=torch.float64) / rate
+
+    def sine(bin_: int, amplitude: float) -> torch.Tensor:  # on a bin: no Hann leakage past the next bin
+        return amplitude * torch.sin(2 * math.pi * bin_ * rate / n_samples * t)
+
+    dark = sine(17, 1.0) + sine(683, 1e-3)  # 199 Hz, and 8004 Hz 60 dB down
+    low, buzz = sine(40, 1e-2), sine(683, 1e-3)  # a product under the bass (-40 dB), one at the treble's own level
+    whole = [float(nonlinear_log_share(n[None], dark[None])) for n in (low + buzz, low)]
+    banded = [float(nonlinear_band_log_share(n[None], dark[None], bands=8)) for n in (low + buzz, low)]
+    # over the whole band the buzz is 1 % of the nonlinear energy: removing it hardly moves the share;
+    # per band it is as loud as the target there: removing it takes its band from log 1 to the floor
+    assert whole[0] - whole[1] == pytest.approx(math.log(1.01), abs=1e-3)
+    bands = len(band_edges(n_samples, 8)) - 1
+    assert banded[0] - banded[1] == pytest.approx((math.log(1 + 1e-7) - math.log(1e-7)) / bands, rel=0.02)
+    per_window = nonlinear_band_log_share(torch.stack([buzz, buzz * 0.1]), torch.stack([dark, dark]), bands=8)
+    assert per_window.shape == (2,) and float(per_window[0] - per_window[1]) == pytest.approx(math.log(100) / bands, rel=0.02)
+
+
 def test_the_linear_penalty_makes_the_clean_setting_cleaner(tiny_dataset, tmp_path):
     from fxcap.modeling.registry import ModelConfig
     from fxcap.modeling.train import TrainConfig, load_run, train
@@ -126,13 +156,17 @@ def test_the_linear_penalty_makes_the_clean_setting_cleaner(tiny_dataset, tmp_pa
     config = TrainConfig(window=512, batch_size=4, steps_per_epoch=20, max_epochs=2, valid_windows=8, lr=1e-2, threads=1)
     x = torch.tensor(_noise(2048, 7), dtype=torch.float32).reshape(1, -1) * 0.3
     clean = torch.tensor([[-1.0]])
-    shares = {}
-    for penalty in (0.0, 0.5):
-        run = tmp_path / f"p{penalty}"
-        train(tiny_dataset, ModelConfig(cond="concat", num_knobs=1), run, TrainConfig(**{**config.to_dict(), "linear_penalty": penalty}))
+    shares, banded = {}, {}
+    for penalty, bands in ((0.0, 0), (0.5, 0), (0.5, 8)):
+        run = tmp_path / f"p{penalty}-b{bands}"
+        train(tiny_dataset, ModelConfig(cond="concat", num_knobs=1), run,
+              TrainConfig(**{**config.to_dict(), "linear_penalty": penalty, "linear_bands": bands}))
         model, _ = load_run(run, "last")
         with torch.no_grad():
             output, _ = model(x, clean)
-            shares[penalty] = float(nonlinear_log_share(nonlinear_part(model, x, clean, output), output, skip=256))
-    # 40 steps from the same seed and windows: without the penalty in the loss the two runs would be identical
-    assert shares[0.5] < shares[0.0] - 1.0  # nats: the model's nonlinear share at drive 0 went down
+            nonlinear = nonlinear_part(model, x, clean, output)
+            shares[penalty, bands] = float(nonlinear_log_share(nonlinear, output, skip=256))
+            banded[penalty, bands] = float(nonlinear_band_log_share(nonlinear, output, 8, skip=256))
+    # 40 steps from the same seed and windows: without the penalty in the loss the runs would be identical
+    assert shares[0.5, 0] < shares[0.0, 0] - 1.0  # nats: the model's nonlinear share at drive 0 went down
+    assert banded[0.5, 8] < banded[0.0, 0] - 1.0  # and per band with the share taken per band
