@@ -103,7 +103,7 @@ def test_score_by_is_for_the_adaptive_plan_and_names_the_known_ways(tmp_path, ca
     outcome = run_fxcap(capsys, "record", "--knob", "drive", "--steps", "3", "--score-by", "output-change", "--out", tmp_path / "c")
     assert_one_line_error(outcome, "--score-by applies to --plan adaptive only")
     outcome = run_fxcap(capsys, "plan", "next", grid_session, "--score-by", "guess")
-    assert_one_line_error(outcome, "--score-by must be committee or output-change, not 'guess'")
+    assert_one_line_error(outcome, "--score-by must be committee, output-change or leave-one-out, not 'guess'")
     assert not (tmp_path / "c").exists()
 
 

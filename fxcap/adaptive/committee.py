@@ -127,3 +127,21 @@ def committee_predictions(models: list[ConditionedRNN], data: TrainingSet, candi
                 parts.append(y[:, skip:].numpy())
             out.append(np.concatenate(parts, axis=1))
     return np.stack(out).astype(np.float32)
+
+
+def leave_one_out_error(data: TrainingSet, config: QuickModelConfig) -> np.ndarray:
+    """``(S,)``: for each recorded setting, the ESR there (score excerpt) of one quick model (member 0's
+    seed) trained on every other recorded setting: how badly the rest of the takes predict it. A
+    setting recorded more than once is left out whole, and every row of it gets the same error."""
+    positions = [tuple(row) for row in data.knobs.tolist()]
+    error = np.zeros(data.settings)
+    targets = scored_targets(data, config).astype(np.float64)
+    with compute_context(threads=config.threads):
+        for position in dict.fromkeys(positions):
+            rows = np.array([p == position for p in positions])
+            model = train_member(data.subset(~rows), config, 0)
+            first = int(np.argmax(rows))
+            predicted = committee_predictions([model], data, data.knobs[first:first + 1], config)[0, 0].astype(np.float64)
+            target = targets[first]
+            error[rows] = np.square(predicted - target).sum() / max(float(np.square(target).sum()), POWER_FLOOR)
+    return error

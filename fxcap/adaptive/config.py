@@ -10,7 +10,7 @@ from typing import Any
 
 from fxcap.errors import CaptureError
 
-SCORE_BY = ("committee", "output_change")
+SCORE_BY = ("committee", "output_change", "leave_one_out")
 """How an adaptive plan scores a candidate setting (:attr:`AdaptiveConfig.score_by`)."""
 
 
@@ -86,7 +86,9 @@ class AdaptiveConfig:
             neighbouring recorded ones whose outputs differ most
             (:mod:`fxcap.adaptive.output_change`: a batch of ``k`` is the middles of the ``k`` edges
             of most change; ``quick``, ``acquisition``, ``pool``, ``misfit_*`` and ``distance_power``
-            unused).
+            unused); ``leave_one_out``: the same edges, each valued by the mean of its two ends'
+            leave-one-out error (one quick model per recorded setting, trained on the others:
+            :func:`fxcap.adaptive.committee.leave_one_out_error`; ``quick`` used, ``members`` not).
         quick: the committee (:class:`QuickModelConfig`).
         acquisition: the score of a candidate setting from the committee's outputs there, a name of
             :data:`fxcap.adaptive.acquisition.ACQUISITIONS`.

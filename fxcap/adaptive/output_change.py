@@ -64,22 +64,28 @@ def neighbour_pairs(positions: np.ndarray) -> list[tuple[int, int]]:
 
 
 def change_scores(candidates: np.ndarray, recorded: np.ndarray, outputs: np.ndarray) -> np.ndarray:
-    """``(C,)`` the output change across each neighbour edge, given to the candidate nearest its middle:
-    ``D_ij (1 - |c - m_ij|^2 / r_ij^2)``, ``D`` from :func:`output_dissimilarity`, ``m_ij`` and
-    ``r_ij`` the edge's midpoint and half-length (the larger where one candidate is nearest the
-    middle of several edges); 0 for every other candidate. One candidate per edge, so the best-scored
-    candidates are the middles of the edges whose two ends sound most different, not a cluster
-    around the middle of the one that differs most.
+    """:func:`edge_scores` of :func:`output_dissimilarity`: the output change across each neighbour
+    edge, given to the candidate nearest its middle (see there)."""
+    return edge_scores(candidates, recorded, output_dissimilarity(outputs))
+
+
+def edge_scores(candidates: np.ndarray, recorded: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """``(C,)`` each neighbour edge's value given to the candidate nearest its middle:
+    ``V_ij (1 - |c - m_ij|^2 / r_ij^2)``, ``m_ij`` and ``r_ij`` the edge's midpoint and half-length
+    (the larger where one candidate is nearest the middle of several edges); 0 for every other
+    candidate. One candidate per edge, so the best-scored candidates are the middles of the edges of
+    the largest values (with :func:`output_dissimilarity`, those whose two ends sound most different),
+    not a cluster around the middle of the largest one.
 
     Args:
         candidates: ``(C, K)`` normalised positions of the settings that could be recorded next.
         recorded: ``(S, K)`` normalised positions of the recorded settings.
-        outputs: ``(S, n)`` their outputs over the same stretch of the signal.
+        value: ``(S, S)`` each pair's value (only neighbours' are read).
     """
     c = np.asarray(candidates, dtype=np.float64)
-    r = np.asarray(recorded, dtype=np.float64).reshape(len(outputs), -1)
+    change = np.asarray(value, dtype=np.float64)
+    r = np.asarray(recorded, dtype=np.float64).reshape(len(change), -1)
     c = c.reshape(len(c), r.shape[1])
-    change = output_dissimilarity(outputs)
     scores = np.zeros(len(c))
     for i, j in neighbour_pairs(r):
         middle, radius = (r[i] + r[j]) / 2, np.linalg.norm(r[i] - r[j]) / 2

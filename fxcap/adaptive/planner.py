@@ -23,9 +23,9 @@ import numpy as np
 
 from fxcap.adaptive.acquisition import Acquisition, distance_factor, get_acquisition, misfit_nearby, spread_picks
 from fxcap.adaptive.candidates import DEFAULT_STEPS, Candidates, candidate_grid
-from fxcap.adaptive.committee import committee_misfit, committee_predictions, train_committee
+from fxcap.adaptive.committee import committee_misfit, committee_predictions, leave_one_out_error, train_committee
 from fxcap.adaptive.config import SCORE_BY, AdaptiveConfig
-from fxcap.adaptive.output_change import change_scores
+from fxcap.adaptive.output_change import change_scores, edge_scores
 from fxcap.adaptive.training_set import TrainingSet
 from fxcap.capture.plan import ADAPTIVE_KEY, PlanBatch, PlannedTake, append_batch
 from fxcap.capture.profiles import DeviceProfile
@@ -49,8 +49,8 @@ class Proposal:
             ``output_change``, :func:`~fxcap.adaptive.output_change.change_scores`.
         seconds: wall-clock time of training and scoring.
         disagreement: ``(C,)`` the acquisition's part of the scores (None without a committee).
-        misfit: ``(S,)`` the committee's ESR at each recorded setting of the training set (None
-            without a committee).
+        misfit: ``(S,)`` the committee's ESR at each recorded setting of the training set (with
+            ``leave_one_out``: each one's leave-one-out ESR; None by output change).
     """
 
     picks: list[int]
@@ -64,7 +64,8 @@ def propose(data: TrainingSet, candidates: np.ndarray, k: int, config: AdaptiveC
             acquisition: Acquisition | None = None) -> Proposal:
     """Train the committee on ``data``, score every candidate and pick ``k`` spread apart (with
     ``config.score_by`` ``output_change``: no committee, the middles of the ``k`` neighbour edges
-    whose recorded outputs differ most).
+    whose recorded outputs differ most; ``leave_one_out``: of the ``k`` edges whose ends the other
+    takes predict worst).
 
     Args:
         data: the recorded settings' excerpts.
@@ -76,10 +77,15 @@ def propose(data: TrainingSet, candidates: np.ndarray, k: int, config: AdaptiveC
     """
     config = config or AdaptiveConfig()
     started = time.perf_counter()
-    if config.score_by == "output_change":
-        scores = change_scores(candidates, data.knobs, data.score_targets)
+    if config.score_by in ("output_change", "leave_one_out"):
+        misfit = None
+        if config.score_by == "output_change":
+            scores = change_scores(candidates, data.knobs, data.score_targets)
+        else:
+            misfit = leave_one_out_error(data, config.quick)
+            scores = edge_scores(candidates, data.knobs, (misfit[:, None] + misfit[None, :]) / 2)
         picks = spread_picks(scores, candidates, k, pool=1, recorded=data.knobs)  # one candidate per edge: spread already
-        return Proposal(picks, scores, time.perf_counter() - started)
+        return Proposal(picks, scores, time.perf_counter() - started, misfit=misfit)
     models = train_committee(data, config.quick)
     predictions = committee_predictions(models, data, candidates, config.quick)
     acquired = np.asarray((acquisition or get_acquisition(config.acquisition))(predictions), dtype=np.float64)
@@ -178,7 +184,8 @@ class AdaptivePlanner:
             "candidates": len(candidates),
             "score_median": float(np.median(proposal.scores)),
             **({} if proposal.misfit is None else
-               {"misfit": {take: float(value) for take, value in zip(data.take_ids, proposal.misfit)}}),
+               {"leave_one_out" if config.score_by == "leave_one_out" else "misfit":
+                {take: float(value) for take, value in zip(data.take_ids, proposal.misfit)}}),
             "seconds": round(proposal.seconds, 2),
             **config.to_dict(),
         }

@@ -100,6 +100,14 @@ class TrainingSet:
     def settings(self) -> int:
         return len(self.targets)
 
+    def subset(self, rows: np.ndarray) -> "TrainingSet":
+        """The same excerpts with only the recorded settings ``rows`` (indexes or a boolean mask)."""
+        rows = np.flatnonzero(rows) if np.asarray(rows).dtype == bool else np.asarray(rows, dtype=int)
+        return TrainingSet(inputs=self.inputs, targets=self.targets[rows], knobs=self.knobs[rows], pieces=self.pieces,
+                           score_input=self.score_input, score_pieces=self.score_pieces,
+                           score_targets=self.score_targets[rows], sample_rate=self.sample_rate,
+                           take_ids=[self.take_ids[i] for i in rows])
+
     @classmethod
     def from_signal(cls, audio: np.ndarray, layout: SignalLayout, outputs: Iterable[np.ndarray], knobs: np.ndarray,
                     excerpt_seconds: float, score_seconds: float, take_ids: list[str] | None = None) -> "TrainingSet":

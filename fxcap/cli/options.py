@@ -35,8 +35,9 @@ MidiPort = Annotated[Optional[str], typer.Option(
 SessionOut = Annotated[Optional[Path], typer.Option("--out", "-o", help="Session folder (default sessions/<device>-<time>).")]
 SessionsDir = Annotated[Path, typer.Option(help="Where to look for the newest session.")]
 ScoreBy = Annotated[Optional[str], typer.Option(
-    help="Adaptive plan: 'committee' (where quick models disagree) or 'output-change' (between the neighbouring settings "
-         "that sound most different; no training). Default: as the session's last batch, else committee.")]
+    help="Adaptive plan: 'committee' (where quick models disagree), 'output-change' (between the neighbouring settings "
+         "that sound most different; no training) or 'leave-one-out' (between the settings the other takes predict worst). "
+         "Default: as the session's last batch, else committee.")]
 
 QuickSteps = Annotated[Optional[int], typer.Option(
     help="Adaptive plan: training steps of each quick model of the committee (default 300; fewer: quicker, rougher choices).")]

@@ -32,7 +32,8 @@ def adaptive_planner(quick_steps: Optional[int], score_by: Optional[str], steps:
 
     chosen = None if score_by is None else score_by.replace("-", "_")
     if chosen is not None and chosen not in SCORE_BY:
-        raise CaptureError(f"--score-by must be {' or '.join(s.replace('_', '-') for s in SCORE_BY)}, not {score_by!r}")
+        names = [s.replace("_", "-") for s in SCORE_BY]
+        raise CaptureError(f"--score-by must be {', '.join(names[:-1])} or {names[-1]}, not {score_by!r}")
     return AdaptivePlanner(adaptive_config(quick_steps), steps, score_by=chosen)
 
 

@@ -64,7 +64,7 @@ def test_propose_by_output_change_trains_no_model(monkeypatch):
 
 
 def test_config_refuses_an_unknown_score():
-    with pytest.raises(CaptureError, match="score_by must be one of committee, output_change"):
+    with pytest.raises(CaptureError, match="score_by must be one of committee, output_change, leave_one_out"):
         AdaptiveConfig(score_by="guess")
 
 
@@ -88,3 +88,26 @@ def test_a_capture_scored_by_output_change_records_where_the_device_changes_and_
     chosen = [t for t in plan["takes"] if t.get("origin") == "adaptive"]
     assert len(chosen) == 6 and np.mean([in_corner(t["knobs"]) for t in chosen]) >= 0.6  # 25 % by chance
     assert Session.open(tmp_path / "s").manifest.status == "complete"
+
+
+def test_leave_one_out_error_is_large_where_the_others_do_not_predict_a_setting():
+    from fxcap.adaptive.committee import leave_one_out_error
+    from fxcap.adaptive.config import QuickModelConfig
+
+    rng = np.random.default_rng(4)
+    x = (0.3 * rng.standard_normal(6000)).astype(np.float32)
+    outputs = np.stack([0.5 * x, 0.5 * x, 0.5 * x, np.tanh(6 * x) / 2, 0.5 * x])  # only (1, 1) saturates
+    data = TrainingSet(inputs=x, targets=outputs, knobs=SQUARE, pieces=[(0, 6000)], score_input=x[:2000],
+                       score_pieces=[(0, 2000)], score_targets=outputs[:, :2000], sample_rate=44100, take_ids=list("abcde"))
+    quick = QuickModelConfig(steps=60, window=512, hidden_size=4, knob_hidden=4)
+    error = leave_one_out_error(data, quick)
+    assert error.shape == (5,) and np.argmax(error) == 3  # nothing else recorded saturates
+    assert error[3] > 3 * np.median(error)
+    twice = data.subset(np.array([0, 1, 2, 3, 4, 4]))  # the centre recorded twice: left out whole, one error for both
+    again = leave_one_out_error(twice, quick)
+    assert again[4] == again[5]
+    grid = np.stack(np.meshgrid(np.linspace(-1, 1, 9), np.linspace(-1, 1, 9)), -1).reshape(-1, 2)
+    grid = grid[np.linalg.norm(grid[:, None] - SQUARE[None], axis=-1).min(axis=1) > 0]
+    proposal = propose(data, grid, 3, AdaptiveConfig(quick=quick, score_by="leave_one_out"))
+    assert {tuple(grid[i]) for i in proposal.picks} == {(0.5, 0.5), (1.0, 0.0), (0.0, 1.0)}  # the edges of (1, 1)
+    np.testing.assert_allclose(proposal.misfit, error)
