@@ -41,14 +41,20 @@ class CombineError(ValueError):
     """The runs cannot be combined (different configurations, a seed twice, no runs)."""
 
 
+def filled(config: dict[str, Any]) -> dict[str, Any]:
+    """A run's configuration with every field of :class:`BenchConfig` it lacks (it was written before
+    the field existed) at the default it had then; tuples as the lists JSON reads back."""
+    defaults = {f.name: list(f.default) if isinstance(f.default, tuple) else f.default
+                for f in fields(BenchConfig) if f.default is not MISSING}
+    return {**defaults, **config}
+
+
 def check_runs(runs: list[dict[str, Any]]) -> list[int]:
     """The seeds of ``runs``, in order; raises :class:`CombineError` unless they share one configuration."""
     if not runs:
         raise CombineError("no runs to combine: give the JSON files written by bench/adaptive_plan.py")
-    # a field a run lacks (written before the field existed) had its default then
-    defaults = {f.name: f.default for f in fields(BenchConfig) if f.default is not MISSING}
     names = set().union(*(r["config"] for r in runs)) - set(VARYING)
-    shared = [{k: r["config"].get(k, defaults.get(k)) for k in names} for r in runs]
+    shared = [{k: v for k, v in filled(r["config"]).items() if k in names} for r in runs]
     for i, other in enumerate(shared[1:], start=1):
         if other != shared[0]:
             differ = sorted(k for k in set(other) | set(shared[0]) if other.get(k) != shared[0].get(k))
@@ -75,11 +81,11 @@ def merge_run(run: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     if run["config"]["seed"] != extra["config"]["seed"]:
         raise CombineError(f"a run of seed {extra['config']['seed']} cannot join the run of seed {run['config']['seed']}")
     ignored = set(VARYING) | set(CURVE_FIELDS)
-    differ = sorted(k for k in set(run["config"]) | set(extra["config"]) if k not in ignored
-                    and run["config"].get(k) != extra["config"].get(k))
+    mine, theirs = filled(run["config"]), filled(extra["config"])
+    differ = sorted(k for k in set(mine) | set(theirs) if k not in ignored and mine.get(k) != theirs.get(k))
     if not differ:
         raise CombineError("the run merged in has the same adaptive settings: give it to the seeds' list instead")
-    suffix = ", ".join(f"{k}={extra['config'].get(k)}" for k in differ)
+    suffix = ", ".join(f"{k}={theirs.get(k)}" for k in differ)
     common = set.intersection(*({_setting_key(r) for r in p["per_setting"]} for p in run["points"] + extra["points"]))
     if not common:
         raise CombineError("the two runs scored no dense setting in common")

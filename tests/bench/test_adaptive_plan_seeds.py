@@ -115,3 +115,12 @@ def test_a_run_of_other_adaptive_settings_joins_its_seed_on_the_settings_both_sc
         merge_run(main_run, _scored(_run(0, {}, {5: 0.0}), {"adaptive m=1": {2.0: 0.1}}))
     with pytest.raises(CombineError, match="seed 1"):
         merge_run(main_run, {**extra, "config": {**extra["config"], "seed": 1}})
+
+
+def test_a_field_a_run_lacks_counts_at_its_default_when_runs_join():
+    old = _scored(_run(0, {4: 0.0}, {5: 0.0}), {"grid": {1.0: 0.1, 2.0: 0.3}, "adaptive m=1": {1.0: 0.2, 2.0: 0.2}})
+    assert "distance_power" not in old["config"] and "score_by" not in old["config"]  # written before those fields
+    new = _scored(_run(0, {}, {5: 0.0}), {"adaptive m=1": {1.0: 0.05, 2.0: 0.15}})
+    new["config"].update(distance_power=0.0, score_by="output_change", plans=["adaptive"])
+    labels = [p["plan"] for p in merge_run(old, new)["points"]]
+    assert labels[-1] == "adaptive m=1, score_by=output_change"  # distance_power 0.0 is the default: not a difference
