@@ -18,14 +18,11 @@ at those settings only:
    windows of linear settings, warm-up left out, a pressure equal on every decibel of the nonlinear
    share (as ``even_penalty``), applied only where the device shows none. With
    ``TrainConfig.linear_bands`` the share is taken per log-spaced frequency band and the logs averaged
-   (:func:`nonlinear_band_log_share`), so a dark setting's treble is held to its own level; with
-   ``TrainConfig.linear_focus`` the windows of the settings that are dirtiest so far weigh more
-   (:class:`LinearFocus`).
+   (:func:`nonlinear_band_log_share`), so a dark setting's treble is held to its own level.
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -150,46 +147,13 @@ def nonlinear_band_log_share(nonlinear: torch.Tensor, target: torch.Tensor, band
     return torch.stack(shares, dim=-1).mean(-1)
 
 
-class LinearFocus:
-    """Worst first: weights for the linear penalty's windows from a running mean of each setting's
-    nonlinear log share (``TrainConfig.linear_focus``).
-
-    A window at setting ``s`` weighs ``n exp(focus L_s) / sum_s' exp(focus L_s')`` over the ``n``
-    settings seen so far, ``L`` each setting's running mean of :func:`nonlinear_log_share` (nats,
-    updated window by window with :data:`FOCUS_MOMENTUM`): the weights average 1 over the settings,
-    so the penalty's total pressure is as without focus, moved to the setting that is dirtiest now
-    instead of spread alike over settings some of which are clean already. ``focus`` 0: every weight 1.
-
-    Args:
-        settings: rows of the :class:`SettingLinearity` table (only its linear ones are ever updated).
-        focus: nats^-1; 1 gives a setting 4.3 dB dirtier than another e (2.7) times its weight.
-    """
-
-    def __init__(self, settings: int, focus: float, momentum: float = 0.9) -> None:
-        self.focus, self.momentum = float(focus), float(momentum)
-        self.running = torch.full((settings,), float("nan"), dtype=torch.float64)
-
-    def weights(self, index: torch.Tensor, shares: torch.Tensor) -> torch.Tensor:
-        """Update the running means with ``shares`` ``(W,)`` (windows at settings ``index`` ``(W,)``, in
-        order), then each window's weight ``(W,)`` (no gradient)."""
-        for setting, share in zip(index.tolist(), shares.detach().double().tolist()):
-            old = float(self.running[setting])
-            self.running[setting] = share if math.isnan(old) else self.momentum * old + (1 - self.momentum) * share
-        seen = ~torch.isnan(self.running)
-        scaled = torch.where(seen, self.focus * self.running, torch.tensor(-math.inf, dtype=torch.float64))
-        weight = torch.softmax(scaled, dim=0) * int(seen.sum())
-        return weight[index].to(shares.dtype)
-
-
 def linear_penalty(model: torch.nn.Module, linearity: SettingLinearity, x: torch.Tensor, knobs: torch.Tensor,
-                   output: torch.Tensor, target: torch.Tensor, skip: int = 0, bands: int = 0,
-                   focus: LinearFocus | None = None) -> torch.Tensor:
+                   output: torch.Tensor, target: torch.Tensor, skip: int = 0, bands: int = 0) -> torch.Tensor:
     """The training term of ``TrainConfig.linear_penalty`` for one batch (before its weight): the
     :func:`nonlinear_log_share` of the windows at linear settings, summed and divided by the batch size
     (so a window counts as much as in the loss's means; 0 when no window is at a linear setting).
     ``output`` is the model's output for ``x`` from a zero state; ``bands`` > 0: the share per
-    frequency band (:func:`nonlinear_band_log_share`); ``focus``: each window weighted by
-    :meth:`LinearFocus.weights`."""
+    frequency band (:func:`nonlinear_band_log_share`)."""
     index = linearity.index(knobs)
     linear = linearity.values[index].to(torch.bool)
     if not bool(linear.any()):
@@ -199,6 +163,4 @@ def linear_penalty(model: torch.nn.Module, linearity: SettingLinearity, x: torch
         shares = nonlinear_band_log_share(nonlinear, target[linear], bands, skip)
     else:
         shares = nonlinear_log_share(nonlinear, target[linear], skip)
-    if focus is not None:
-        shares = shares * focus.weights(index[linear], shares)
     return shares.sum() / x.shape[0]

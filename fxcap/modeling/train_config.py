@@ -88,9 +88,6 @@ class TrainConfig:
             linear filter of its input explains is below this (dB; ``linear_residual_db``).
         linear_bands: 0: the linear penalty's share is over the whole band; more: per log-spaced
             frequency band of the window, the logs averaged (``nonlinear_band_log_share``).
-        linear_focus: worst first: the linear penalty's windows weighted by ``exp(focus L_s)`` of
-            their setting's running nonlinear log share ``L_s`` (nats; weights average 1 over the
-            linear settings, ``linearity.LinearFocus``). 0: every linear setting alike.
         seed: seeds initialisation and window sampling.
         threads: torch intra-op threads while :func:`train` runs (0: leave torch's setting; the
             previous setting comes back when it returns, see :mod:`fxcap.modeling.compute_context`).
@@ -130,7 +127,6 @@ class TrainConfig:
     linear_penalty: float = 0.0
     linear_threshold_db: float = -25.0
     linear_bands: int = 0
-    linear_focus: float = 0.0
     seed: int = 0
     threads: int = 1
 
@@ -143,7 +139,6 @@ class TrainConfig:
                 raise ModelError(f"{name} must be positive, got {value}")
         non_negative = {"l1_weight": self.l1_weight, "stft_weight": self.stft_weight, "esr_weight": self.esr_weight, "even_penalty": self.even_penalty,
                         "linear_penalty": self.linear_penalty, "linear_bands": self.linear_bands,
-                        "linear_focus": self.linear_focus,
                         "dc_weight": self.dc_weight, "loss_skip": 0 if self.loss_skip is None else self.loss_skip,
                         "stft_warmup_steps": self.stft_warmup_steps,
                         "warmup_steps": self.warmup_steps}

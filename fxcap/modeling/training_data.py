@@ -12,7 +12,7 @@ import torch
 from fxcap.dataset import DatasetInfo, make_dataloader
 from fxcap.dataset.remote import location_text
 from fxcap.errors import ModelError
-from fxcap.modeling.linearity import LinearFocus, SettingLinearity
+from fxcap.modeling.linearity import SettingLinearity
 from fxcap.modeling.registry import ModelConfig
 from fxcap.modeling.setting_power import SettingPower
 from fxcap.modeling.train_config import TrainConfig
@@ -66,11 +66,8 @@ class TrainingData:
             self.train_power = SettingPower.from_split(dataset_dir, "train", **cache)
             self.valid_power = SettingPower.from_split(dataset_dir, "valid", **cache)
         self.train_linearity = None
-        self.linear_focus: LinearFocus | None = None  # the penalty's running per-setting shares (linear_focus)
         if config.linear_penalty:
             self.train_linearity = SettingLinearity.from_split(dataset_dir, config.linear_threshold_db, "train", **cache)
-            if config.linear_focus:
-                self.linear_focus = LinearFocus(len(self.train_linearity.knobs), config.linear_focus)
             log.info("linear penalty: %s", self.train_linearity.describe(list(info.knob_names)))
             if not bool(self.train_linearity.values.any()):
                 log.warning("note: no setting of the training split is linear (residual below %g dB), so the linear penalty "

@@ -13,7 +13,6 @@ from torch import nn
 from fxcap.errors import ModelError
 from fxcap.modeling.linearity import (
     LINEARISATION_SCALE,
-    LinearFocus,
     SettingLinearity,
     band_edges,
     linear_penalty,
@@ -146,32 +145,6 @@ def test_band_share_holds_a_dark_target_treble_to_its_own_level():
     assert banded[0] - banded[1] == pytest.approx((math.log(1 + 1e-7) - math.log(1e-7)) / bands, rel=0.02)
     per_window = nonlinear_band_log_share(torch.stack([buzz, buzz * 0.1]), torch.stack([dark, dark]), bands=8)
     assert per_window.shape == (2,) and float(per_window[0] - per_window[1]) == pytest.approx(math.log(100) / bands, rel=0.02)
-
-
-def test_focus_weights_the_dirtiest_setting_most_and_averages_one():
-    focus = LinearFocus(4, focus=1.0, momentum=0.5)
-    first = focus.weights(torch.tensor([0, 1, 0]), torch.tensor([-10.0, -12.0, -8.0]))
-    # running means: setting 0 -10 then 0.5 (-10) + 0.5 (-8) = -9; setting 1 -12; settings 2, 3 not seen
-    assert focus.running[:2].tolist() == [-9.0, -12.0] and torch.isnan(focus.running[2:]).all()
-    heavy = 2 * math.exp(3.0) / (math.exp(3.0) + 1)  # two settings seen, 3 nats apart
-    torch.testing.assert_close(first, torch.tensor([heavy, 2 - heavy, heavy]))
-    flat = LinearFocus(3, focus=0.0).weights(torch.tensor([0, 2]), torch.tensor([-3.0, -20.0]))
-    torch.testing.assert_close(flat, torch.ones(2))
-
-
-def test_linear_penalty_with_focus_is_the_weighted_sum():
-    model, table = Polynomial(), SettingLinearity(np.array([[-1.0], [-0.5], [1.0]]), np.array([-40.0, -30.0, -5.0]), -25.0)
-    x = torch.tensor(_noise(800, 8), dtype=torch.float32).reshape(4, 200) * 0.3
-    target = torch.tensor(_noise(800, 9), dtype=torch.float32).reshape(4, 200)
-    knobs = torch.tensor([[-1.0], [-0.5], [1.0], [-1.0]])  # windows 0, 3 at setting 0, window 1 at setting 1 (both linear)
-    output, _ = model(x, knobs)
-    rows = [0, 1, 3]
-    shares = nonlinear_log_share(nonlinear_part(model, x[rows], knobs[rows], output[rows]), target[rows])
-    focus = LinearFocus(3, focus=2.0)
-    term = linear_penalty(model, table, x, knobs, output, target, focus=focus)
-    weights = LinearFocus(3, focus=2.0).weights(torch.tensor([0, 1, 0]), shares)
-    torch.testing.assert_close(term, (weights * shares).sum() / 4)
-    assert not torch.allclose(term, shares.sum() / 4)  # the knob term makes setting 0 the more distorted one
 
 
 def test_the_linear_penalty_makes_the_clean_setting_cleaner(tiny_dataset, tmp_path):
