@@ -158,6 +158,8 @@ class TrainConfig:
         if not self.lr_patience >= 0 or not 0.0 < self.lr_factor < 1.0 or not 0.0 <= self.lr_min_factor <= 1.0:
             raise ModelError("lr_patience must be >= 0, lr_factor in (0, 1) and lr_min_factor in [0, 1], got "
                              f"{self.lr_patience}, {self.lr_factor} and {self.lr_min_factor}")
+        if isinstance(self.linear_bands, bool) or not isinstance(self.linear_bands, int):
+            raise ModelError(f"linear_bands must be a whole number of frequency bands (0: one, the whole band), got {self.linear_bands!r}")
         if self.threads < 0:
             raise ModelError(f"threads must be 0 (torch's default) or positive, got {self.threads}")
         if self.max_recoveries < 0 or not 0.0 < self.recovery_lr_factor < 1.0:

@@ -153,6 +153,10 @@ def test_the_linear_penalty_makes_the_clean_setting_cleaner(tiny_dataset, tmp_pa
 
     with pytest.raises(ModelError, match="linear_penalty must be zero or positive"):
         TrainConfig(linear_penalty=-1.0)
+    with pytest.raises(ModelError, match="linear_bands must be zero or positive"):
+        TrainConfig(linear_bands=-2)
+    with pytest.raises(ModelError, match="linear_bands must be a whole number"):
+        TrainConfig(linear_bands=2.5)
     config = TrainConfig(window=512, batch_size=4, steps_per_epoch=20, max_epochs=2, valid_windows=8, lr=1e-2, threads=1)
     x = torch.tensor(_noise(2048, 7), dtype=torch.float32).reshape(1, -1) * 0.3
     clean = torch.tensor([[-1.0]])
