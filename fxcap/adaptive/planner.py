@@ -45,8 +45,9 @@ class Proposal:
     Attributes:
         picks: indexes of the chosen candidates, in the order to record them.
         scores: ``(C,)`` every candidate's score: the acquisition's plus the weighted misfit term
-            (times the distance factor with ``AdaptiveConfig.distance_power``); with ``score_by``
-            ``output_change``, :func:`~fxcap.adaptive.output_change.change_scores`.
+            (times the distance factor with ``AdaptiveConfig.distance_power``); without a committee
+            (``score_by`` ``output_change`` or ``leave_one_out``), the edges' values given to their
+            middles (:func:`~fxcap.adaptive.output_change.edge_scores`).
         seconds: wall-clock time of training and scoring.
         disagreement: ``(C,)`` the acquisition's part of the scores (None without a committee).
         misfit: ``(S,)`` the committee's ESR at each recorded setting of the training set (with

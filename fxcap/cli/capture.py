@@ -16,13 +16,13 @@ from fxcap.capture.budget import DEFAULT_KNOB_CHANGE_SECONDS
 from fxcap.cli import tables
 from fxcap.cli.options import (
     BlockSize,
-    QuickSteps,
-    ScoreBy,
     Device,
     MidiPort,
     OutputChannel,
     PlayedPeak,
+    QuickSteps,
     Rate,
+    ScoreBy,
     SessionOut,
     SoundcardChannel,
 )

@@ -154,8 +154,7 @@ def linear_penalty(model: torch.nn.Module, linearity: SettingLinearity, x: torch
     (so a window counts as much as in the loss's means; 0 when no window is at a linear setting).
     ``output`` is the model's output for ``x`` from a zero state; ``bands`` > 0: the share per
     frequency band (:func:`nonlinear_band_log_share`)."""
-    index = linearity.index(knobs)
-    linear = linearity.values[index].to(torch.bool)
+    linear = linearity.lookup(knobs).to(torch.bool)
     if not bool(linear.any()):
         return output.new_zeros(())
     nonlinear = nonlinear_part(model, x[linear], knobs[linear], output[linear])

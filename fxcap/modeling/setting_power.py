@@ -50,8 +50,8 @@ class SettingTable:
         self.values = torch.as_tensor(np.asarray(values))
         self.tolerance = tolerance
 
-    def index(self, knobs: torch.Tensor) -> torch.Tensor:
-        """The setting ``(B,)`` (a row of :attr:`knobs`) of every row of ``knobs`` ``(B, K)``."""
+    def lookup(self, knobs: torch.Tensor) -> torch.Tensor:
+        """The value ``(B,)`` of the setting of every row of ``knobs`` ``(B, K)``."""
         knobs = torch.as_tensor(knobs, dtype=torch.float32)
         if knobs.dim() == 3:  # automation: the setting in force at the first sample
             knobs = knobs[:, 0]
@@ -59,11 +59,7 @@ class SettingTable:
         if bool((distance > self.tolerance).any()):
             row = int(torch.argmax(distance))
             raise ModelError(f"knob setting {knobs[row].tolist()} is not one of the training split's settings; {self.unknown_hint}")
-        return index
-
-    def lookup(self, knobs: torch.Tensor) -> torch.Tensor:
-        """The value ``(B,)`` of the setting of every row of ``knobs`` ``(B, K)``."""
-        return self.values[self.index(knobs)]
+        return self.values[index]
 
 
 class SettingPower(SettingTable):
