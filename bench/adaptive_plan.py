@@ -106,7 +106,7 @@ class BenchConfig:
             (:attr:`fxcap.adaptive.AdaptiveConfig.misfit_weight`).
         misfit_radius: adaptive plan: reach of a recorded setting's misfit (normalised units; a knob's range is 2).
         distance_power: adaptive plan: scores times (distance to the nearest recorded setting)^power.
-        score_by: adaptive plan: ``committee`` or ``output_change``
+        score_by: adaptive plan: a name of :data:`fxcap.adaptive.config.SCORE_BY`
             (:attr:`fxcap.adaptive.AdaptiveConfig.score_by`).
         acquisition: adaptive plan: a name of :data:`fxcap.adaptive.ACQUISITIONS`.
         pool: adaptive plan: a batch is spread over the ``pool x batch`` best-scored candidates.
@@ -128,7 +128,7 @@ class BenchConfig:
     misfit_weights: tuple[float, ...] = (AdaptiveConfig.misfit_weight,)
     misfit_radius: float = AdaptiveConfig.misfit_radius
     distance_power: float = AdaptiveConfig.distance_power
-    score_by: str = "committee"
+    score_by: str = AdaptiveConfig.score_by
     acquisition: str = AdaptiveConfig.acquisition
     pool: int = AdaptiveConfig.pool
     committee_steps: int = QuickModelConfig.steps
@@ -488,6 +488,9 @@ def adaptive_words(c: dict[str, Any]) -> str:
     """How the run's adaptive plan chose its settings, in words."""
     if c.get("score_by") == "output_change":
         return "scored by the change of the recorded outputs across neighbouring settings (no committee)"
+    if c.get("score_by") == "leave_one_out":
+        return (f"scored by the leave-one-out ESR at the ends of neighbouring settings (one {c['committee_scheme']} quick "
+                f"model per recorded setting, {c['committee_steps']} steps)")
     return (f"acquisition {c['acquisition']}, misfit weight {', '.join(f'{w:g}' for w in c['misfit_weights'])}, committee "
             f"of {c['committee_scheme']} members ({c['committee_steps']} steps)")
 
