@@ -139,9 +139,9 @@ def test_train_with_knob_gains(tmp_path, monkeypatch):
     assert config["parameters"] == plain_config["parameters"] + (1 + 1)
     assert split.even_gain is not None and float(split.even_gain.weight.abs().sum()) > 0
     result = runner.invoke(app, ["train", "--cond", "concat", *tiny, "--linear-penalty", "0.01", "--linear-threshold-db", "-20",
-                                 "--linear-bands", "6", "--runs", "linear"])
+                                 "--linear-bands", "6", "--linearisation", "level", "--runs", "linear"])
     assert result.exit_code == 0, result.output
     _, config = load_run("linear/d/concat-gru-s0")
     assert config["train"]["linear_penalty"] == 0.01 and config["train"]["linear_threshold_db"] == -20.0
-    assert config["train"]["linear_bands"] == 6
+    assert config["train"]["linear_bands"] == 6 and config["train"]["linearisation"] == "level"
     assert plain_config["train"]["linear_penalty"] == 0.0

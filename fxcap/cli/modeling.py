@@ -61,6 +61,7 @@ def train(
     linear_penalty: Annotated[Optional[float], typer.Option(help="Weight of the nonlinear part's log energy share at the settings where the device is linear (any scheme): cleaner clean settings at some ESR cost; 0 = off.")] = None,
     linear_threshold_db: Annotated[Optional[float], typer.Option(help="A setting counts as linear when the share of its target no linear filter of its input explains is below this (dB; default -25).")] = None,
     linear_bands: Annotated[Optional[int], typer.Option(help="Take the linear penalty's share per log-spaced frequency band, this many (0: over the whole band, the default).")] = None,
+    linearisation: Annotated[Optional[str], typer.Option(help="The linear penalty's linearisation: 'silence' (about silence, two extra runs) or 'level' (about the input's own level, one extra run).")] = None,
     time_budget: Annotated[Optional[float], typer.Option(help="Training time budget per model in minutes: stop when it runs out, with the rate annealed by then.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for initialisation and window sampling.")] = 0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue interrupted runs from their last epoch (same dataset and settings; --epochs may grow).")] = False,
@@ -78,7 +79,7 @@ def train(
                         esr_weight=esr_weight, dc_weight=dc_weight, esr_emphasis=esr_emphasis,
                         esr_per_setting=esr_per_setting, loss_skip=loss_skip, tbptt_windows=tbptt_windows, valid_window=valid_window, even_penalty=even_penalty,
                         linear_penalty=linear_penalty, linear_threshold_db=linear_threshold_db, linear_bands=linear_bands,
-                        time_budget_s=None if time_budget is None else time_budget * 60.0) | {"pre_emphasis": pre_emphasis},
+                        linearisation=linearisation, time_budget_s=None if time_budget is None else time_budget * 60.0) | {"pre_emphasis": pre_emphasis},
         model_overrides=given(pre_filter_poles=pre_filter, post_filter_poles=post_filter, knob_gains=knob_gains, even_gain=even_gain, hidden_size=hidden_size),
     )
     results = train_models(request, console=tables.console)

@@ -10,10 +10,20 @@ at those settings only:
    ``sum_f (P_yy - |P_xy|^2 / P_xx) / sum_f P_yy`` from Welch spectra (:func:`linear_residual_db`;
    the coherence-weighted residual: nonlinearity plus noise). A setting is linear when that share
    is below ``TrainConfig.linear_threshold_db``.
-2. **How nonlinear the model is there** (:func:`nonlinear_part`): the model's output less its own
-   linearisation about silence, ``F(x) - (F(e x) - F(-e x)) / (2 e)`` with ``e`` small
-   (:data:`LINEARISATION_SCALE`): the central difference cancels the even orders (DC included) and
-   leaves the cubic and higher ones ``e^2`` smaller, so what remains is every order above the first.
+2. **How nonlinear the model is there** (:func:`nonlinear_part`), by one of two linearisations
+   (``TrainConfig.linearisation``, :data:`LINEARISATIONS`):
+
+   * ``"silence"``: the model's output less its own linearisation about silence,
+     ``F(x) - (F(e x) - F(-e x)) / (2 e)`` with ``e`` small (:data:`LINEARISATION_SCALE`): the
+     central difference cancels the even orders (DC included) and leaves the cubic and higher ones
+     ``e^2`` smaller, so what remains is every order above the first. Two extra runs of the model,
+     and the model must be linear down to -40 dB below the signal.
+   * ``"level"``: the output less its change with the input's own level,
+     ``F(x) - (F((1 + d) x) - F(x)) / d`` with :data:`LEVEL_STEP` ``d``: an order-``k`` term
+     ``a x^k`` leaves ``(1 - ((1 + d)^k - 1) / d) a x^k`` (``-1.1`` times itself for ``k = 2``,
+     ``-2.3`` for ``k = 3``, the DC whole), the linear one nothing. One extra run, and the model
+     must be linear only about the level it is played at: a compressor's gain, which follows
+     the level over a longer stretch than the data shows at its linear settings, is left alone below it.
 3. **The penalty** (:func:`nonlinear_log_share`): ``mean log(E[n^2] / E[target^2] + floor)`` over the
    windows of linear settings, warm-up left out, a pressure equal on every decibel of the nonlinear
    share (as ``even_penalty``), applied only where the device shows none. With
@@ -40,6 +50,14 @@ leaves is ``e^2 = 1e-4`` of the model's own, float32 rounding of the difference 
 WELCH_SEGMENT = 16384
 """Samples per Welch segment of :func:`linear_residual_db` (0.34 s at 48 kHz: resolves the long
 linear memory of input and output coupling filters, whose leakage would read as nonlinearity)."""
+
+LEVEL_STEP = 0.1
+"""``d`` of the ``"level"`` linearisation (:func:`nonlinear_part`): the extra run is ``1 + d`` times as
+loud (+0.83 dB). The linear term cancels exactly for any ``d``; a larger one keeps float32 rounding of
+the difference small (``N = (1 + 1/d) F(x) - F((1 + d) x) / d``)."""
+
+LINEARISATIONS = ("silence", "level")
+"""The linearisations :func:`nonlinear_part` knows (``TrainConfig.linearisation``)."""
 
 NONLINEAR_SHARE_FLOOR = 1e-7
 """Floor (an energy ratio, -70 dB) added to the nonlinear share before its log: below it the penalty stops pushing."""
@@ -106,9 +124,18 @@ class SettingLinearity(SettingTable):
 
 
 def nonlinear_part(model: torch.nn.Module, x: torch.Tensor, knobs: torch.Tensor, output: torch.Tensor,
-                   scale: float = LINEARISATION_SCALE) -> torch.Tensor:
-    """``output - (F(scale x) - F(-scale x)) / (2 scale)``: the model's output ``output = F(x)`` (from a
-    zero state) less its linearisation about silence, both runs from a zero state, with gradients."""
+                   scale: float = LINEARISATION_SCALE, about: str = "silence") -> torch.Tensor:
+    """The model's output ``output = F(x)`` (from a zero state) less its linearisation, with gradients;
+    every extra run from a zero state too.
+
+    ``about="silence"``: ``output - (F(scale x) - F(-scale x)) / (2 scale)`` (two extra runs);
+    ``about="level"``: ``output - (F((1 + LEVEL_STEP) x) - output) / LEVEL_STEP`` (one extra run; ``scale``
+    unused). See the module's docstring for what each leaves of an order-``k`` term."""
+    if about == "level":
+        louder, _ = model((1.0 + LEVEL_STEP) * x, knobs)
+        return output - (louder - output) / LEVEL_STEP
+    if about != "silence":
+        raise ModelError(f"unknown linearisation {about!r}; use one of {', '.join(LINEARISATIONS)}")
     small = torch.cat([scale * x, -scale * x])
     both, _ = model(small, torch.cat([knobs, knobs]))
     plus, minus = both[: x.shape[0]], both[x.shape[0]:]
@@ -148,16 +175,17 @@ def nonlinear_band_log_share(nonlinear: torch.Tensor, target: torch.Tensor, band
 
 
 def linear_penalty(model: torch.nn.Module, linearity: SettingLinearity, x: torch.Tensor, knobs: torch.Tensor,
-                   output: torch.Tensor, target: torch.Tensor, skip: int = 0, bands: int = 0) -> torch.Tensor:
+                   output: torch.Tensor, target: torch.Tensor, skip: int = 0, bands: int = 0,
+                   about: str = "silence") -> torch.Tensor:
     """The training term of ``TrainConfig.linear_penalty`` for one batch (before its weight): the
     :func:`nonlinear_log_share` of the windows at linear settings, summed and divided by the batch size
     (so a window counts as much as in the loss's means; 0 when no window is at a linear setting).
     ``output`` is the model's output for ``x`` from a zero state; ``bands`` > 0: the share per
-    frequency band (:func:`nonlinear_band_log_share`)."""
+    frequency band (:func:`nonlinear_band_log_share`); ``about``: the linearisation (:func:`nonlinear_part`)."""
     linear = linearity.lookup(knobs).to(torch.bool)
     if not bool(linear.any()):
         return output.new_zeros(())
-    nonlinear = nonlinear_part(model, x[linear], knobs[linear], output[linear])
+    nonlinear = nonlinear_part(model, x[linear], knobs[linear], output[linear], about=about)
     if bands:
         shares = nonlinear_band_log_share(nonlinear, target[linear], bands, skip)
     else:

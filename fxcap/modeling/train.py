@@ -300,7 +300,7 @@ def _train(data: TrainingData, model_config: ModelConfig, run_dir: Path, config:
                     loss = loss + config.even_penalty * model.even_log_share(y)
                 if config.linear_penalty and first:  # after even_log_share: the linearisation runs replace its even part
                     loss = loss + config.linear_penalty * linear_penalty(model, data.train_linearity, x, knobs, pred, y, skip,
-                                                                     config.linear_bands)
+                                                                     config.linear_bands, config.linearisation)
                 optimizer.zero_grad(set_to_none=True)
                 value = loss.item()
                 finite = math.isfinite(value)

@@ -88,6 +88,10 @@ class TrainConfig:
             linear filter of its input explains is below this (dB; ``linear_residual_db``).
         linear_bands: 0: the linear penalty's share is over the whole band; more: per log-spaced
             frequency band of the window, the logs averaged (``nonlinear_band_log_share``).
+        linearisation: what the linear penalty takes the model's linear part to be (``nonlinear_part``):
+            ``"silence"``, its linearisation about silence (two extra runs of the model per window);
+            ``"level"``, its change with the input's own level (one extra run; a compressor's
+            level-dependent gain below the data's levels is left alone).
         seed: seeds initialisation and window sampling.
         threads: torch intra-op threads while :func:`train` runs (0: leave torch's setting; the
             previous setting comes back when it returns, see :mod:`fxcap.modeling.compute_context`).
@@ -127,6 +131,7 @@ class TrainConfig:
     linear_penalty: float = 0.0
     linear_threshold_db: float = -25.0
     linear_bands: int = 0
+    linearisation: str = "silence"
     seed: int = 0
     threads: int = 1
 
@@ -160,6 +165,8 @@ class TrainConfig:
                              f"{self.lr_patience}, {self.lr_factor} and {self.lr_min_factor}")
         if isinstance(self.linear_bands, bool) or not isinstance(self.linear_bands, int):
             raise ModelError(f"linear_bands must be a whole number of frequency bands (0: one, the whole band), got {self.linear_bands!r}")
+        if self.linearisation not in ("silence", "level"):
+            raise ModelError(f"linearisation must be 'silence' or 'level', not {self.linearisation!r}")
         if self.threads < 0:
             raise ModelError(f"threads must be 0 (torch's default) or positive, got {self.threads}")
         if self.max_recoveries < 0 or not 0.0 < self.recovery_lr_factor < 1.0:

@@ -12,6 +12,7 @@ from torch import nn
 
 from fxcap.errors import ModelError
 from fxcap.modeling.linearity import (
+    LEVEL_STEP,
     LINEARISATION_SCALE,
     SettingLinearity,
     band_edges,
@@ -75,6 +76,71 @@ def test_nonlinear_part_is_the_output_less_its_central_difference_linearisation(
     assert model.coefficients.grad is not None and float(model.coefficients.grad[2]) > 0
 
 
+def test_the_level_linearisation_leaves_each_order_a_known_multiple_and_the_linear_term_nothing():
+    model = Polynomial()
+    x = torch.tensor(_noise(300, 4), dtype=torch.float32).reshape(3, 100) * 0.5
+    knobs = torch.tensor([[0.0], [0.2], [-0.3]])
+    output, _ = model(x, knobs)
+    part = nonlinear_part(model, x, knobs, output, about="level")
+    # a x^k leaves (1 - ((1 + d)^k - 1) / d) a x^k: the DC whole, x^2 -1.1 times, x^3 -2.31 times
+    def left(k: int) -> float:
+        return 1 - ((1 + LEVEL_STEP) ** k - 1) / LEVEL_STEP
+    expected = 0.05 + left(2) * (0.3 + knobs) * x**2 + left(3) * 0.1 * x**3
+    assert left(2) == pytest.approx(-1.1) and left(3) == pytest.approx(-2.31)
+    torch.testing.assert_close(part, expected, rtol=1e-4, atol=1e-5)
+    linear = Polynomial(dc=0.0, a2=0.0, a3=0.0)
+    zero_knobs = torch.zeros(3, 1)
+    output, _ = linear(x, zero_knobs)
+    assert float(nonlinear_part(linear, x, zero_knobs, output, about="level").detach().abs().max()) < 1e-5
+    part.sum().backward()
+    assert model.coefficients.grad is not None and float(model.coefficients.grad[2]) < 0  # -1.1 x^2: a2 up, sum down
+    with pytest.raises(ModelError, match="unknown linearisation 'mean'"):
+        nonlinear_part(model, x, knobs, output, about="mean")
+
+
+@pytest.mark.parametrize("about", ["silence", "level"])
+def test_descending_the_penalty_shrinks_the_higher_orders_and_leaves_the_first_alone(about):
+    model = Polynomial()
+    x = torch.tensor(_noise(2000, 9), dtype=torch.float32).reshape(4, 500) * 0.5
+    knobs = torch.zeros(4, 1)
+    table = SettingLinearity(np.array([[0.0]]), np.array([-40.0]), threshold_db=-25.0)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)  # not Adam, which would blow float noise up to full steps
+    values = []
+    for _ in range(20):  # a log's gradient grows as its argument shrinks: a few short steps, not to zero
+        optimizer.zero_grad()
+        output, _ = model(x, knobs)
+        value = linear_penalty(model, table, x, knobs, output, 2.0 * x, about=about)
+        value.backward()
+        optimizer.step()
+        values.append(float(value.detach()))
+    dc, a1, a2, a3 = model.coefficients.tolist()
+    assert a1 == pytest.approx(2.0, abs=1e-5)  # the linear term gets no gradient at all
+    assert abs(a2) < 0.6 * 0.3 and abs(a3) < 0.6 * 0.1  # the square and cubic terms shrank (the DC settles
+    assert values[-1] < values[0] - 1.5                 # where it cancels the square's mean)
+
+
+class LevelGain(nn.Module):
+    """``F(x) = x tanh(rms(x) / 0.05)``: unity gain at a played level (rms 0.3), fading out toward
+    silence, like a compressor's make-up gain or an expander: linear at the level the data shows."""
+
+    def forward(self, x, knobs, state=None):
+        rms = x.square().mean(-1, keepdim=True).sqrt()
+        return x * torch.tanh(rms / 0.05), torch.zeros(x.shape[0], 1)
+
+
+def test_the_level_linearisation_leaves_a_gain_that_only_changes_below_the_played_level_alone():
+    model = LevelGain()
+    x = torch.tensor(_noise(2000, 8), dtype=torch.float32).reshape(2, 1000) * 0.3
+    knobs = torch.zeros(2, 1)
+    output, _ = model(x, knobs)
+    about_level = nonlinear_log_share(nonlinear_part(model, x, knobs, output, about="level"), output)
+    about_silence = nonlinear_log_share(nonlinear_part(model, x, knobs, output), output)
+    # about silence the gain is 0.06, so nine tenths of the output reads as nonlinear; about its own
+    # level the gain does not move (tanh(6) to tanh(6.6): 1e-5), so nothing does
+    assert bool((about_silence > math.log(0.8)).all())
+    assert bool((about_level < math.log(1e-6)).all())
+
+
 def test_nonlinear_log_share_leaves_out_the_warm_up_and_floors_the_share():
     nonlinear = torch.tensor([[9.0, 9.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0]])
     target = torch.tensor([[0.0, 0.0, 2.0, 2.0], [1.0, 1.0, 1.0, 1.0]])
@@ -114,6 +180,10 @@ def test_linear_penalty_counts_only_the_windows_at_linear_settings():
     rows = [0, 2]
     expected = nonlinear_log_share(nonlinear_part(model, x[rows], knobs[rows], output[rows]), target[rows], 50).sum() / 4
     torch.testing.assert_close(term, expected)
+    level = linear_penalty(model, table, x, knobs, output, target, skip=50, bands=4, about="level")
+    expected = nonlinear_band_log_share(nonlinear_part(model, x[rows], knobs[rows], output[rows], about="level"),
+                                        target[rows], 4, 50).sum() / 4
+    torch.testing.assert_close(level, expected)
     no_linear = torch.tensor([[1.0], [0.0], [1.0], [0.0]])
     output, _ = model(x, no_linear)
     assert float(linear_penalty(model, table, x, no_linear, output, target)) == 0.0
@@ -157,20 +227,22 @@ def test_the_linear_penalty_makes_the_clean_setting_cleaner(tiny_dataset, tmp_pa
         TrainConfig(linear_bands=-2)
     with pytest.raises(ModelError, match="linear_bands must be a whole number"):
         TrainConfig(linear_bands=2.5)
+    with pytest.raises(ModelError, match="linearisation must be 'silence' or 'level', not 'zero'"):
+        TrainConfig(linearisation="zero")
     config = TrainConfig(window=512, batch_size=4, steps_per_epoch=20, max_epochs=2, valid_windows=8, lr=1e-2, threads=1)
     x = torch.tensor(_noise(2048, 7), dtype=torch.float32).reshape(1, -1) * 0.3
     clean = torch.tensor([[-1.0]])
     shares, banded = {}, {}
-    for penalty, bands in ((0.0, 0), (0.5, 0), (0.5, 8)):
-        run = tmp_path / f"p{penalty}-b{bands}"
+    for penalty, bands, about in ((0.0, 0, "silence"), (0.5, 0, "silence"), (0.5, 8, "silence")):
+        run = tmp_path / f"p{penalty}-b{bands}-{about}"
         train(tiny_dataset, ModelConfig(cond="concat", num_knobs=1), run,
-              TrainConfig(**{**config.to_dict(), "linear_penalty": penalty, "linear_bands": bands}))
+              TrainConfig(**{**config.to_dict(), "linear_penalty": penalty, "linear_bands": bands, "linearisation": about}))
         model, _ = load_run(run, "last")
         with torch.no_grad():
             output, _ = model(x, clean)
             nonlinear = nonlinear_part(model, x, clean, output)
-            shares[penalty, bands] = float(nonlinear_log_share(nonlinear, output, skip=256))
-            banded[penalty, bands] = float(nonlinear_band_log_share(nonlinear, output, 8, skip=256))
+            shares[penalty, bands, about] = float(nonlinear_log_share(nonlinear, output, skip=256))
+            banded[penalty, bands, about] = float(nonlinear_band_log_share(nonlinear, output, 8, skip=256))
     # 40 steps from the same seed and windows: without the penalty in the loss the runs would be identical
-    assert shares[0.5, 0] < shares[0.0, 0] - 1.0  # nats: the model's nonlinear share at drive 0 went down
-    assert banded[0.5, 8] < banded[0.0, 0] - 1.0  # and per band with the share taken per band
+    assert shares[0.5, 0, "silence"] < shares[0.0, 0, "silence"] - 1.0  # nats: the model's nonlinear share at drive 0 went down
+    assert banded[0.5, 8, "silence"] < banded[0.0, 0, "silence"] - 1.0  # and per band with the share taken per band
