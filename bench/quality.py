@@ -78,6 +78,22 @@ def prepare(study) -> Path:
     return Path(build_study_dataset(study, [session.root]).path)
 
 
+def changed_settings(run_dir: Path, config: Any, model: Any) -> list[str]:
+    """``field: stored -> wanted`` for each training or model setting in which the run folder's
+    ``config.json`` differs from this job's (a field the run predates counts as its default)."""
+    from dataclasses import MISSING, fields
+
+    stored = json.loads((run_dir / "config.json").read_text())
+    changed = []
+    for section, wanted in (("train", config), ("model", model)):
+        defaults = {f.name: f.default for f in fields(wanted) if f.default is not MISSING}
+        old = {**defaults, **stored.get(section, {})}
+        new = json.loads(json.dumps(wanted.to_dict()))
+        changed += [f"{section}.{k}: {json.dumps(old.get(k))} -> {json.dumps(v)}" for k, v in new.items()
+                    if json.loads(json.dumps(old.get(k))) != v]
+    return changed
+
+
 def train_one(job: dict[str, Any]) -> dict[str, Any]:
     """Train and evaluate one scheme/seed in this process (one thread); returns its numbers."""
     import torch
@@ -94,6 +110,11 @@ def train_one(job: dict[str, Any]) -> dict[str, Any]:
                         **{**preset_model_options(job["preset"]), **job["model_overrides"], "seed": job["seed"]})
     started = time.perf_counter()
     resume = (run_dir / "state.pt").exists()
+    if resume:
+        changed = changed_settings(run_dir, config, model)
+        if changed:
+            raise SystemExit(f"{run_dir} was trained with other settings ({'; '.join(changed)}): move it away or "
+                             "give another --work, so that its numbers are not reported as this configuration's")
     if not (resume and (run_dir / "evaluation.json").exists()):
         result = train(job["dataset"], model, run_dir, config, resume=resume)
         recoveries, stop_reason = result.recoveries, result.stop_reason

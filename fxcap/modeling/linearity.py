@@ -59,6 +59,15 @@ the difference small (``N = (1 + 1/d) F(x) - F((1 + d) x) / d``)."""
 LINEARISATIONS = ("silence", "level")
 """The linearisations :func:`nonlinear_part` knows (``TrainConfig.linearisation``)."""
 
+MIN_WELCH_SEGMENT = 2048
+"""Shortest Welch segment :meth:`SettingLinearity.from_split` uses (a setting with less than four of them
+of training audio is not called linear)."""
+
+LINEARITY_MAX_SAMPLES = 1 << 21
+"""Samples per setting :meth:`SettingLinearity.from_split` reads at most (44 s at 48 kHz: 255 Welch segments,
+enough to tell a -40 dB residual from a -25 dB one; the whole of a 3-minute capture took half a minute
+per run)."""
+
 NONLINEAR_SHARE_FLOOR = 1e-7
 """Floor (an energy ratio, -70 dB) added to the nonlinear share before its log: below it the penalty stops pushing."""
 
@@ -103,13 +112,24 @@ class SettingLinearity(SettingTable):
 
     @classmethod
     def from_split(cls, dataset_dir: str | Path, threshold_db: float, split: str = "train", **cache: Any) -> "SettingLinearity":
-        """The table of one split: each setting's rows joined end to end, then :func:`linear_residual_db`."""
+        """The table of one split: each setting's rows joined end to end (the first
+        :data:`LINEARITY_MAX_SAMPLES` of them), then :func:`linear_residual_db` with Welch segments of
+        :data:`WELCH_SEGMENT` samples, or of a quarter of the audio where that is shorter (at least
+        :data:`MIN_WELCH_SEGMENT`; a setting with less audio gets NaN, not linear)."""
         data, unique, inverse = setting_rows(dataset_dir, split, **cache)
         residual = []
         for setting in range(len(unique)):
-            segments = [data.cache.segment(row) for row in np.flatnonzero(inverse == setting)]
-            audio = np.concatenate(segments, axis=1)
-            residual.append(linear_residual_db(audio[0], audio[1]))
+            segments, samples = [], 0
+            for row in np.flatnonzero(inverse == setting):
+                if samples >= LINEARITY_MAX_SAMPLES:
+                    break
+                segments.append(data.cache.segment(row))
+                samples += segments[-1].shape[1]
+            audio = np.concatenate(segments, axis=1)[:, :LINEARITY_MAX_SAMPLES]
+            # shorter audio: shorter Welch segments, whose leakage reads as nonlinearity (a setting is
+            # then linear less often, never more); too little to tell: not linear (NaN)
+            segment = min(WELCH_SEGMENT, 1 << int(np.log2(max(audio.shape[1] // 4, 1))))
+            residual.append(linear_residual_db(audio[0], audio[1], segment) if segment >= MIN_WELCH_SEGMENT else np.nan)
         return cls(unique, np.array(residual), threshold_db)
 
     def describe(self, names: list[str] | None = None) -> str:

@@ -71,7 +71,7 @@ class TrainingData:
             log.info("linear penalty: %s", self.train_linearity.describe(list(info.knob_names)))
             if not bool(self.train_linearity.values.any()):
                 log.warning("note: no setting of the training split is linear (residual below %g dB), so the linear penalty "
-                            "does nothing; raise --linear-threshold-db or train without --linear-penalty",
+                            "has nothing to do (--linear-penalty 0 skips looking; --linear-threshold-db moves the bar)",
                             config.linear_threshold_db)
 
     def train_loader(self, epoch: int):

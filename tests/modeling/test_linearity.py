@@ -246,3 +246,20 @@ def test_the_linear_penalty_makes_the_clean_setting_cleaner(tiny_dataset, tmp_pa
     # 40 steps from the same seed and windows: without the penalty in the loss the runs would be identical
     assert shares[0.5, 0, "silence"] < shares[0.0, 0, "silence"] - 1.0  # nats: the model's nonlinear share at drive 0 went down
     assert banded[0.5, 8, "silence"] < banded[0.0, 0, "silence"] - 1.0  # and per band with the share taken per band
+
+
+def test_setting_linearity_of_short_takes_uses_shorter_segments_and_never_guesses(tmp_path, monkeypatch):
+    from fxcap.dataset import BuildConfig, SplitConfig, build_dataset
+    from fxcap.dataset.testing import make_dummy_session
+    from fxcap.modeling import linearity
+
+    session = make_dummy_session(tmp_path / "session", knob_grid={"drive": [0, 10]}, sample_rate=44100, seconds=0.5)
+    build_dataset([session.root], tmp_path / "dataset",
+                  BuildConfig(split=SplitConfig(segment_seconds=0.04, min_segment_seconds=0.02), write_wav=False))
+    # a few thousand samples per setting, less than one 16384-sample segment: still told apart
+    table = SettingLinearity.from_split(tmp_path / "dataset", threshold_db=-25.0)
+    assert table.values.tolist() == [True, False] and table.residual_db[0] < -25.0
+    monkeypatch.setattr(linearity, "MIN_WELCH_SEGMENT", 1 << 20)  # too little audio to tell: not linear, no error
+    table = SettingLinearity.from_split(tmp_path / "dataset", threshold_db=-25.0)
+    assert table.values.tolist() == [False, False] and bool(np.isnan(table.residual_db).all())
+    assert table.describe(["drive"]).startswith("0 of 2 settings are linear")
