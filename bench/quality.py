@@ -99,6 +99,7 @@ def train_one(job: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(1)
+    from fxcap.dataset import load_dataset_info
     from fxcap.modeling.evaluate import evaluate_run
     from fxcap.modeling.pipeline import preset_model_options, preset_config
     from fxcap.modeling.registry import ModelConfig
@@ -106,6 +107,7 @@ def train_one(job: dict[str, Any]) -> dict[str, Any]:
 
     run_dir = Path(job["run_dir"])
     config = preset_config(job["preset"], job["cond"], job["overrides"], seed=job["seed"])
+    config = config.for_device(load_dataset_info(job["dataset"]).device_kind)  # as train() decides it
     model = ModelConfig(cond=job["cond"], num_knobs=job["num_knobs"],
                         **{**preset_model_options(job["preset"]), **job["model_overrides"], "seed": job["seed"]})
     started = time.perf_counter()

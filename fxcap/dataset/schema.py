@@ -36,7 +36,10 @@ CATEGORICAL_COLUMNS = ("device", "backend", "split", "time_split", "session", "t
 
 AUDIO_COLUMNS = ("input", "target")
 
-WINDOW_BY_KIND = {"compressor": 8192, "limiter": 8192, "leveler": 8192}
+DYNAMICS_KINDS = ("compressor", "limiter", "leveler")
+"""Device kinds whose gain follows the signal's level over a longer time than a window (dynamics processors)."""
+
+WINDOW_BY_KIND = {kind: 8192 for kind in DYNAMICS_KINDS}
 """Default training window (samples) by device kind; anything else gets :data:`DEFAULT_WINDOW`."""
 
 DEFAULT_WINDOW = 2048

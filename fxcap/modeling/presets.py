@@ -26,22 +26,31 @@ ESR_LOSS: dict[str, Any] = dict(
 divided by its knob setting's power so every setting weighs alike, the first eighth of each window (its
 zero-state warm-up: 256 of 2048 samples) left out. The measurements behind it are in ``docs/quality.md``."""
 
+CLEAN_WHERE_LINEAR: dict[str, Any] = dict(linear_penalty=None, linear_bands=12, linearisation="level")
+"""The ``default`` preset's pressure to be clean where the device is: at the settings whose training
+target a linear filter of the input explains (a drive pedal at drive 0), the model's nonlinear part
+(its output less its change with the input's level) is pushed down per frequency band
+(:mod:`fxcap.modeling.linearity`), with the weight the device's kind gets
+(:meth:`TrainConfig.for_device`: none for a compressor). One extra run of the model on those windows;
+no effect on a device without linear settings. The measurements behind it are in ``docs/quality.md``."""
+
 PRESETS: dict[str, TrainConfig] = {
     # The paper's recipe: batch 80, Adam 1e-3 halved on plateaus, long training, early stopping decides,
     # L1 + 0.1 MRSTFT on pre-emphasised signals (plus the STFT warm-up, which only reweights the first steps).
     "paper": TrainConfig(batch_size=80, max_epochs=300, steps_per_epoch=None, early_stop_patience=10, valid_windows=None,
                          stft_warmup_steps=STFT_WARMUP_STEPS),
-    # What fxcap recommends: 8000 steps of batch 16 on a cosine schedule with the ESR loss, and learned
-    # linear filters around the cell (PRESET_MODELS); minutes per model on one core.
+    # What fxcap recommends: 8000 steps of batch 16 on a cosine schedule with the ESR loss, clean where the
+    # device is linear, and learned linear filters and knob gains around the cell (PRESET_MODELS); minutes
+    # per model on one core.
     "default": TrainConfig(batch_size=16, max_epochs=80, steps_per_epoch=100, lr=3e-3, lr_schedule="cosine", warmup_steps=100,
-                           early_stop_patience=80, valid_windows=64, **ESR_LOSS),
+                           early_stop_patience=80, valid_windows=64, **ESR_LOSS, **CLEAN_WHERE_LINEAR),
     # A quick look: the same recipe, 2500 steps (the OD-3 quick recipe's four models in minutes on 2 CPU cores).
     "quick": TrainConfig(batch_size=16, max_epochs=50, steps_per_epoch=50, lr=3e-3, lr_schedule="cosine", warmup_steps=100,
                          early_stop_patience=50, valid_windows=64, **ESR_LOSS),
 }
 
 PRESET_MODELS: dict[str, dict[str, Any]] = {
-    "default": {"pre_filter_poles": 6, "post_filter_poles": 6},
+    "default": {"pre_filter_poles": 6, "post_filter_poles": 6, "knob_gains": True},
     "quick": {"pre_filter_poles": 6, "post_filter_poles": 6},
 }
 """``ModelConfig`` fields a preset sets (architecture options beyond the paper's; ``paper`` sets none, so

@@ -193,6 +193,7 @@ def train(
     config = config or TrainConfig()
     run_dir = Path(run_dir)
     info = load_dataset_info(dataset_dir)
+    config = config.for_device(info.device_kind)  # what the config leaves to the device's kind, decided (and so stored)
     if config.even_penalty and not model_config.even_gain:  # before the run folder is touched
         raise ModelError("even_penalty needs a model with an even gain: train with --even-gain (or set even_penalty to 0)")
     if model_config.num_knobs != len(info.knob_names):

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from fxcap.dataset.schema import DYNAMICS_KINDS
 from fxcap.errors import ModelError
 
 LR_SCHEDULES = ("plateau", "cosine")
 """The learning-rate schedules :class:`TrainConfig` knows (``lr_schedule``)."""
+
+DEVICE_LINEAR_PENALTY = 1e-3
+"""``linear_penalty`` of a device that is not a dynamics processor when the config leaves it to the
+device's kind (``linear_penalty=None``, :meth:`TrainConfig.for_device`; ``docs/quality.md``)."""
 
 
 @dataclass
@@ -83,7 +88,9 @@ class TrainConfig:
             linear settings (:mod:`fxcap.modeling.linearity`: the model's output less its own
             linearisation, every order above the first), added to the training loss of windows that
             start from a zero state: a pressure to be clean exactly where the device is (a drive
-            pedal at drive 0), any model, no even gain needed. 0: off.
+            pedal at drive 0), any model, no even gain needed. 0: off. ``None``: by the device's kind
+            (:meth:`for_device`): :data:`DEVICE_LINEAR_PENALTY`, except for dynamics processors (a
+            compressor, whose linear settings are linear only over the stretch a window sees), 0.
         linear_threshold_db: a setting is linear when the share of its training target that no
             linear filter of its input explains is below this (dB; ``linear_residual_db``).
         linear_bands: 0: the linear penalty's share is over the whole band; more: per log-spaced
@@ -128,7 +135,7 @@ class TrainConfig:
     recovery_lr_factor: float = 0.3
     time_budget_s: float | None = None
     even_penalty: float = 0.0
-    linear_penalty: float = 0.0
+    linear_penalty: float | None = 0.0
     linear_threshold_db: float = -25.0
     linear_bands: int = 0
     linearisation: str = "silence"
@@ -143,7 +150,7 @@ class TrainConfig:
             if not value > 0:
                 raise ModelError(f"{name} must be positive, got {value}")
         non_negative = {"l1_weight": self.l1_weight, "stft_weight": self.stft_weight, "esr_weight": self.esr_weight, "even_penalty": self.even_penalty,
-                        "linear_penalty": self.linear_penalty, "linear_bands": self.linear_bands,
+                        "linear_penalty": 0 if self.linear_penalty is None else self.linear_penalty, "linear_bands": self.linear_bands,
                         "dc_weight": self.dc_weight, "loss_skip": 0 if self.loss_skip is None else self.loss_skip,
                         "stft_warmup_steps": self.stft_warmup_steps,
                         "warmup_steps": self.warmup_steps}
@@ -179,3 +186,13 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def for_device(self, kind: str) -> "TrainConfig":
+        """This config with the settings left to the device's kind (``linear_penalty=None``) decided:
+        :data:`DEVICE_LINEAR_PENALTY` for any kind but a dynamics processor
+        (:data:`fxcap.dataset.schema.DYNAMICS_KINDS`), which gets 0: measured on the virtual LA-2A, the
+        penalty at its linear settings cost the compressing ones far more than it gained
+        (``docs/quality.md``)."""
+        if self.linear_penalty is not None:
+            return self
+        return replace(self, linear_penalty=0.0 if kind.lower() in DYNAMICS_KINDS else DEVICE_LINEAR_PENALTY)

@@ -263,3 +263,19 @@ def test_setting_linearity_of_short_takes_uses_shorter_segments_and_never_guesse
     table = SettingLinearity.from_split(tmp_path / "dataset", threshold_db=-25.0)
     assert table.values.tolist() == [False, False] and bool(np.isnan(table.residual_db).all())
     assert table.describe(["drive"]).startswith("0 of 2 settings are linear")
+
+
+def test_a_penalty_left_to_the_device_kind_is_on_for_a_pedal_and_off_for_a_compressor(tiny_dataset, tmp_path):
+    from fxcap.modeling.registry import ModelConfig
+    from fxcap.modeling.train import TrainConfig, load_run, train
+    from fxcap.modeling.train_config import DEVICE_LINEAR_PENALTY
+
+    by_kind = TrainConfig(linear_penalty=None)
+    assert by_kind.for_device("overdrive").linear_penalty == DEVICE_LINEAR_PENALTY > 0
+    assert by_kind.for_device("fuzz").linear_penalty == DEVICE_LINEAR_PENALTY
+    assert by_kind.for_device("Compressor").linear_penalty == 0.0 == by_kind.for_device("limiter").linear_penalty
+    assert TrainConfig(linear_penalty=5e-4).for_device("compressor").linear_penalty == 5e-4  # a number stays
+    config = TrainConfig(window=512, batch_size=2, steps_per_epoch=2, max_epochs=1, valid_windows=2, threads=1, linear_penalty=None)
+    train(tiny_dataset, ModelConfig(cond="concat", num_knobs=1), tmp_path / "run", config)  # the dummy pedal is an OD-3
+    _, stored = load_run(tmp_path / "run")
+    assert stored["train"]["linear_penalty"] == DEVICE_LINEAR_PENALTY  # decided before the run, so stored as a number

@@ -20,7 +20,7 @@ def test_every_preset_with_an_stft_term_warms_it_up():
     assert all(config.stft_warmup_steps > 0 for config in PRESETS.values() if config.stft_weight > 0)
 
 
-def test_the_paper_preset_keeps_the_paper_models_and_the_others_add_filters():
+def test_the_paper_preset_keeps_the_paper_models_and_the_others_add_filters_and_gains():
     from fxcap.modeling.pipeline import preset_model_options
     from fxcap.modeling.registry import ModelConfig, build_model
 
@@ -28,7 +28,9 @@ def test_the_paper_preset_keeps_the_paper_models_and_the_others_add_filters():
     paper = build_model(ModelConfig(cond="concat", num_knobs=2, **preset_model_options("paper")))
     assert sum(p.numel() for p in paper.parameters()) == 3585  # the paper's Concat GRU
     default = build_model(ModelConfig(cond="concat", num_knobs=2, **preset_model_options("default")))
-    assert sum(p.numel() for p in default.parameters()) == 3585 + 2 * (2 * 6 + 1)
+    assert sum(p.numel() for p in default.parameters()) == 3585 + 2 * (2 * 6 + 1) + 2 * (2 + 1)  # filters, knob gains
+    quick = build_model(ModelConfig(cond="concat", num_knobs=2, **preset_model_options("quick")))
+    assert sum(p.numel() for p in quick.parameters()) == 3585 + 2 * (2 * 6 + 1)
 
 
 def test_bad_preset_or_schedule_is_a_clear_error():
