@@ -22,8 +22,8 @@ at those settings only:
      ``F(x) - (F((1 + d) x) - F(x)) / d`` with :data:`LEVEL_STEP` ``d``: an order-``k`` term
      ``a x^k`` leaves ``(1 - ((1 + d)^k - 1) / d) a x^k`` (``-1.1`` times itself for ``k = 2``,
      ``-2.3`` for ``k = 3``, the DC whole), the linear one nothing. One extra run, and the model
-     must be linear only about the level it is played at: a compressor's gain, which follows
-     the level over a longer stretch than the data shows at its linear settings, is left alone below it.
+     must be linear only about the level it is played at: a gain that changes only toward silence
+     (an expander's, a make-up gain's) is left alone.
 3. **The penalty** (:func:`nonlinear_log_share`): ``mean log(E[n^2] / E[target^2] + floor)`` over the
    windows of linear settings, warm-up left out, a pressure equal on every decibel of the nonlinear
    share (as ``even_penalty``), applied only where the device shows none. With
@@ -42,6 +42,7 @@ from scipy import signal
 
 from fxcap.errors import ModelError
 from fxcap.modeling.setting_power import SettingTable, setting_rows
+from fxcap.modeling.train_config import LINEARISATIONS
 
 LINEARISATION_SCALE = 1e-2
 """``e`` of :func:`nonlinear_part`: the input scale of the model's linearisation (the cubic term it
@@ -55,9 +56,6 @@ LEVEL_STEP = 0.1
 """``d`` of the ``"level"`` linearisation (:func:`nonlinear_part`): the extra run is ``1 + d`` times as
 loud (+0.83 dB). The linear term cancels exactly for any ``d``; a larger one keeps float32 rounding of
 the difference small (``N = (1 + 1/d) F(x) - F((1 + d) x) / d``)."""
-
-LINEARISATIONS = ("silence", "level")
-"""The linearisations :func:`nonlinear_part` knows (``TrainConfig.linearisation``)."""
 
 MIN_WELCH_SEGMENT = 2048
 """Shortest Welch segment :meth:`SettingLinearity.from_split` uses (a setting with less than four of them

@@ -11,6 +11,9 @@ from fxcap.errors import ModelError
 LR_SCHEDULES = ("plateau", "cosine")
 """The learning-rate schedules :class:`TrainConfig` knows (``lr_schedule``)."""
 
+LINEARISATIONS = ("silence", "level")
+"""The linearisations of the linear penalty (``TrainConfig.linearisation``; :func:`fxcap.modeling.linearity.nonlinear_part`)."""
+
 DEVICE_LINEAR_PENALTY = 1e-3
 """``linear_penalty`` of a device that is not a dynamics processor when the config leaves it to the
 device's kind (``linear_penalty=None``, :meth:`TrainConfig.for_device`; ``docs/quality.md``)."""
@@ -97,8 +100,8 @@ class TrainConfig:
             frequency band of the window, the logs averaged (``nonlinear_band_log_share``).
         linearisation: what the linear penalty takes the model's linear part to be (``nonlinear_part``):
             ``"silence"``, its linearisation about silence (two extra runs of the model per window);
-            ``"level"``, its change with the input's own level (one extra run; a compressor's
-            level-dependent gain below the data's levels is left alone).
+            ``"level"``, its change with the input's own level (one extra run; a gain that changes
+            only toward silence, below the level the model is played at, is left alone).
         seed: seeds initialisation and window sampling.
         threads: torch intra-op threads while :func:`train` runs (0: leave torch's setting; the
             previous setting comes back when it returns, see :mod:`fxcap.modeling.compute_context`).
@@ -172,7 +175,7 @@ class TrainConfig:
                              f"{self.lr_patience}, {self.lr_factor} and {self.lr_min_factor}")
         if isinstance(self.linear_bands, bool) or not isinstance(self.linear_bands, int):
             raise ModelError(f"linear_bands must be a whole number of frequency bands (0: one, the whole band), got {self.linear_bands!r}")
-        if self.linearisation not in ("silence", "level"):
+        if self.linearisation not in LINEARISATIONS:
             raise ModelError(f"linearisation must be 'silence' or 'level', not {self.linearisation!r}")
         if self.threads < 0:
             raise ModelError(f"threads must be 0 (torch's default) or positive, got {self.threads}")

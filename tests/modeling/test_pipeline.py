@@ -33,6 +33,16 @@ def test_the_paper_preset_keeps_the_paper_models_and_the_others_add_filters_and_
     assert sum(p.numel() for p in quick.parameters()) == 3585 + 2 * (2 * 6 + 1)
 
 
+def test_only_the_default_preset_asks_a_pedal_to_be_clean_where_it_is_linear():
+    from fxcap.modeling.train_config import DEVICE_LINEAR_PENALTY
+
+    default = preset_config("default", "statichyper")
+    assert default.for_device("overdrive").linear_penalty == DEVICE_LINEAR_PENALTY
+    assert default.for_device("compressor").linear_penalty == 0.0
+    assert (default.linear_bands, default.linearisation) == (12, "level")
+    assert all(preset_config(name, "film").for_device("overdrive").linear_penalty == 0.0 for name in ("paper", "quick"))
+
+
 def test_bad_preset_or_schedule_is_a_clear_error():
     with pytest.raises(ModelError, match="unknown preset 'fast'"):
         preset_config("fast", "concat")
