@@ -78,20 +78,16 @@ def prepare(study) -> Path:
     return Path(build_study_dataset(study, [session.root]).path)
 
 
-def changed_settings(run_dir: Path, config: Any, model: Any) -> list[str]:
-    """``field: stored -> wanted`` for each training or model setting in which the run folder's
-    ``config.json`` differs from this job's (a field the run predates counts as its default)."""
-    from dataclasses import MISSING, fields
+def refuse_other_settings(run_dir: Path, config: Any, model: Any) -> None:
+    """Exit with a message naming every training or model setting in which the run folder's
+    ``config.json`` differs from this job's (the resumable ones too: a finished run is reported as is,
+    not trained on with a longer schedule)."""
+    from fxcap.modeling.run_folder import read_run_config, setting_changes
 
-    stored = json.loads((run_dir / "config.json").read_text())
-    changed = []
-    for section, wanted in (("train", config), ("model", model)):
-        defaults = {f.name: f.default for f in fields(wanted) if f.default is not MISSING}
-        old = {**defaults, **stored.get(section, {})}
-        new = json.loads(json.dumps(wanted.to_dict()))
-        changed += [f"{section}.{k}: {json.dumps(old.get(k))} -> {json.dumps(v)}" for k, v in new.items()
-                    if json.loads(json.dumps(old.get(k))) != v]
-    return changed
+    changed = setting_changes(read_run_config(run_dir) or {}, model.to_dict(), config.to_dict(), ignore=())
+    if changed:
+        raise SystemExit(f"{run_dir} was trained with other settings ({'; '.join(changed)}): move it away or "
+                         "give another --work, so that its numbers are not reported as this configuration's")
 
 
 def train_one(job: dict[str, Any]) -> dict[str, Any]:
@@ -113,10 +109,7 @@ def train_one(job: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     resume = (run_dir / "state.pt").exists()
     if resume:
-        changed = changed_settings(run_dir, config, model)
-        if changed:
-            raise SystemExit(f"{run_dir} was trained with other settings ({'; '.join(changed)}): move it away or "
-                             "give another --work, so that its numbers are not reported as this configuration's")
+        refuse_other_settings(run_dir, config, model)
     if not (resume and (run_dir / "evaluation.json").exists()):
         result = train(job["dataset"], model, run_dir, config, resume=resume)
         recoveries, stop_reason = result.recoveries, result.stop_reason

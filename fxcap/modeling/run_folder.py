@@ -42,15 +42,17 @@ def normalized(data: Any) -> Any:
     return json.loads(json.dumps(data))
 
 
-def setting_changes(saved: dict[str, Any], model: dict[str, Any], train: dict[str, Any]) -> list[str]:
+def setting_changes(saved: dict[str, Any], model: dict[str, Any], train: dict[str, Any],
+                    ignore: tuple[str, ...] = RESUMABLE_FIELDS) -> list[str]:
     """What differs between a run's saved ``config.json`` and the ``model`` / ``train`` settings asked for,
-    as ``"lr 0.001 -> 0.01"`` items (the :data:`RESUMABLE_FIELDS` left out); empty when resumable.
+    as ``"lr 0.001 -> 0.01"`` items (training fields in ``ignore`` left out: by default the
+    :data:`RESUMABLE_FIELDS`, so empty means resumable; ``ignore=()`` compares every field).
 
     A setting that a run folder written by an older fxcap lacks counts as that setting's default (the
     option did not exist, so the run trained as the default does)."""
     changes = []
     defaults = {"model": ModelConfig().to_dict(), "train": TrainConfig().to_dict()}
-    for section, wanted, skip in (("model", model, ()), ("train", train, RESUMABLE_FIELDS)):
+    for section, wanted, skip in (("model", model, ()), ("train", train, ignore)):
         old, new = normalized({**defaults[section], **(saved.get(section) or {})}), normalized(wanted)
         for key in sorted(set(old) | set(new)):
             if key in skip or old.get(key) == new.get(key):
