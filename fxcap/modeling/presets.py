@@ -1,8 +1,8 @@
 """Training presets: the :class:`TrainConfig` and the model options each preset names.
 
 ``paper`` is the paper's recipe, ``default`` what fxcap recommends, ``quick`` a short look. A scheme may
-replace a preset's learning rate (``Scheme.lr`` in :mod:`fxcap.modeling.schemes`); the user's overrides
-replace both.
+replace a preset's learning rate and batch size (``Scheme.lr``, ``Scheme.batch_size`` in
+:mod:`fxcap.modeling.schemes`); the user's overrides replace both.
 """
 
 from __future__ import annotations
@@ -39,11 +39,11 @@ PRESETS: dict[str, TrainConfig] = {
     # L1 + 0.1 MRSTFT on pre-emphasised signals (plus the STFT warm-up, which only reweights the first steps).
     "paper": TrainConfig(batch_size=80, max_epochs=300, steps_per_epoch=None, early_stop_patience=10, valid_windows=None,
                          stft_warmup_steps=STFT_WARMUP_STEPS),
-    # What fxcap recommends: 8000 steps of batch 16 on a cosine schedule with the ESR loss, clean where the
-    # device is linear, and learned linear filters and knob gains around the cell (PRESET_MODELS); minutes
-    # per model on one core.
-    "default": TrainConfig(batch_size=16, max_epochs=80, steps_per_epoch=100, lr=3e-3, lr_schedule="cosine", warmup_steps=100,
-                           early_stop_patience=80, valid_windows=64, **ESR_LOSS, **CLEAN_WHERE_LINEAR),
+    # What fxcap recommends: 16 000 steps of batch 16 on a cosine schedule with the ESR loss, clean where the
+    # device is linear, and learned linear filters and knob gains around the cell (PRESET_MODELS); 10-20
+    # minutes per model on one core (DynamicHyper about an hour; `--time-budget 20` caps any of them).
+    "default": TrainConfig(batch_size=16, max_epochs=160, steps_per_epoch=100, lr=3e-3, lr_schedule="cosine", warmup_steps=100,
+                           early_stop_patience=160, valid_windows=64, **ESR_LOSS, **CLEAN_WHERE_LINEAR),
     # A quick look: the same recipe, 2500 steps (the OD-3 quick recipe's four models in minutes on 2 CPU cores).
     "quick": TrainConfig(batch_size=16, max_epochs=50, steps_per_epoch=50, lr=3e-3, lr_schedule="cosine", warmup_steps=100,
                          early_stop_patience=50, valid_windows=64, **ESR_LOSS),
@@ -65,11 +65,14 @@ def preset_model_options(preset: str) -> dict[str, Any]:
 
 
 def preset_config(preset: str, cond: str, overrides: dict[str, Any] | None = None, **fields: Any) -> TrainConfig:
-    """The :class:`TrainConfig` of ``preset`` for scheme ``cond``: the preset, the scheme's rate for it
-    (``Scheme.lr``, :mod:`fxcap.modeling.schemes`), then ``overrides`` and ``fields`` (both replace the
-    preset's fields)."""
+    """The :class:`TrainConfig` of ``preset`` for scheme ``cond``: the preset, the scheme's rate and
+    batch size for it (``Scheme.lr``, ``Scheme.batch_size``, :mod:`fxcap.modeling.schemes`), then
+    ``overrides`` and ``fields`` (both replace the preset's fields)."""
     if preset not in PRESETS:
         raise ModelError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
-    rates = get_scheme(cond).lr if cond in scheme_names() else {}
-    scheme = {"lr": rates[preset]} if preset in rates else {}
+    scheme: dict[str, Any] = {}
+    if cond in scheme_names():
+        for name, by_preset in (("lr", get_scheme(cond).lr), ("batch_size", get_scheme(cond).batch_size)):
+            if preset in by_preset:
+                scheme[name] = by_preset[preset]
     return replace(PRESETS[preset], **{**scheme, **(overrides or {}), **fields})

@@ -7,11 +7,15 @@ from fxcap.modeling.pipeline import PRESETS, preset_config
 from fxcap.modeling.schemes import get_scheme
 
 
-def test_preset_config_applies_the_scheme_rate_unless_the_user_sets_one():
+def test_preset_config_applies_the_scheme_rate_and_batch_unless_the_user_sets_them():
     assert preset_config("quick", "concat").lr == get_scheme("concat").lr["quick"] != PRESETS["quick"].lr
     assert preset_config("quick", "film").lr == PRESETS["quick"].lr
     assert preset_config("quick", "concat", {"lr": 5e-4}).lr == 5e-4
     assert preset_config("paper", "concat").lr == 1e-3  # the paper's recipe is left as published
+    assert preset_config("default", "dynamichyper").batch_size == get_scheme("dynamichyper").batch_size["default"] < PRESETS["default"].batch_size
+    assert preset_config("default", "film").batch_size == PRESETS["default"].batch_size
+    assert preset_config("default", "dynamichyper", {"batch_size": 32}).batch_size == 32  # the user's choice wins
+    assert preset_config("paper", "dynamichyper").batch_size == PRESETS["paper"].batch_size
     config = preset_config("quick", "dynamichyper", {"max_epochs": 2}, seed=7)
     assert (config.max_epochs, config.seed, config.lr_schedule) == (2, 7, "cosine")
 
