@@ -40,8 +40,9 @@ PRESETS: dict[str, TrainConfig] = {
     "paper": TrainConfig(batch_size=80, max_epochs=300, steps_per_epoch=None, early_stop_patience=10, valid_windows=None,
                          stft_warmup_steps=STFT_WARMUP_STEPS),
     # What fxcap recommends: 16 000 steps of batch 16 on a cosine schedule with the ESR loss, clean where the
-    # device is linear, and learned linear filters and knob gains around the cell (PRESET_MODELS); 10-20
-    # minutes per model on one core (DynamicHyper about an hour; `--time-budget 20` caps any of them).
+    # device is linear, and learned linear filters and knob gains around the cell (PRESET_MODELS); 12-16
+    # minutes per model on one core (DynamicHyper, batch 8 by Scheme.batch_size, about 25; `--time-budget 20`
+    # caps any of them).
     "default": TrainConfig(batch_size=16, max_epochs=160, steps_per_epoch=100, lr=3e-3, lr_schedule="cosine", warmup_steps=100,
                            early_stop_patience=160, valid_windows=64, **ESR_LOSS, **CLEAN_WHERE_LINEAR),
     # A quick look: the same recipe, 2500 steps (the OD-3 quick recipe's four models in minutes on 2 CPU cores).
