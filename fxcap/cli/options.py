@@ -54,7 +54,8 @@ KnobSettings = Annotated[Optional[list[str]], typer.Option("--set", help="Knob v
 Preset = Annotated[str, typer.Option(help="'paper' (the paper's recipe), 'default' or 'quick' (minutes on a CPU).")]
 Epochs = Annotated[Optional[int], typer.Option(help="Max epochs (overrides the preset).")]
 StepsPerEpoch = Annotated[Optional[int], typer.Option(help="Optimizer steps per epoch (overrides the preset).")]
-BatchSize = Annotated[Optional[int], typer.Option(help="Windows per step (overrides the preset and the scheme's own: DynamicHyper trains 8 in the default preset).")]
+BatchSize = Annotated[Optional[int], typer.Option(
+    help="Windows per step (overrides the preset and the scheme's own: DynamicHyper trains 8 in the default preset).")]
 Window = Annotated[Optional[int], typer.Option(help="BPTT window in samples (default: the dataset's).")]
 LearningRate = Annotated[Optional[float], typer.Option(help="Adam learning rate.")]
 
