@@ -71,9 +71,7 @@ def preset_config(preset: str, cond: str, overrides: dict[str, Any] | None = Non
     ``overrides`` and ``fields`` (both replace the preset's fields)."""
     if preset not in PRESETS:
         raise ModelError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
-    scheme: dict[str, Any] = {}
-    if cond in scheme_names():
-        for name, by_preset in (("lr", get_scheme(cond).lr), ("batch_size", get_scheme(cond).batch_size)):
-            if preset in by_preset:
-                scheme[name] = by_preset[preset]
+    record = get_scheme(cond) if cond in scheme_names() else None
+    scheme = {name: getattr(record, name)[preset] for name in ("lr", "batch_size")
+              if record is not None and preset in getattr(record, name)}
     return replace(PRESETS[preset], **{**scheme, **(overrides or {}), **fields})

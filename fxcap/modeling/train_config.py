@@ -176,7 +176,7 @@ class TrainConfig:
         if isinstance(self.linear_bands, bool) or not isinstance(self.linear_bands, int):
             raise ModelError(f"linear_bands must be a whole number of frequency bands (0: one, the whole band), got {self.linear_bands!r}")
         if self.linearisation not in LINEARISATIONS:
-            raise ModelError(f"linearisation must be 'silence' or 'level', not {self.linearisation!r}")
+            raise ModelError(f"linearisation must be {' or '.join(map(repr, LINEARISATIONS))}, not {self.linearisation!r}")
         if self.threads < 0:
             raise ModelError(f"threads must be 0 (torch's default) or positive, got {self.threads}")
         if self.max_recoveries < 0 or not 0.0 < self.recovery_lr_factor < 1.0:
