@@ -90,6 +90,24 @@ def refuse_other_settings(run_dir: Path, config: Any, model: Any) -> None:
                          "give another --work, so that its numbers are not reported as this configuration's")
 
 
+def earlier_evaluation(run_dir: Path) -> dict[str, Any] | None:
+    """The run's ``evaluation.json`` when it scores the best checkpoint as it is now, on the dataset the run
+    was trained on (written after ``best.safetensors``, same dataset hash); else None (score it again)."""
+    from fxcap.modeling.run_folder import read_run_config
+
+    evaluation, best = run_dir / "evaluation.json", run_dir / "best.safetensors"
+    if not (evaluation.exists() and best.exists()) or evaluation.stat().st_mtime < best.stat().st_mtime:
+        return None
+    try:
+        summary = json.loads(evaluation.read_text())
+    except (OSError, ValueError):
+        return None
+    trained_on = ((read_run_config(run_dir) or {}).get("dataset") or {}).get("hash")
+    if summary.get("checkpoint") != "best" or not trained_on or summary.get("dataset_hash") != trained_on:
+        return None
+    return summary
+
+
 def train_one(job: dict[str, Any]) -> dict[str, Any]:
     """Train and evaluate one scheme/seed in this process (one thread); returns its numbers."""
     import torch
@@ -110,13 +128,14 @@ def train_one(job: dict[str, Any]) -> dict[str, Any]:
     resume = (run_dir / "state.pt").exists()
     if resume:
         refuse_other_settings(run_dir, config, model)
-    if not (resume and (run_dir / "evaluation.json").exists()):
+    summary = earlier_evaluation(run_dir) if resume else None
+    if summary is None:
         result = train(job["dataset"], model, run_dir, config, resume=resume)
         recoveries, stop_reason = result.recoveries, result.stop_reason
     else:
         recoveries, stop_reason = [], "finished earlier"
     train_s = time.perf_counter() - started
-    summary = evaluate_run(run_dir)
+    summary = summary or evaluate_run(run_dir)
     history = json.loads((run_dir / "metrics.json").read_text())
     steps_per_epoch = config.steps_per_epoch
     curve = [{"step": row["epoch"] * steps_per_epoch if steps_per_epoch else row["epoch"],
