@@ -22,9 +22,14 @@ ESR_LOSS: dict[str, Any] = dict(
     l1_weight=0.0, stft_weight=0.0, pre_emphasis=False, stft_warmup_steps=0,
     esr_weight=1.0, dc_weight=1.0, esr_emphasis=0.85, esr_per_setting=True, loss_skip=None,
 )
-"""The loss of the ``default`` and ``quick`` presets: ESR (pre-emphasis ``1 - 0.85 z^-1``) + DC, each window
-divided by its knob setting's power so every setting weighs alike, the first eighth of each window (its
-zero-state warm-up: 256 of 2048 samples) left out. The measurements behind it are in ``docs/quality.md``."""
+"""The loss of the ``default`` and ``quick`` presets (``default`` with :data:`DEFAULT_ESR_EMPHASIS`): ESR
+(pre-emphasis ``1 - 0.85 z^-1``) + DC, each window divided by its knob setting's power so every setting
+weighs alike, the first eighth of each window (its zero-state warm-up: 256 of 2048 samples) left out. The measurements behind it are in ``docs/quality.md``."""
+
+DEFAULT_ESR_EMPHASIS = 0.7
+"""The ``default`` preset's ESR pre-emphasis ``1 - 0.7 z^-1``: over its 16 000 steps, 0.85 weighs the mid
+band (a 1 kHz tone's level) too little (about 76x less than the top octave; 0.7: 23x) and 0.5 the weak
+treble harmonics of a clean, bright setting too little (``docs/quality.md``, "The pre-emphasis")."""
 
 CLEAN_WHERE_LINEAR: dict[str, Any] = dict(linear_penalty=None, linear_bands=12, linearisation="level")
 """The ``default`` preset's pressure to be clean where the device is: at the settings whose training
@@ -39,13 +44,15 @@ PRESETS: dict[str, TrainConfig] = {
     # L1 + 0.1 MRSTFT on pre-emphasised signals (plus the STFT warm-up, which only reweights the first steps).
     "paper": TrainConfig(batch_size=80, max_epochs=300, steps_per_epoch=None, early_stop_patience=10, valid_windows=None,
                          stft_warmup_steps=STFT_WARMUP_STEPS),
-    # What fxcap recommends: 16 000 steps of batch 16 on a cosine schedule with the ESR loss, clean where the
-    # device is linear, and learned linear filters and knob gains around the cell (PRESET_MODELS); 12-16
-    # minutes per model on one core (DynamicHyper, batch 8 by Scheme.batch_size, about 25; `--time-budget 20`
-    # caps any of them).
+    # What fxcap recommends: 16 000 steps of batch 16 on a cosine schedule with the ESR loss (a milder
+    # pre-emphasis than the quick preset's: DEFAULT_ESR_EMPHASIS), clean where the device is linear, and
+    # learned linear filters and knob gains around the cell (PRESET_MODELS); 12-16 minutes per model on one
+    # core (DynamicHyper, batch 8 by Scheme.batch_size, about 25; `--time-budget 20` caps any of them).
     "default": TrainConfig(batch_size=16, max_epochs=160, steps_per_epoch=100, lr=3e-3, lr_schedule="cosine", warmup_steps=100,
-                           early_stop_patience=160, valid_windows=64, **ESR_LOSS, **CLEAN_WHERE_LINEAR),
-    # A quick look: the same recipe, 2500 steps (the OD-3 quick recipe's four models in minutes on 2 CPU cores).
+                           early_stop_patience=160, valid_windows=64,
+                           **{**ESR_LOSS, "esr_emphasis": DEFAULT_ESR_EMPHASIS}, **CLEAN_WHERE_LINEAR),
+    # A quick look: the same recipe with ESR_LOSS's pre-emphasis, 2500 steps (the OD-3 quick recipe's four
+    # models in minutes on 2 CPU cores).
     "quick": TrainConfig(batch_size=16, max_epochs=50, steps_per_epoch=50, lr=3e-3, lr_schedule="cosine", warmup_steps=100,
                          early_stop_patience=50, valid_windows=64, **ESR_LOSS),
 }
