@@ -122,6 +122,24 @@ def test_pooled_esr_and_dc_equal_their_hand_values():
     assert float(DCLoss()(target, target)) == 0.0
 
 
+def test_a_plain_plus_an_emphasised_esr_is_one_milder_emphasis():
+    """With one reference power (``esr_per_setting``), ESR(0) + ESR(a) weighs frequency by
+    ``(2 + a^2) - 2a cos w``: a single emphasis ``b`` with ``b + 1/b = a + 2/a``, scaled by ``a / b``
+    (a = 0.85: b = 0.350), so a sum of the two needs no loss of its own (docs/quality.md)."""
+    from fxcap.modeling.losses import PooledESRLoss
+
+    a = 0.85
+    b = ((a + 2 / a) - math.sqrt((a + 2 / a) ** 2 - 4)) / 2
+    assert b == pytest.approx(0.350, abs=1e-3)
+    target = noise((4, 48000), seed=1)
+    # a coloured error (neighbouring samples correlate 0.9), so the weighting's shape counts, not only its mean
+    pred = target + torch.from_numpy(lfilter([1.0], [1.0, -0.9], noise((4, 48000), seed=2).numpy(), axis=-1)).float()
+    power = torch.full((4,), 0.7)
+    total = PooledESRLoss(0.0)(pred, target, power) + PooledESRLoss(a)(pred, target, power)
+    assert float(total) == pytest.approx(a / b * float(PooledESRLoss(b)(pred, target, power)), rel=1e-3)
+    assert float(total) != pytest.approx(a / b * float(PooledESRLoss(0.5)(pred, target, power)), rel=1e-2)
+
+
 def test_combined_loss_weights_esr_dc_and_skips_the_warm_up():
     from fxcap.modeling.losses import DCLoss, PooledESRLoss
 
