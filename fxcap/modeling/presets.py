@@ -46,7 +46,7 @@ PRESETS: dict[str, TrainConfig] = {
                          stft_warmup_steps=STFT_WARMUP_STEPS),
     # What fxcap recommends: 16 000 steps of batch 16 on a cosine schedule with the ESR loss (a milder
     # pre-emphasis than the quick preset's: DEFAULT_ESR_EMPHASIS), clean where the device is linear, and
-    # learned linear filters and knob gains around the cell (PRESET_MODELS); 12-16 minutes per model on one
+    # learned linear filters and knob gains around the cell (PRESET_MODELS); 13-18 minutes per model on one
     # core (DynamicHyper, batch 8 by Scheme.batch_size, about 25; `--time-budget 20` caps any of them).
     "default": TrainConfig(batch_size=16, max_epochs=160, steps_per_epoch=100, lr=3e-3, lr_schedule="cosine", warmup_steps=100,
                            early_stop_patience=160, valid_windows=64,
