@@ -90,31 +90,13 @@ def refuse_other_settings(run_dir: Path, config: Any, model: Any) -> None:
                          "give another --work, so that its numbers are not reported as this configuration's")
 
 
-def earlier_evaluation(run_dir: Path) -> dict[str, Any] | None:
-    """The run's ``evaluation.json`` when it scores the best checkpoint as it is now, on the dataset the run
-    was trained on (written after ``best.safetensors``, same dataset hash); else None (score it again)."""
-    from fxcap.modeling.run_folder import read_run_config
-
-    evaluation, best = run_dir / "evaluation.json", run_dir / "best.safetensors"
-    if not (evaluation.exists() and best.exists()) or evaluation.stat().st_mtime < best.stat().st_mtime:
-        return None
-    try:
-        summary = json.loads(evaluation.read_text())
-    except (OSError, ValueError):
-        return None
-    trained_on = ((read_run_config(run_dir) or {}).get("dataset") or {}).get("hash")
-    if summary.get("checkpoint") != "best" or not trained_on or summary.get("dataset_hash") != trained_on:
-        return None
-    return summary
-
-
 def train_one(job: dict[str, Any]) -> dict[str, Any]:
     """Train and evaluate one scheme/seed in this process (one thread); returns its numbers."""
     import torch
 
     torch.set_num_threads(1)
     from fxcap.dataset import load_dataset_info
-    from fxcap.modeling.evaluate import evaluate_run
+    from fxcap.modeling.evaluate import current_evaluation, evaluate_run
     from fxcap.modeling.pipeline import preset_model_options, preset_config
     from fxcap.modeling.registry import ModelConfig
     from fxcap.modeling.train import train
@@ -128,7 +110,7 @@ def train_one(job: dict[str, Any]) -> dict[str, Any]:
     resume = (run_dir / "state.pt").exists()
     if resume:
         refuse_other_settings(run_dir, config, model)
-    summary = earlier_evaluation(run_dir) if resume else None
+    summary = current_evaluation(run_dir) if resume else None
     if summary is None:
         result = train(job["dataset"], model, run_dir, config, resume=resume)
         recoveries, stop_reason = result.recoveries, result.stop_reason

@@ -9,6 +9,7 @@ The result is written to ``<run>/evaluation.json`` and ``<run>/evaluation_per_kn
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from fxcap.modeling.compute import compute_cost
 from fxcap.modeling.compute_context import compute_context
 from fxcap.modeling.inference import run_blocks
 from fxcap.modeling.metrics import esr_grade, score_all
+from fxcap.modeling.run_folder import read_run_config
 from fxcap.modeling.train import load_run
 
 EVAL_SPLITS = ("test", "holdout")
@@ -151,4 +153,22 @@ def evaluate_run(run_dir: str | Path, dataset_dir: str | Path | None = None, whi
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False)
     atomic_write_text(run_dir / "evaluation_per_knob.csv", buffer.getvalue())
+    return summary
+
+
+def current_evaluation(run_dir: str | Path, which: str = "best") -> dict[str, Any] | None:
+    """The run's ``evaluation.json`` when it scores checkpoint ``which`` as it is now, on the dataset the
+    run was trained on (written after ``<which>.safetensors``, same dataset hash); else None (score it
+    again with :func:`evaluate_run`)."""
+    run_dir = Path(run_dir)
+    evaluation, weights = run_dir / "evaluation.json", run_dir / f"{which}.safetensors"
+    if not (evaluation.exists() and weights.exists()) or evaluation.stat().st_mtime < weights.stat().st_mtime:
+        return None
+    try:
+        summary = json.loads(evaluation.read_text())
+    except (OSError, ValueError):
+        return None
+    trained_on = ((read_run_config(run_dir) or {}).get("dataset") or {}).get("hash")
+    if summary.get("checkpoint") != which or not trained_on or summary.get("dataset_hash") != trained_on:
+        return None
     return summary

@@ -24,7 +24,8 @@ ESR_LOSS: dict[str, Any] = dict(
 )
 """The loss of the ``default`` and ``quick`` presets (``default`` with :data:`DEFAULT_ESR_EMPHASIS`): ESR
 (pre-emphasis ``1 - 0.85 z^-1``) + DC, each window divided by its knob setting's power so every setting
-weighs alike, the first eighth of each window (its zero-state warm-up: 256 of 2048 samples) left out. The measurements behind it are in ``docs/quality.md``."""
+weighs alike, the first eighth of each window (its zero-state warm-up: 256 of 2048 samples) left out.
+The measurements behind it are in ``docs/quality.md``."""
 
 DEFAULT_ESR_EMPHASIS = 0.7
 """The ``default`` preset's ESR pre-emphasis ``1 - 0.7 z^-1``: over its 16 000 steps, 0.85 weighs the mid

@@ -4,6 +4,8 @@ and holdout segments, with the metrics written out in the test."""
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,7 +14,7 @@ import torch
 
 from fxcap.dataset import SequenceDataset
 from fxcap.errors import ModelError
-from fxcap.modeling.evaluate import evaluate_run
+from fxcap.modeling.evaluate import current_evaluation, evaluate_run
 from fxcap.modeling.metrics import esr_grade
 from fxcap.modeling.train import load_run
 
@@ -103,3 +105,34 @@ def test_an_inverted_output_is_flagged(tiny_run, tmp_path):
     assert second["test"]["correlation"] == pytest.approx(-first["test"]["correlation"], rel=1e-4)
     inverted = first if first["test"]["correlation"] < 0 else second
     assert inverted["warnings"] and all("the output is inverted" in line for line in inverted["warnings"])
+
+
+def _scored_run(tmp_path: Path, evaluation: dict | str, *, evaluated_after_best: bool = True) -> Path:
+    (tmp_path / "config.json").write_text(json.dumps({"dataset": {"path": "d", "hash": "abc"}}))
+    (tmp_path / "best.safetensors").write_bytes(b"weights")
+    (tmp_path / "evaluation.json").write_text(evaluation if isinstance(evaluation, str) else json.dumps(evaluation))
+    best_time = 1_000_000.0
+    os.utime(tmp_path / "best.safetensors", (best_time, best_time))
+    scored = best_time + (10.0 if evaluated_after_best else -10.0)
+    os.utime(tmp_path / "evaluation.json", (scored, scored))
+    return tmp_path
+
+
+def test_the_evaluation_of_the_best_checkpoint_on_the_runs_dataset_is_read_not_scored_again(tmp_path):
+    summary = {"checkpoint": "best", "dataset_hash": "abc", "test": {"esr": 0.004}}
+    assert current_evaluation(_scored_run(tmp_path, summary)) == summary
+
+
+@pytest.mark.parametrize("evaluation, after_best", [
+    ({"checkpoint": "best", "dataset_hash": "abc"}, False),  # the best checkpoint changed since (training went on)
+    ({"checkpoint": "best", "dataset_hash": "other"}, True),  # scored on another dataset (fxcap evaluate --dataset)
+    ({"checkpoint": "last", "dataset_hash": "abc"}, True),  # scored the last checkpoint
+    ('{"checkpoint": "be', True),  # cut short
+])
+def test_an_evaluation_of_something_else_is_scored_again(tmp_path, evaluation, after_best):
+    assert current_evaluation(_scored_run(tmp_path, evaluation, evaluated_after_best=after_best)) is None
+
+
+def test_a_run_never_scored_is_scored(tmp_path):
+    (tmp_path / "best.safetensors").write_bytes(b"weights")
+    assert current_evaluation(tmp_path) is None
