@@ -1,8 +1,8 @@
 """Training presets: the :class:`TrainConfig` and the model options each preset names.
 
 ``paper`` is the paper's recipe, ``default`` what fxcap recommends, ``quick`` a short look. A scheme may
-replace a preset's learning rate and batch size (``Scheme.lr``, ``Scheme.batch_size`` in
-:mod:`fxcap.modeling.schemes`); the user's overrides replace both.
+replace a preset's learning rate, batch size and length (``Scheme.lr``, ``Scheme.batch_size``,
+``Scheme.max_epochs`` in :mod:`fxcap.modeling.schemes`); the user's overrides replace them.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ PRESETS: dict[str, TrainConfig] = {
     # What fxcap recommends: 16 000 steps of batch 16 on a cosine schedule with the ESR loss (a milder
     # pre-emphasis than the quick preset's: DEFAULT_ESR_EMPHASIS), clean where the device is linear, and
     # learned linear filters and knob gains around the cell (PRESET_MODELS); 13-18 minutes per model on one
-    # core (DynamicHyper, batch 8 by Scheme.batch_size, about 25; `--time-budget 20` caps any of them).
+    # core (DynamicHyper, 20 000 steps of batch 4 by its Scheme record, about 18; `--time-budget 20` caps any of them).
     "default": TrainConfig(batch_size=16, max_epochs=160, steps_per_epoch=100, lr=3e-3, lr_schedule="cosine", warmup_steps=100,
                            early_stop_patience=160, valid_windows=64,
                            **{**ESR_LOSS, "esr_emphasis": DEFAULT_ESR_EMPHASIS}, **CLEAN_WHERE_LINEAR),
@@ -74,12 +74,12 @@ def preset_model_options(preset: str) -> dict[str, Any]:
 
 
 def preset_config(preset: str, cond: str, overrides: dict[str, Any] | None = None, **fields: Any) -> TrainConfig:
-    """The :class:`TrainConfig` of ``preset`` for scheme ``cond``: the preset, the scheme's rate and
-    batch size for it (``Scheme.lr``, ``Scheme.batch_size``, :mod:`fxcap.modeling.schemes`), then
-    ``overrides`` and ``fields`` (both replace the preset's fields)."""
+    """The :class:`TrainConfig` of ``preset`` for scheme ``cond``: the preset, the scheme's rate, batch
+    size and epochs for it (``Scheme.lr``, ``Scheme.batch_size``, ``Scheme.max_epochs``,
+    :mod:`fxcap.modeling.schemes`), then ``overrides`` and ``fields`` (both replace the preset's fields)."""
     if preset not in PRESETS:
         raise ModelError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
     record = get_scheme(cond) if cond in scheme_names() else None
-    scheme = {name: getattr(record, name)[preset] for name in ("lr", "batch_size")
+    scheme = {name: getattr(record, name)[preset] for name in ("lr", "batch_size", "max_epochs")
               if record is not None and preset in getattr(record, name)}
     return replace(PRESETS[preset], **{**scheme, **(overrides or {}), **fields})

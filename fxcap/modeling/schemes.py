@@ -46,6 +46,9 @@ class Scheme:
         batch_size: preset name -> windows per step that replace the preset's ``batch_size`` for
             this scheme (unless the user sets it): a scheme whose steps cost more gets more, smaller
             steps in the same time.
+        max_epochs: preset name -> epochs (of the preset's ``steps_per_epoch`` steps) that replace the
+            preset's ``max_epochs`` for this scheme (unless the user sets it): more of those smaller
+            steps, where they fit the time the others take.
         paper_gflops: cell -> GFLOPs per second of 48 kHz audio the paper reports for the scheme
             (GRU, 2 knobs); what ``fxcap.modeling.compute`` compares its own count with.
         fast_plan: builds the inference plan of a model of exactly :meth:`model_class`
@@ -58,6 +61,7 @@ class Scheme:
     model: type | str
     lr: Mapping[str, float] = field(default_factory=dict)
     batch_size: Mapping[str, int] = field(default_factory=dict)
+    max_epochs: Mapping[str, int] = field(default_factory=dict)
     paper_gflops: Mapping[str, float] = field(default_factory=dict)
     fast_plan: Callable[[Any], Any] | None = None
     fast_run: Callable[..., Any] | None = None
@@ -152,14 +156,14 @@ BUILTIN_SCHEMES: tuple[str, ...] = tuple(
     for scheme in (
         # Concat's knobs enter only as extra inputs, so its plain input weights must themselves grow large
         # and it trains faster at a higher rate; the hypernetwork schemes scale their weights through the
-        # knobs and diverge at that rate. DynamicHyper's training steps cost about 4x the others', so the
-        # default preset gives it twice as many steps of half the batch: the same audio, more updates
-        # (docs/quality.md).
+        # knobs and diverge at that rate. DynamicHyper's training steps cost about 4x the others' per
+        # window, so the default preset gives it 20 000 steps of batch 4 (16 000 of 16 for the others):
+        # about 18 minutes on one core, against 20 minutes for 11 600 of batch 8 (docs/quality.md).
         Scheme("concat", "fxcap.modeling.concat:ConcatRNN", lr={"quick": 1e-2, "default": 1e-2}, paper_gflops={"gru": 0.325}),
         Scheme("film", "fxcap.modeling.film:FiLMRNN", paper_gflops={"gru": 0.307}),
         Scheme("statichyper", "fxcap.modeling.static_hyper:StaticHyperRNN", paper_gflops={"gru": 0.003}),
         Scheme("dynamichyper", "fxcap.modeling.dynamic_hyper:DynamicHyperRNN", lr={"default": 2e-3},
-               batch_size={"default": 8}, paper_gflops={"gru": 1.907}),
+               batch_size={"default": 4}, max_epochs={"default": 200}, paper_gflops={"gru": 1.907}),
     )
 )
 """The paper's four schemes, in its order (registered when this module is imported)."""

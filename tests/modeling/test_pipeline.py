@@ -7,7 +7,7 @@ from fxcap.modeling.pipeline import PRESETS, preset_config
 from fxcap.modeling.schemes import get_scheme
 
 
-def test_preset_config_applies_the_scheme_rate_and_batch_unless_the_user_sets_them():
+def test_preset_config_applies_the_scheme_rate_batch_and_epochs_unless_the_user_sets_them():
     assert preset_config("quick", "concat").lr == get_scheme("concat").lr["quick"] != PRESETS["quick"].lr
     assert preset_config("quick", "film").lr == PRESETS["quick"].lr
     assert preset_config("quick", "concat", {"lr": 5e-4}).lr == 5e-4
@@ -16,6 +16,10 @@ def test_preset_config_applies_the_scheme_rate_and_batch_unless_the_user_sets_th
     assert preset_config("default", "film").batch_size == PRESETS["default"].batch_size
     assert preset_config("default", "dynamichyper", {"batch_size": 32}).batch_size == 32  # the user's choice wins
     assert preset_config("paper", "dynamichyper").batch_size == PRESETS["paper"].batch_size
+    # DynamicHyper: more, smaller steps in the default preset; the others keep its length
+    assert preset_config("default", "dynamichyper").max_epochs == get_scheme("dynamichyper").max_epochs["default"] > PRESETS["default"].max_epochs
+    assert preset_config("default", "concat").max_epochs == PRESETS["default"].max_epochs
+    assert preset_config("default", "dynamichyper", {"max_epochs": 3}).max_epochs == 3
     config = preset_config("quick", "dynamichyper", {"max_epochs": 2}, seed=7)
     assert (config.max_epochs, config.seed, config.lr_schedule) == (2, 7, "cosine")
 

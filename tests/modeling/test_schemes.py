@@ -21,7 +21,7 @@ class ToyRNN(ConcatRNN):
 @pytest.fixture
 def toy():
     """The toy scheme, registered with one call for the test and removed afterwards."""
-    scheme = register_scheme(Scheme("toyscheme", model=ToyRNN, lr={"quick": 7e-3}, batch_size={"quick": 3}, paper_gflops={"gru": 0.5}))
+    scheme = register_scheme(Scheme("toyscheme", model=ToyRNN, lr={"quick": 7e-3}, batch_size={"quick": 3}, max_epochs={"quick": 4}, paper_gflops={"gru": 0.5}))
     try:
         yield scheme
     finally:
@@ -39,7 +39,7 @@ def test_builtin_records_hold_everything_about_a_scheme():
         assert scheme_for_class(scheme.model_class()) is scheme
         assert "gru" in scheme.paper_gflops
     assert get_scheme("concat").lr == {"quick": 1e-2, "default": 1e-2}
-    assert get_scheme("film").lr == {} and get_scheme("film").batch_size == {}
+    assert get_scheme("film").lr == {} and get_scheme("film").batch_size == {} and get_scheme("film").max_epochs == {}
 
 
 def test_a_fifth_scheme_is_one_registration(toy, tmp_path, monkeypatch):
@@ -59,10 +59,12 @@ def test_a_fifth_scheme_is_one_registration(toy, tmp_path, monkeypatch):
     # compute and the paper's reference figure
     assert compute_cost(config, 48000)["parameters"] == compute_cost(ModelConfig(cond="concat"), 48000)["parameters"]
     assert paper_gflops()[("toyscheme", "gru")] == 0.5
-    # its learning rate and batch size in a preset, the others left alone
-    assert (preset_config("quick", "toyscheme").lr, preset_config("quick", "toyscheme").batch_size) == (7e-3, 3)
+    # its learning rate, batch size and epochs in a preset, the others left alone
+    quick = preset_config("quick", "toyscheme")
+    assert (quick.lr, quick.batch_size, quick.max_epochs) == (7e-3, 3, 4)
     assert preset_config("default", "toyscheme").lr == PRESETS["default"].lr
     assert preset_config("default", "toyscheme").batch_size == PRESETS["default"].batch_size
+    assert preset_config("default", "toyscheme").max_epochs == PRESETS["default"].max_epochs
     # compare lists it after the built-ins and before unknown schemes
     for name in ("zzz-gru-s0", "toyscheme-gru-s0", "film-gru-s0", "concat-gru-s0"):
         (tmp_path / name).mkdir()
