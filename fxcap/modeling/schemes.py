@@ -156,9 +156,9 @@ BUILTIN_SCHEMES: tuple[str, ...] = tuple(
     for scheme in (
         # Concat's knobs enter only as extra inputs, so its plain input weights must themselves grow large
         # and it trains faster at a higher rate; the hypernetwork schemes scale their weights through the
-        # knobs and diverge at that rate. DynamicHyper's training steps cost about 4x the others' per
-        # window, so the default preset gives it 20 000 steps of batch 4 (16 000 of 16 for the others):
-        # about 18 minutes on one core, against 20 minutes for 11 600 of batch 8 (docs/quality.md).
+        # knobs and diverge at that rate. DynamicHyper's training costs about 4x the others' per window,
+        # so the default preset gives it more, smaller steps: 20 000 of batch 4 (16 000 of 16 for the
+        # others), which fit the 20-minute budget where batch 8 did not (measurements: docs/quality.md).
         Scheme("concat", "fxcap.modeling.concat:ConcatRNN", lr={"quick": 1e-2, "default": 1e-2}, paper_gflops={"gru": 0.325}),
         Scheme("film", "fxcap.modeling.film:FiLMRNN", paper_gflops={"gru": 0.307}),
         Scheme("statichyper", "fxcap.modeling.static_hyper:StaticHyperRNN", paper_gflops={"gru": 0.003}),
